@@ -1,0 +1,388 @@
+package gcra
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/maphash"
+	"math"
+	"math/bits"
+	"sync"
+)
+
+// ErrShardFull is returned when one shard's key arena would pass 4 GiB.
+var ErrShardFull = errors.New("ERR state table shard is full")
+
+// Journal receives every change to the table, in order per key, while the
+// key's shard lock is held: tat is the new TAT, or 0 when the key was
+// removed. Persistence implements it; the table never waits on it.
+type Journal interface {
+	Record(key []byte, tat int64)
+}
+
+// Table is the sharded state: for every key, its TAT. It is safe for
+// concurrent use; each shard has its own lock.
+type Table struct {
+	shards  []shard
+	mask    uint64
+	seed    maphash.Seed
+	journal Journal
+}
+
+// TableStats are counters summed over all shards.
+type TableStats struct {
+	Keys      int    // keys stored, including expired ones not yet swept
+	Slots     int    // hash slots allocated
+	KeyBytes  int    // bytes of key arena allocated
+	Allowed   uint64 // THROTTLE decisions that admitted
+	Limited   uint64 // THROTTLE decisions that refused
+	Reclaimed uint64 // expired keys removed by Sweep
+}
+
+const (
+	minSlots  = 8
+	slotBytes = 16
+)
+
+// NewTable returns a table with the given number of shards, rounded up to a
+// power of two (at least 1). journal may be nil.
+func NewTable(shards int, journal Journal) *Table {
+	if shards < 1 {
+		shards = 1
+	}
+	n := 1 << bits.Len(uint(shards-1))
+	t := &Table{shards: make([]shard, n), mask: uint64(n - 1), seed: maphash.MakeSeed(), journal: journal}
+	for i := range t.shards {
+		t.shards[i].slots = make([]slot, minSlots)
+	}
+	return t
+}
+
+// Shards is the number of shards.
+func (t *Table) Shards() int { return len(t.shards) }
+
+func (t *Table) locate(key []byte) (*shard, uint64) {
+	h := maphash.Bytes(t.seed, key)
+	return &t.shards[h&t.mask], h
+}
+
+// Throttle applies one GCRA request to key at instant now and stores the
+// result. It allocates only when a new key needs arena or slot space.
+func (t *Table) Throttle(key []byte, now int64, l Limit, quantity int64) (Result, error) {
+	s, h := t.locate(key)
+	s.mu.Lock()
+	i, found := s.find(key, h)
+	var tat int64
+	if found {
+		tat = s.slots[i].tat
+	}
+	newTAT, r, err := Decide(tat, now, l, quantity)
+	if err == nil {
+		if r.Limited {
+			s.limited++
+		} else {
+			s.allowed++
+		}
+		err = t.store(s, i, found, key, h, tat, newTAT, now)
+	}
+	s.mu.Unlock()
+	return r, err
+}
+
+// store writes newTAT for key, dropping the key when newTAT is not after now.
+// Called with s.mu held.
+func (t *Table) store(s *shard, i int, found bool, key []byte, h uint64, old, newTAT, now int64) error {
+	switch {
+	case newTAT <= now:
+		if found {
+			s.remove(i)
+			t.record(key, 0)
+		}
+	case found:
+		if newTAT != old {
+			s.slots[i].tat = newTAT
+			t.record(key, newTAT)
+		}
+	default:
+		if err := s.insert(key, h, newTAT); err != nil {
+			return err
+		}
+		t.record(key, newTAT)
+	}
+	return nil
+}
+
+func (t *Table) record(key []byte, tat int64) {
+	if t.journal != nil {
+		t.journal.Record(key, tat)
+	}
+}
+
+// Get returns key's TAT when it is after now.
+func (t *Table) Get(key []byte, now int64) (int64, bool) {
+	s, h := t.locate(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := s.find(key, h); ok && s.slots[i].tat > now {
+		return s.slots[i].tat, true
+	}
+	return 0, false
+}
+
+// Set stores tat for key (recovery, replication). A tat not after now removes
+// the key. The journal is not told: the caller already has the change.
+func (t *Table) Set(key []byte, tat, now int64) error {
+	s, h := t.locate(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, found := s.find(key, h)
+	switch {
+	case tat <= now:
+		if found {
+			s.remove(i)
+		}
+	case found:
+		s.slots[i].tat = tat
+	default:
+		return s.insert(key, h, tat)
+	}
+	return nil
+}
+
+// Delete removes key and reports whether it held a live (after now) TAT.
+func (t *Table) Delete(key []byte, now int64) bool {
+	s, h := t.locate(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, found := s.find(key, h)
+	if !found {
+		return false
+	}
+	live := s.slots[i].tat > now
+	s.remove(i)
+	t.record(key, 0)
+	return live
+}
+
+// Flush removes every key and returns how many were stored.
+func (t *Table) Flush() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += s.count
+		s.reset(minSlots)
+		s.mu.Unlock()
+	}
+	if t.journal != nil && n > 0 {
+		if f, ok := t.journal.(interface{ RecordFlush() }); ok {
+			f.RecordFlush()
+		}
+	}
+	return n
+}
+
+// Sweep examines up to budget slots of every shard, continuing where the
+// previous call stopped, and removes keys whose TAT is not after now. It
+// holds one shard lock at a time and returns how many keys it removed. A
+// budget covering every slot makes a full pass.
+func (t *Table) Sweep(now int64, budget int) int {
+	removed := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		removed += s.sweep(t, now, budget)
+		s.mu.Unlock()
+	}
+	return removed
+}
+
+// Stats sums the shards' counters.
+func (t *Table) Stats() TableStats {
+	var st TableStats
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		st.Keys += s.count
+		st.Slots += len(s.slots)
+		st.KeyBytes += cap(s.arena)
+		st.Allowed += s.allowed
+		st.Limited += s.limited
+		st.Reclaimed += s.reclaimed
+		s.mu.Unlock()
+	}
+	return st
+}
+
+// Len is the number of stored keys, including expired ones not yet swept.
+func (t *Table) Len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += s.count
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Range calls fn for every key whose TAT is after now, one shard at a time
+// under that shard's lock; key is only valid during the call.
+func (t *Table) Range(now int64, fn func(key []byte, tat int64)) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for _, sl := range s.slots {
+			if sl.tat > now {
+				fn(s.key(sl.off), sl.tat)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// slot is one open-addressing cell; tat == 0 marks it empty. Keys are stored
+// in the shard's arena as a uvarint length followed by the bytes.
+type slot struct {
+	tat  int64
+	off  uint32
+	hash uint32
+}
+
+type shard struct {
+	mu        sync.Mutex
+	slots     []slot // power-of-two length, linear probing
+	count     int
+	arena     []byte
+	dead      int // arena bytes of removed keys
+	cursor    int // sweep position
+	allowed   uint64
+	limited   uint64
+	reclaimed uint64
+	_         [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+func (s *shard) home(h uint64) int { return int((h >> 32) & uint64(len(s.slots)-1)) }
+
+func (s *shard) key(off uint32) []byte {
+	n, w := binary.Uvarint(s.arena[off:])
+	start := int(off) + w
+	return s.arena[start : start+int(n)]
+}
+
+func (s *shard) find(key []byte, h uint64) (int, bool) {
+	mask := len(s.slots) - 1
+	tag := uint32(h >> 32)
+	for i := s.home(h); ; i = (i + 1) & mask {
+		sl := &s.slots[i]
+		if sl.tat == 0 {
+			return i, false
+		}
+		if sl.hash == tag && bytes.Equal(s.key(sl.off), key) {
+			return i, true
+		}
+	}
+}
+
+func (s *shard) insert(key []byte, h uint64, tat int64) error {
+	if (s.count+1)*4 > len(s.slots)*3 {
+		s.resize(len(s.slots) * 2)
+	}
+	need := binary.MaxVarintLen64 + len(key)
+	if len(s.arena)+need > math.MaxUint32 {
+		s.compact()
+		if len(s.arena)+need > math.MaxUint32 {
+			return ErrShardFull
+		}
+	}
+	off := uint32(len(s.arena))
+	s.arena = binary.AppendUvarint(s.arena, uint64(len(key)))
+	s.arena = append(s.arena, key...)
+	i, _ := s.find(key, h)
+	s.slots[i] = slot{tat: tat, off: off, hash: uint32(h >> 32)}
+	s.count++
+	return nil
+}
+
+// remove empties slot i with backward-shift deletion, so lookups need no
+// tombstones.
+func (s *shard) remove(i int) {
+	s.dead += s.entryLen(s.slots[i].off)
+	s.count--
+	mask := len(s.slots) - 1
+	for j := (i + 1) & mask; s.slots[j].tat != 0; j = (j + 1) & mask {
+		home := int(s.slots[j].hash) & mask
+		// Move j back to i when its home is not within (i, j].
+		if (j-home)&mask >= (j-i)&mask {
+			s.slots[i] = s.slots[j]
+			i = j
+		}
+	}
+	s.slots[i] = slot{}
+	if len(s.slots) > minSlots && s.count*8 < len(s.slots) {
+		s.resize(len(s.slots) / 2)
+	} else if s.dead > 4096 && s.dead*2 > len(s.arena) {
+		s.compact()
+	}
+}
+
+func (s *shard) entryLen(off uint32) int {
+	n, w := binary.Uvarint(s.arena[off:])
+	return w + int(n)
+}
+
+func (s *shard) reset(n int) {
+	s.slots = make([]slot, n)
+	s.arena = nil
+	s.count, s.dead, s.cursor = 0, 0, 0
+}
+
+// resize rehashes into n slots and compacts the arena.
+func (s *shard) resize(n int) {
+	old, oldArena := s.slots, s.arena
+	s.slots = make([]slot, n)
+	s.arena = make([]byte, 0, len(oldArena)-s.dead)
+	s.dead, s.cursor = 0, 0
+	mask := n - 1
+	for _, sl := range old {
+		if sl.tat == 0 {
+			continue
+		}
+		nl, w := binary.Uvarint(oldArena[sl.off:])
+		e := oldArena[sl.off : int(sl.off)+w+int(nl)]
+		off := uint32(len(s.arena))
+		s.arena = append(s.arena, e...)
+		i := int(sl.hash) & mask
+		for s.slots[i].tat != 0 {
+			i = (i + 1) & mask
+		}
+		s.slots[i] = slot{tat: sl.tat, off: off, hash: sl.hash}
+	}
+}
+
+func (s *shard) compact() { s.resize(len(s.slots)) }
+
+func (s *shard) sweep(t *Table, now int64, budget int) int {
+	removed := 0
+	for n := 0; n < budget && s.count > 0; n++ {
+		if s.cursor >= len(s.slots) {
+			s.cursor = 0
+		}
+		sl := s.slots[s.cursor]
+		if sl.tat != 0 && sl.tat <= now {
+			if t.journal != nil {
+				t.journal.Record(s.key(sl.off), 0)
+			}
+			size := len(s.slots)
+			s.remove(s.cursor)
+			removed++
+			s.reclaimed++
+			if len(s.slots) != size {
+				s.cursor = 0 // resized: start the pass again
+			}
+			continue // another key may have shifted into this slot
+		}
+		s.cursor++
+	}
+	return removed
+}
