@@ -2,12 +2,14 @@ package gcra
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
 	"math"
 	"math/bits"
 	"sync"
+	"time"
 )
 
 // ErrShardFull is returned when one shard's key arena would pass 4 GiB.
@@ -385,4 +387,27 @@ func (s *shard) sweep(t *Table, now int64, budget int) int {
 		s.cursor++
 	}
 	return removed
+}
+
+// SweepLoop reclaims expired keys in the background until ctx ends: every
+// interval it examines a tenth of each shard's slots (at least 64), so every
+// slot is visited within about ten intervals, holding one shard lock for one
+// bounded step at a time.
+func (t *Table) SweepLoop(ctx context.Context, clock Clock, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := clock.Now()
+		for i := range t.shards {
+			s := &t.shards[i]
+			s.mu.Lock()
+			s.sweep(t, now, len(s.slots)/10+64)
+			s.mu.Unlock()
+		}
+	}
 }

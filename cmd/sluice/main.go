@@ -1,0 +1,286 @@
+// Command sluice runs the Sluice rate-limiting server: THROTTLE and
+// CL.THROTTLE over the Redis protocol, on a sharded in-memory table.
+//
+// Every flag can also be set from a SLUICE_* environment variable (the flag
+// name upper-cased with dashes as underscores, e.g. SLUICE_PORT) or from a
+// config file named by --config (one "name value" per line). Flags beat the
+// environment, which beats the file.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/peterbourgon/ff/v4"
+	"github.com/peterbourgon/ff/v4/ffhelp"
+	"github.com/sluicehq/sluice/commands"
+	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/resp"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
+		if errors.Is(err, ff.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "sluice:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses args, serves until ctx is done, then shuts down gracefully.
+// ready, when not nil, receives the listening addresses once serving.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- []net.Addr) error {
+	cfg, err := parseConfig(args, stdout)
+	if err != nil {
+		return err
+	}
+	if cfg.Version {
+		fmt.Fprintf(stdout, "sluice %s (%s)\n", commands.Version, runtime.Version())
+		return nil
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.GOMAXPROCS > 0 {
+		runtime.GOMAXPROCS(cfg.GOMAXPROCS)
+	}
+
+	table := gcra.NewTable(cfg.Shards, nil)
+	clock := gcra.NewSettableClock(gcra.NewSystemClock())
+	rs := &resp.Server{
+		Logger:          log,
+		MaxClients:      cfg.MaxClients,
+		MaxBulkLen:      cfg.MaxBulkLen,
+		MaxArgs:         cfg.MaxArgs,
+		MaxInlineLen:    cfg.MaxInlineLen,
+		MaxQueryBuffer:  cfg.MaxQueryBuffer,
+		MaxPendingReply: cfg.MaxPendingReply,
+		WriteTimeout:    cfg.WriteTimeout,
+		IdleTimeout:     cfg.IdleTimeout,
+	}
+	cmds := commands.NewServer(commands.Config{
+		Table:       table,
+		Clock:       clock,
+		Logger:      log,
+		EnableDebug: cfg.EnableDebug,
+		NetStats:    rs.Stats,
+		Settings:    cfg.settings(),
+	})
+	rs.Handler = cmds
+	rs.OnOpen = cmds.OpenConn
+	rs.OnClose = cmds.CloseConn
+
+	var lns []net.Listener
+	for _, host := range cfg.bindAddrs() {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(cfg.Port)))
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("listen: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	defer stopSweep()
+	go table.SweepLoop(sweepCtx, clock, cfg.SweepInterval)
+
+	errc := make(chan error, len(lns))
+	var addrs []net.Addr
+	for _, ln := range lns {
+		addrs = append(addrs, ln.Addr())
+		go func() { errc <- rs.Serve(ln) }()
+	}
+	log.Info("sluice ready",
+		slog.String("addr", joinAddrs(addrs)),
+		slog.String("version", commands.Version),
+		slog.Int("shards", table.Shards()),
+		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
+		slog.String("persistence", "off"),
+		slog.Bool("debug_command", cfg.EnableDebug))
+	if ready != nil {
+		ready <- addrs
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: no new connections; finishing in-flight replies", slog.Duration("timeout", cfg.ShutdownTimeout))
+	case err := <-errc:
+		log.Error("listener failed", slog.Any("err", err))
+		_ = rs.Close()
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := rs.Shutdown(sctx); err != nil {
+		log.Warn("shutdown timed out; closing the remaining connections", slog.Any("err", err))
+		_ = rs.Close()
+	}
+	log.Info("sluice stopped", slog.Int("keys", table.Len()))
+	return nil
+}
+
+func joinAddrs(addrs []net.Addr) string {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// config is every setting, each a flag, a SLUICE_* variable and a config
+// file line.
+type config struct {
+	Bind            string        `ff:"long: bind, default: 127.0.0.1, usage: 'addresses to listen on (space or comma separated)'"`
+	Port            int           `ff:"long: port, default: 6379, usage: 'TCP port (0 picks a free one)'"`
+	EnableDebug     bool          `ff:"long: enable-debug-command, nodefault, usage: 'allow DEBUG (freezing the clock: for tests only)'"`
+	Shards          int           `ff:"long: shards, default: 256, usage: 'state table shards (rounded up to a power of two)'"`
+	SweepInterval   time.Duration `ff:"long: sweep-interval, default: 100ms, usage: 'how often expired keys are reclaimed (a tenth of each shard per pass)'"`
+	GOMAXPROCS      int           `ff:"long: gomaxprocs, default: 0, usage: 'Go scheduler threads (0: the number of CPUs)'"`
+	MaxClients      int           `ff:"long: maxclients, default: 10000, usage: 'maximum simultaneous client connections'"`
+	MaxBulkLen      int64         `ff:"long: proto-max-bulk-len, default: 1048576, usage: 'largest bulk string accepted in a request, bytes'"`
+	MaxArgs         int           `ff:"long: proto-max-args, default: 65536, usage: 'most arguments in one command'"`
+	MaxInlineLen    int           `ff:"long: proto-max-inline-len, default: 65536, usage: 'longest inline command, bytes'"`
+	MaxQueryBuffer  int           `ff:"long: client-query-buffer-limit, default: 33554432, usage: 'most unparsed request bytes buffered per connection'"`
+	MaxPendingReply int           `ff:"long: client-reply-buffer, default: 1048576, usage: 'reply bytes buffered before a mid-pipeline flush'"`
+	WriteTimeout    time.Duration `ff:"long: write-timeout, default: 10s, usage: 'longest one flush of replies may block on a client that does not read'"`
+	IdleTimeout     time.Duration `ff:"long: timeout, default: 0s, usage: 'close connections idle this long (0: never)'"`
+	ShutdownTimeout time.Duration `ff:"long: shutdown-timeout, default: 10s, usage: 'how long a graceful shutdown waits for connections'"`
+	LogLevel        string        `ff:"long: log-level, default: info, usage: 'debug | info | warn | error'"`
+	LogFormat       string        `ff:"long: log-format, default: text, usage: 'text | json'"`
+	Version         bool          `ff:"long: version, nodefault, usage: 'print the version and exit'"`
+}
+
+func parseConfig(args []string, stdout io.Writer) (config, error) {
+	var cfg config
+	fs := ff.NewFlagSet("sluice")
+	if err := fs.AddStruct(&cfg); err != nil {
+		return cfg, err
+	}
+	fs.StringLong("config", "", "config file: one 'flag-name value' per line")
+	err := ff.Parse(fs, args,
+		ff.WithEnvVarPrefix("SLUICE"),
+		ff.WithConfigFileFlag("config"),
+		ff.WithConfigFileParser(ff.PlainParser))
+	if errors.Is(err, ff.ErrHelp) {
+		fmt.Fprintln(stdout, ffhelp.Flags(fs, "sluice [flags]"))
+		return cfg, err
+	}
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+// validate reports every problem at once.
+func (c config) validate() error {
+	var errs []error
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("--port %d: must be 0..65535", c.Port))
+	}
+	if len(c.bindAddrs()) == 0 {
+		errs = append(errs, errors.New("--bind: no address"))
+	}
+	if c.Shards < 1 || c.Shards > 1<<16 {
+		errs = append(errs, fmt.Errorf("--shards %d: must be 1..65536", c.Shards))
+	}
+	if c.SweepInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--sweep-interval %s: must be positive", c.SweepInterval))
+	}
+	if c.MaxClients < 1 {
+		errs = append(errs, fmt.Errorf("--maxclients %d: must be at least 1", c.MaxClients))
+	}
+	if c.MaxBulkLen < 1 {
+		errs = append(errs, fmt.Errorf("--proto-max-bulk-len %d: must be positive", c.MaxBulkLen))
+	}
+	if c.MaxArgs < 1 {
+		errs = append(errs, fmt.Errorf("--proto-max-args %d: must be positive", c.MaxArgs))
+	}
+	if c.MaxInlineLen < 1 {
+		errs = append(errs, fmt.Errorf("--proto-max-inline-len %d: must be positive", c.MaxInlineLen))
+	}
+	if int64(c.MaxQueryBuffer) <= c.MaxBulkLen {
+		errs = append(errs, fmt.Errorf("--client-query-buffer-limit %d: must exceed --proto-max-bulk-len %d", c.MaxQueryBuffer, c.MaxBulkLen))
+	}
+	if c.MaxPendingReply < 1 {
+		errs = append(errs, fmt.Errorf("--client-reply-buffer %d: must be positive", c.MaxPendingReply))
+	}
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--write-timeout %s: must be positive", c.WriteTimeout))
+	}
+	if c.IdleTimeout < 0 || c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("--timeout and --shutdown-timeout must not be negative"))
+	}
+	if c.GOMAXPROCS < 0 {
+		errs = append(errs, fmt.Errorf("--gomaxprocs %d: must not be negative", c.GOMAXPROCS))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: must be text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func (c config) bindAddrs() []string {
+	return strings.FieldsFunc(c.Bind, func(r rune) bool { return r == ' ' || r == ',' })
+}
+
+// settings lists the effective configuration for CONFIG GET and INFO.
+func (c config) settings() []commands.Setting {
+	return []commands.Setting{
+		{Name: "bind", Value: strings.Join(c.bindAddrs(), " ")},
+		{Name: "port", Value: strconv.Itoa(c.Port)},
+		{Name: "maxclients", Value: strconv.Itoa(c.MaxClients)},
+		{Name: "proto-max-bulk-len", Value: strconv.FormatInt(c.MaxBulkLen, 10)},
+		{Name: "proto-max-args", Value: strconv.Itoa(c.MaxArgs)},
+		{Name: "proto-max-inline-len", Value: strconv.Itoa(c.MaxInlineLen)},
+		{Name: "client-query-buffer-limit", Value: strconv.Itoa(c.MaxQueryBuffer)},
+		{Name: "client-reply-buffer", Value: strconv.Itoa(c.MaxPendingReply)},
+		{Name: "write-timeout", Value: c.WriteTimeout.String()},
+		{Name: "timeout", Value: strconv.FormatInt(int64(c.IdleTimeout/time.Second), 10)},
+		{Name: "shards", Value: strconv.Itoa(c.Shards)},
+		{Name: "sweep-interval", Value: c.SweepInterval.String()},
+		{Name: "save", Value: ""},
+		{Name: "appendonly", Value: "no"},
+		{Name: "databases", Value: "1"},
+		{Name: "enable-debug-command", Value: map[bool]string{true: "yes", false: "no"}[c.EnableDebug]},
+	}
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("--log-level %q: must be debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(c config, w io.Writer) (*slog.Logger, error) {
+	level, err := parseLevel(c.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}

@@ -1,0 +1,194 @@
+package commands
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/resp"
+)
+
+func timeCmd(s *Server, c *resp.Conn, _ [][]byte) {
+	now := s.clock.Now()
+	c.WriteArray(2)
+	c.WriteBulkString(strconv.FormatInt(now/1e9, 10))
+	c.WriteBulkString(strconv.FormatInt(now%1e9/1e3, 10))
+}
+
+// info serves INFO [section ...]; sections are server, clients, memory,
+// stats, keyspace, config; "all", "everything" and "default" show them all.
+func info(s *Server, c *resp.Conn, args [][]byte) {
+	want := map[string]bool{}
+	for _, a := range args[1:] {
+		want[strings.ToLower(string(a))] = true
+	}
+	all := len(want) == 0 || want["all"] || want["everything"] || want["default"]
+	var b strings.Builder
+	section := func(name string, fill func(kv func(k string, v any))) {
+		if !all && !want[name] {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		fmt.Fprintf(&b, "# %s\r\n", strings.ToUpper(name[:1])+name[1:])
+		fill(func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) })
+	}
+	net := s.cfg.NetStats()
+	st := s.table.Stats()
+	section("server", func(kv func(string, any)) {
+		kv("redis_version", redisVersion)
+		kv("sluice_version", Version)
+		kv("redis_mode", "standalone")
+		kv("os", runtime.GOOS+" "+runtime.GOARCH)
+		kv("arch_bits", strconv.IntSize)
+		kv("go_version", runtime.Version())
+		kv("process_id", os.Getpid())
+		kv("gomaxprocs", runtime.GOMAXPROCS(0))
+		kv("uptime_in_seconds", int64(time.Since(s.started)/time.Second))
+		kv("uptime_in_days", int64(time.Since(s.started)/(24*time.Hour)))
+		kv("clock_frozen", boolInt(s.clock.Frozen()))
+		kv("clock_unix_ns", s.clock.Now())
+	})
+	section("clients", func(kv func(string, any)) {
+		kv("connected_clients", net.Connected)
+		kv("rejected_connections", net.Rejected)
+	})
+	section("memory", func(kv func(string, any)) {
+		heap, total := memoryFigures()
+		kv("used_memory", heap)
+		kv("used_memory_human", human(heap))
+		kv("used_memory_go_total", total)
+		kv("table_slots", st.Slots)
+		kv("table_key_bytes", st.KeyBytes)
+	})
+	section("stats", func(kv func(string, any)) {
+		kv("total_connections_received", net.TotalConnections)
+		kv("total_commands_processed", s.commandsProcessed())
+		kv("rejected_calls", s.rejected.Load())
+		kv("total_net_input_bytes", net.BytesIn)
+		kv("total_net_output_bytes", net.BytesOut)
+		kv("protocol_errors", net.ProtocolErrors)
+		kv("panics_recovered", net.PanicsRecovered)
+		kv("throttle_allowed", st.Allowed)
+		kv("throttle_limited", st.Limited)
+		kv("expired_keys", st.Reclaimed)
+	})
+	if len(s.cfg.Settings) > 0 {
+		section("config", func(kv func(string, any)) {
+			for _, set := range s.cfg.Settings {
+				kv(set.Name, set.Value)
+			}
+		})
+	}
+	section("keyspace", func(kv func(string, any)) {
+		if st.Keys > 0 {
+			kv("db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", st.Keys, st.Keys))
+		}
+	})
+	c.WriteVerbatim("txt", b.String())
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// memoryFigures reads the Go heap in use and all memory mapped by the Go
+// runtime, without stopping the world.
+func memoryFigures() (heap, total uint64) {
+	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"}}
+	metrics.Read(samples)
+	return samples[0].Value.Uint64(), samples[1].Value.Uint64()
+}
+
+func human(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.2fK", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+func (s *Server) commandsProcessed() uint64 {
+	n := s.commandsDone.Load()
+	s.mu.Lock()
+	for _, sess := range s.sessions {
+		n += sess.commands.Load()
+	}
+	s.mu.Unlock()
+	return n
+}
+
+// configGet serves CONFIG GET pattern [pattern ...] over the effective
+// settings (read-only: Sluice is configured at start-up).
+func configGet(s *Server, c *resp.Conn, args [][]byte) {
+	var out []Setting
+	for _, set := range s.cfg.Settings {
+		for _, p := range args[2:] {
+			if ok, _ := path.Match(strings.ToLower(string(p)), set.Name); ok {
+				out = append(out, set)
+				break
+			}
+		}
+	}
+	c.WriteMap(len(out))
+	for _, set := range out {
+		c.WriteBulkString(set.Name)
+		c.WriteBulkString(set.Value)
+	}
+}
+
+func configHelp(_ *Server, c *resp.Conn, _ [][]byte) {
+	writeHelp(c, "CONFIG", []string{"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values."})
+}
+
+// debug serves DEBUG, refused unless the server was started with
+// --enable-debug-command.
+func debug(s *Server, c *resp.Conn, args [][]byte) {
+	if !s.cfg.EnableDebug {
+		c.WriteError(errDebugDisabled)
+		return
+	}
+	sub := strings.ToUpper(string(args[1]))
+	switch {
+	case sub == "CLOCK" && len(args) == 4 && strings.EqualFold(string(args[2]), "SET"):
+		ns, err := gcra.ParseInt(args[3])
+		if err != nil || ns < 0 {
+			c.WriteError(errNotInteger)
+			return
+		}
+		s.clock.Set(ns)
+		s.log.Warn("server clock frozen by DEBUG CLOCK SET", "unix_ns", ns, "client", sessionOf(c).addr)
+		c.WriteSimple("OK")
+	case sub == "CLOCK" && len(args) == 3 && strings.EqualFold(string(args[2]), "REAL"):
+		s.clock.Release()
+		s.log.Warn("server clock released by DEBUG CLOCK REAL", "client", sessionOf(c).addr)
+		c.WriteSimple("OK")
+	case sub == "CLOCK" && len(args) == 3 && strings.EqualFold(string(args[2]), "GET"):
+		c.WriteInt(s.clock.Now())
+	case sub == "SWEEP" && len(args) == 2:
+		c.WriteInt(int64(s.table.Sweep(s.clock.Now(), 1<<62)))
+	case sub == "HELP" && len(args) == 2:
+		writeHelp(c, "DEBUG", []string{
+			"CLOCK SET <unix-nanoseconds>", "    Freeze the server clock at that instant.",
+			"CLOCK REAL", "    Follow the real clock again.",
+			"CLOCK GET", "    Return the server clock in Unix nanoseconds.",
+			"SWEEP", "    Reclaim every expired key now; return how many.",
+		})
+	default:
+		c.WriteError(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try DEBUG HELP.", clean(truncate(args[1], 128))))
+	}
+}

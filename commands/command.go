@@ -1,0 +1,241 @@
+package commands
+
+import "github.com/sluicehq/sluice/resp"
+
+func commandAll(s *Server, c *resp.Conn, args [][]byte) {
+	if len(args) > 1 { // COMMAND with an unknown subcommand
+		c.WriteError(errUnknownSubcommand(args[1], "command"))
+		return
+	}
+	c.WriteArray(len(s.cmds.sorted))
+	for _, cmd := range s.cmds.sorted {
+		writeInfo(c, cmd)
+	}
+}
+
+func commandCount(s *Server, c *resp.Conn, _ [][]byte) { c.WriteInt(int64(len(s.cmds.sorted))) }
+
+func commandList(s *Server, c *resp.Conn, _ [][]byte) {
+	c.WriteArray(len(s.cmds.sorted))
+	for _, cmd := range s.cmds.sorted {
+		c.WriteBulkString(cmd.Name)
+	}
+}
+
+func commandInfo(s *Server, c *resp.Conn, args [][]byte) {
+	if len(args) == 2 {
+		commandAll(s, c, args[:1])
+		return
+	}
+	c.WriteArray(len(args) - 2)
+	var scratch [32]byte
+	for _, name := range args[2:] {
+		if cmd := s.cmds.lookup(name, &scratch); cmd != nil {
+			writeInfo(c, cmd)
+		} else {
+			c.WriteNullArray()
+		}
+	}
+}
+
+func commandDocs(s *Server, c *resp.Conn, args [][]byte) {
+	var cmds []*Command
+	if len(args) == 2 {
+		cmds = s.cmds.sorted
+	} else {
+		var scratch [32]byte
+		for _, name := range args[2:] {
+			if cmd := s.cmds.lookup(name, &scratch); cmd != nil {
+				cmds = append(cmds, cmd)
+			}
+		}
+	}
+	c.WriteMap(len(cmds))
+	for _, cmd := range cmds {
+		c.WriteBulkString(cmd.Name)
+		writeDocs(c, cmd)
+	}
+}
+
+// commandGetKeys serves COMMAND GETKEYS command [arg ...] from the key
+// positions of the command's declaration.
+func commandGetKeys(s *Server, c *resp.Conn, args [][]byte) {
+	var scratch [32]byte
+	cmd := s.cmds.lookup(args[2], &scratch)
+	call := args[2:]
+	if cmd == nil {
+		c.WriteError("ERR Invalid command specified")
+		return
+	}
+	if !cmd.arityOK(len(call)) {
+		c.WriteError("ERR Invalid number of arguments specified for command")
+		return
+	}
+	pos := cmd.Keys(len(call))
+	if len(pos) == 0 {
+		c.WriteError("ERR The command has no key arguments")
+		return
+	}
+	c.WriteArray(len(pos))
+	for _, p := range pos {
+		c.WriteBulk(call[p])
+	}
+}
+
+func commandHelp(_ *Server, c *resp.Conn, _ [][]byte) {
+	writeHelp(c, "COMMAND", []string{
+		"(no subcommand)", "    Return details about all commands.",
+		"COUNT", "    Return the total number of commands in this server.",
+		"LIST", "    Return a list of all commands in this server.",
+		"INFO [<command-name> ...]", "    Return details about the given commands, or all of them.",
+		"DOCS [<command-name> ...]", "    Return documentation details about the given commands, or all of them.",
+		"GETKEYS <full-command>", "    Return the keys from a full command.",
+	})
+}
+
+// writeInfo writes one COMMAND INFO entry in Redis 7's ten-field shape.
+func writeInfo(c *resp.Conn, cmd *Command) {
+	c.WriteArray(10)
+	c.WriteBulkString(cmd.FullName())
+	c.WriteInt(int64(cmd.Arity))
+	c.WriteSet(len(cmd.Flags))
+	for _, f := range cmd.Flags {
+		c.WriteSimple(f)
+	}
+	c.WriteInt(int64(cmd.FirstKey))
+	c.WriteInt(int64(cmd.LastKey))
+	c.WriteInt(int64(cmd.Step))
+	c.WriteSet(len(cmd.Categories))
+	for _, cat := range cmd.Categories {
+		c.WriteSimple(cat)
+	}
+	c.WriteArray(0) // tips
+	writeKeySpecs(c, cmd)
+	c.WriteArray(len(cmd.Subs))
+	for _, sub := range cmd.Subs {
+		writeInfo(c, sub)
+	}
+}
+
+// writeKeySpecs describes the key positions as one Redis 7 key spec.
+func writeKeySpecs(c *resp.Conn, cmd *Command) {
+	if cmd.FirstKey == 0 {
+		c.WriteArray(0)
+		return
+	}
+	access := "RO"
+	if cmd.hasFlag("write") {
+		access = "RW"
+	}
+	c.WriteArray(1)
+	c.WriteMap(3)
+	c.WriteBulkString("flags")
+	c.WriteSet(1)
+	c.WriteSimple(access)
+	c.WriteBulkString("begin_search")
+	c.WriteMap(2)
+	c.WriteBulkString("type")
+	c.WriteBulkString("index")
+	c.WriteBulkString("spec")
+	c.WriteMap(1)
+	c.WriteBulkString("index")
+	c.WriteInt(int64(cmd.FirstKey))
+	c.WriteBulkString("find_keys")
+	c.WriteMap(2)
+	c.WriteBulkString("type")
+	c.WriteBulkString("range")
+	c.WriteBulkString("spec")
+	c.WriteMap(3)
+	c.WriteBulkString("lastkey")
+	if cmd.LastKey < 0 {
+		c.WriteInt(int64(cmd.LastKey))
+	} else {
+		c.WriteInt(int64(cmd.LastKey - cmd.FirstKey))
+	}
+	c.WriteBulkString("keystep")
+	c.WriteInt(int64(max(cmd.Step, 1)))
+	c.WriteBulkString("limit")
+	c.WriteInt(0)
+}
+
+// writeDocs writes one COMMAND DOCS entry.
+func writeDocs(c *resp.Conn, cmd *Command) {
+	n := 4
+	if len(cmd.Args) > 0 {
+		n++
+	}
+	if len(cmd.Subs) > 0 {
+		n++
+	}
+	c.WriteMap(n)
+	c.WriteBulkString("summary")
+	c.WriteBulkString(cmd.Summary)
+	c.WriteBulkString("since")
+	c.WriteBulkString(cmd.Since)
+	c.WriteBulkString("group")
+	c.WriteBulkString(cmd.Group)
+	c.WriteBulkString("complexity")
+	c.WriteBulkString(cmd.Complexity)
+	if len(cmd.Args) > 0 {
+		c.WriteBulkString("arguments")
+		writeArgs(c, cmd.Args)
+	}
+	if len(cmd.Subs) > 0 {
+		c.WriteBulkString("subcommands")
+		c.WriteMap(len(cmd.Subs))
+		for _, sub := range cmd.Subs {
+			c.WriteBulkString(sub.FullName())
+			writeDocs(c, sub)
+		}
+	}
+}
+
+func writeArgs(c *resp.Conn, args []Arg) {
+	c.WriteArray(len(args))
+	for _, a := range args {
+		var flags []string
+		if a.Optional {
+			flags = append(flags, "optional")
+		}
+		if a.Multiple {
+			flags = append(flags, "multiple")
+		}
+		n := 2
+		if a.Type != "pure-token" && a.Type != "oneof" && a.Type != "block" {
+			n++ // display_text
+		}
+		if a.Token != "" {
+			n++
+		}
+		if len(flags) > 0 {
+			n++
+		}
+		if len(a.Args) > 0 {
+			n++
+		}
+		c.WriteMap(n)
+		c.WriteBulkString("name")
+		c.WriteBulkString(a.Name)
+		c.WriteBulkString("type")
+		c.WriteBulkString(a.Type)
+		if a.Type != "pure-token" && a.Type != "oneof" && a.Type != "block" {
+			c.WriteBulkString("display_text")
+			c.WriteBulkString(a.Name)
+		}
+		if a.Token != "" {
+			c.WriteBulkString("token")
+			c.WriteBulkString(a.Token)
+		}
+		if len(flags) > 0 {
+			c.WriteBulkString("flags")
+			c.WriteSet(len(flags))
+			for _, f := range flags {
+				c.WriteSimple(f)
+			}
+		}
+		if len(a.Args) > 0 {
+			c.WriteBulkString("arguments")
+			writeArgs(c, a.Args)
+		}
+	}
+}

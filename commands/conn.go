@@ -1,0 +1,223 @@
+package commands
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/resp"
+)
+
+func ping(_ *Server, c *resp.Conn, args [][]byte) {
+	if len(args) == 2 {
+		c.WriteBulk(args[1])
+		return
+	}
+	c.WriteSimple("PONG")
+}
+
+func echo(_ *Server, c *resp.Conn, args [][]byte) { c.WriteBulk(args[1]) }
+
+func quit(_ *Server, c *resp.Conn, _ [][]byte) {
+	c.WriteSimple("OK")
+	c.CloseAfterReply()
+}
+
+func selectDB(_ *Server, c *resp.Conn, args [][]byte) {
+	if string(args[1]) != "0" {
+		if _, err := strconv.Atoi(string(args[1])); err != nil {
+			c.WriteError(errNotInteger)
+			return
+		}
+		c.WriteError(errDBIndex)
+		return
+	}
+	c.WriteSimple("OK")
+}
+
+// checkAuth validates credentials. With no password configured the default
+// user takes any password, as Redis's "nopass" default user does.
+func checkAuth(user, _ []byte) bool {
+	return user == nil || string(user) == "default"
+}
+
+func auth(_ *Server, c *resp.Conn, args [][]byte) {
+	if len(args) == 2 {
+		c.WriteError(errAuthNoPassword)
+		return
+	}
+	if len(args) != 3 {
+		c.WriteError(errSyntax)
+		return
+	}
+	if !checkAuth(args[1], args[2]) {
+		c.WriteError(errWrongPass)
+		return
+	}
+	c.SetAuthenticated(true)
+	c.WriteSimple("OK")
+}
+
+// hello serves HELLO [protover [AUTH username password] [SETNAME clientname]].
+func hello(s *Server, c *resp.Conn, args [][]byte) {
+	sess := sessionOf(c)
+	proto := c.Proto()
+	if len(args) >= 2 {
+		v, err := strconv.ParseInt(string(args[1]), 10, 64)
+		if err != nil {
+			c.WriteError("ERR Protocol version is not an integer or out of range")
+			return
+		}
+		if v != 2 && v != 3 {
+			c.WriteError(errNoProto)
+			return
+		}
+		proto = int(v)
+	}
+	var name []byte
+	for i := 2; i < len(args); i++ {
+		switch opt := strings.ToUpper(string(args[i])); {
+		case opt == "AUTH" && i+2 < len(args):
+			if !checkAuth(args[i+1], args[i+2]) {
+				c.WriteError(errWrongPass)
+				return
+			}
+			c.SetAuthenticated(true)
+			i += 2
+		case opt == "SETNAME" && i+1 < len(args):
+			if !validName(args[i+1]) {
+				c.WriteError(errClientName)
+				return
+			}
+			name = args[i+1]
+			i++
+		default:
+			c.WriteError(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", clean(truncate(args[i], 128))))
+			return
+		}
+	}
+	if name != nil {
+		n := string(name)
+		sess.name.Store(&n)
+	}
+	c.SetProto(proto)
+	c.WriteMap(7)
+	c.WriteBulkString("server")
+	c.WriteBulkString("sluice")
+	c.WriteBulkString("version")
+	c.WriteBulkString(redisVersion)
+	c.WriteBulkString("proto")
+	c.WriteInt(int64(proto))
+	c.WriteBulkString("id")
+	c.WriteInt(int64(c.ID()))
+	c.WriteBulkString("mode")
+	c.WriteBulkString("standalone")
+	c.WriteBulkString("role")
+	c.WriteBulkString("master")
+	c.WriteBulkString("modules")
+	c.WriteArray(0)
+	_ = s
+}
+
+// validName reports whether a client name has no spaces or control bytes.
+func validName(b []byte) bool {
+	for _, ch := range b {
+		if ch < '!' || ch > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func clientID(_ *Server, c *resp.Conn, _ [][]byte) { c.WriteInt(int64(c.ID())) }
+
+func clientSetName(_ *Server, c *resp.Conn, args [][]byte) {
+	if !validName(args[2]) {
+		c.WriteError(errClientName)
+		return
+	}
+	n := string(args[2])
+	sessionOf(c).name.Store(&n)
+	c.WriteSimple("OK")
+}
+
+func clientGetName(_ *Server, c *resp.Conn, _ [][]byte) {
+	if n := sessionOf(c).name.Load(); n != nil && *n != "" {
+		c.WriteBulkString(*n)
+		return
+	}
+	c.WriteNull()
+}
+
+func clientSetInfo(_ *Server, c *resp.Conn, args [][]byte) {
+	v := string(args[3])
+	if strings.ContainsAny(v, " \r\n") {
+		c.WriteError("ERR " + strings.ToLower(string(args[2])) + " cannot contain spaces, newlines or special characters.")
+		return
+	}
+	sess := sessionOf(c)
+	switch strings.ToUpper(string(args[2])) {
+	case "LIB-NAME":
+		sess.libName.Store(&v)
+	case "LIB-VER":
+		sess.libVer.Store(&v)
+	default:
+		c.WriteError(fmt.Sprintf("ERR Unrecognized option '%s'", clean(truncate(args[2], 128))))
+		return
+	}
+	c.WriteSimple("OK")
+}
+
+func load(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// clientLine formats one session the way Redis's CLIENT INFO/LIST do.
+func clientLine(sess *session, proto int) string {
+	age := int64(time.Since(sess.created) / time.Second)
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
+		sess.id, sess.addr, sess.laddr, load(sess.name.Load()), age, load(sess.lastCmd.Load()), proto, load(sess.libName.Load()), load(sess.libVer.Load()))
+}
+
+func clientInfo(_ *Server, c *resp.Conn, _ [][]byte) {
+	c.WriteVerbatim("txt", clientLine(sessionOf(c), c.Proto()))
+}
+
+func clientList(s *Server, c *resp.Conn, _ [][]byte) {
+	s.mu.Lock()
+	var b strings.Builder
+	for _, sess := range s.sessions {
+		proto := 2
+		if sess.id == c.ID() {
+			proto = c.Proto()
+		}
+		b.WriteString(clientLine(sess, proto))
+	}
+	s.mu.Unlock()
+	c.WriteVerbatim("txt", b.String())
+}
+
+func clientHelp(_ *Server, c *resp.Conn, _ [][]byte) {
+	writeHelp(c, "CLIENT", []string{
+		"GETNAME", "    Return the name of the current connection.",
+		"ID", "    Return the ID of the current connection.",
+		"INFO", "    Return information about the current client connection.",
+		"LIST", "    Return information about client connections.",
+		"SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+		"SETNAME <name>", "    Assign the name <name> to the current connection.",
+	})
+}
+
+func writeHelp(c *resp.Conn, name string, lines []string) {
+	c.WriteArray(len(lines) + 3)
+	c.WriteSimple(name + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
+	for _, l := range lines {
+		c.WriteSimple(l)
+	}
+	c.WriteSimple("HELP")
+	c.WriteSimple("    Print this help.")
+}

@@ -1,0 +1,68 @@
+package commands
+
+import (
+	"strings"
+
+	"github.com/sluicehq/sluice/resp"
+)
+
+func del(s *Server, c *resp.Conn, args [][]byte) {
+	now := s.clock.Now()
+	n := int64(0)
+	for _, k := range args[1:] {
+		if s.table.Delete(k, now) {
+			n++
+		}
+	}
+	c.WriteInt(n)
+}
+
+func exists(s *Server, c *resp.Conn, args [][]byte) {
+	now := s.clock.Now()
+	n := int64(0)
+	for _, k := range args[1:] {
+		if _, ok := s.table.Get(k, now); ok {
+			n++
+		}
+	}
+	c.WriteInt(n)
+}
+
+// remaining returns the milliseconds until key's TAT, or -2 when it has none.
+func remaining(s *Server, key []byte) int64 {
+	now := s.clock.Now()
+	tat, ok := s.table.Get(key, now)
+	if !ok {
+		return -2
+	}
+	return (tat - now) / 1e6
+}
+
+func pttl(s *Server, c *resp.Conn, args [][]byte) { c.WriteInt(remaining(s, args[1])) }
+
+func ttl(s *Server, c *resp.Conn, args [][]byte) {
+	ms := remaining(s, args[1])
+	if ms >= 0 {
+		ms = (ms + 500) / 1000 // Redis rounds TTL to the nearest second
+	}
+	c.WriteInt(ms)
+}
+
+func dbsize(s *Server, c *resp.Conn, _ [][]byte) { c.WriteInt(int64(s.table.Len())) }
+
+func flush(s *Server, c *resp.Conn, args [][]byte) {
+	if len(args) == 2 {
+		switch strings.ToUpper(string(args[1])) {
+		case "ASYNC", "SYNC":
+		default:
+			c.WriteError(errSyntax)
+			return
+		}
+	} else if len(args) > 2 {
+		c.WriteError(errSyntax)
+		return
+	}
+	n := s.table.Flush()
+	s.log.Info("flushed all throttle state", "keys", n, "client", sessionOf(c).addr)
+	c.WriteSimple("OK")
+}

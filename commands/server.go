@@ -1,0 +1,159 @@
+package commands
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/resp"
+)
+
+// Version is Sluice's version, reported by INFO, HELLO and --version.
+const Version = "0.1.0"
+
+// redisVersion is the Redis version whose protocol and commands Sluice
+// speaks; clients that gate features on redis_version read it.
+const redisVersion = "7.2.0"
+
+// Config configures a Server. The zero value of every field but Table is a
+// working default.
+type Config struct {
+	Table       *gcra.Table         // the state; required
+	Clock       *gcra.SettableClock // nil: the system clock
+	Logger      *slog.Logger        // nil: slog.Default()
+	EnableDebug bool                // allow DEBUG (the clock controls tests use)
+	// NetStats reports the network layer's counters for INFO; nil reports zeros.
+	NetStats func() resp.Stats
+	// Settings are the effective configuration, shown by CONFIG GET and INFO.
+	Settings []Setting
+}
+
+// Setting is one named configuration value.
+type Setting struct {
+	Name, Value string
+}
+
+// Server executes commands. It implements resp.Handler; use it as the
+// Handler of a resp.Server with OnOpen and OnClose wired to its methods.
+type Server struct {
+	cfg     Config
+	table   *gcra.Table
+	clock   *gcra.SettableClock
+	log     *slog.Logger
+	cmds    *registry
+	started time.Time
+
+	mu       sync.Mutex
+	sessions map[uint64]*session
+
+	commandsDone atomic.Uint64 // commands of sessions that have ended
+	rejected     atomic.Uint64 // calls refused before running (unknown, arity)
+}
+
+// session is the per-connection state kept in resp.Conn's context.
+type session struct {
+	id       uint64
+	addr     string
+	laddr    string
+	created  time.Time
+	name     atomic.Pointer[string]
+	libName  atomic.Pointer[string]
+	libVer   atomic.Pointer[string]
+	lastCmd  atomic.Pointer[string]
+	lastSeen atomic.Int64 // unix ns of the last command, real time
+	commands atomic.Uint64
+	scratch  [32]byte // lower-casing buffer for dispatch
+}
+
+// NewServer returns a Server over cfg.Table.
+func NewServer(cfg Config) *Server {
+	if cfg.Clock == nil {
+		cfg.Clock = gcra.NewSettableClock(gcra.NewSystemClock())
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.NetStats == nil {
+		cfg.NetStats = func() resp.Stats { return resp.Stats{} }
+	}
+	return &Server{
+		cfg:      cfg,
+		table:    cfg.Table,
+		clock:    cfg.Clock,
+		log:      cfg.Logger,
+		cmds:     newRegistry(commandTable()),
+		started:  time.Now(),
+		sessions: map[uint64]*session{},
+	}
+}
+
+// Clock is the server's clock (frozen and released by DEBUG CLOCK).
+func (s *Server) Clock() *gcra.SettableClock { return s.clock }
+
+// Commands lists the command table, sorted by name.
+func (s *Server) Commands() []*Command { return s.cmds.sorted }
+
+// OpenConn registers a new connection; wire it to resp.Server.OnOpen.
+func (s *Server) OpenConn(c *resp.Conn) {
+	sess := &session{id: c.ID(), addr: c.RemoteAddr(), laddr: c.LocalAddr(), created: time.Now()}
+	sess.lastSeen.Store(time.Now().UnixNano())
+	c.SetContext(sess)
+	s.mu.Lock()
+	s.sessions[sess.id] = sess
+	s.mu.Unlock()
+}
+
+// CloseConn forgets a connection; wire it to resp.Server.OnClose.
+func (s *Server) CloseConn(c *resp.Conn) {
+	sess, ok := c.Context().(*session)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	delete(s.sessions, sess.id)
+	s.mu.Unlock()
+	s.commandsDone.Add(sess.commands.Load())
+}
+
+// ServeRESP executes one command.
+func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
+	sess, ok := c.Context().(*session)
+	if !ok { // a conn that was not opened through OpenConn
+		s.OpenConn(c)
+		sess = c.Context().(*session)
+	}
+	sess.commands.Add(1)
+	cmd := s.cmds.lookup(args[0], &sess.scratch)
+	if cmd == nil {
+		s.rejected.Add(1)
+		c.WriteError(errUnknownCommand(args))
+		return
+	}
+	if len(cmd.Subs) > 0 && len(args) >= 2 {
+		sub := cmd.sub(args[1])
+		if sub == nil {
+			s.rejected.Add(1)
+			c.WriteError(errUnknownSubcommand(args[1], cmd.Name))
+			return
+		}
+		cmd = sub
+	}
+	if !cmd.arityOK(len(args)) {
+		s.rejected.Add(1)
+		c.WriteError(errArity(cmd.FullName()))
+		return
+	}
+	sess.lastCmd.Store(&cmd.Name)
+	cmd.Handler(s, c, args)
+}
+
+// sessionOf returns the connection's session.
+func sessionOf(c *resp.Conn) *session {
+	sess, _ := c.Context().(*session)
+	if sess == nil {
+		return &session{id: c.ID()}
+	}
+	return sess
+}

@@ -1,0 +1,127 @@
+package commands
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/sluicehq/sluice/resp"
+)
+
+// Command declares one command: its metadata, read by dispatch, arity checks
+// and COMMAND, and its handler.
+type Command struct {
+	Name       string   // lower case, e.g. "cl.throttle"
+	Arity      int      // argument count including the name; negative means at least -Arity
+	Flags      []string // Redis command flags: write, readonly, fast, admin, noauth, loading, stale...
+	FirstKey   int      // position of the first key, 0 when the command takes none
+	LastKey    int      // position of the last key; -1 means the last argument
+	Step       int      // distance between keys
+	Categories []string // ACL categories, e.g. "@fast"
+	Group      string   // COMMAND DOCS group
+	Since      string   // Sluice version that introduced it
+	Summary    string
+	Complexity string
+	Args       []Arg      // COMMAND DOCS arguments
+	Subs       []*Command // subcommands, named "parent|sub"
+	Handler    Handler
+	parent     *Command
+}
+
+// Arg documents one argument for COMMAND DOCS (and redis-cli's hints).
+type Arg struct {
+	Name     string
+	Type     string // key, integer, string, pure-token, oneof, block
+	Token    string
+	Optional bool
+	Multiple bool
+	Args     []Arg // for oneof and block
+}
+
+// Handler serves one call of a command. args[0] is the command name as sent.
+type Handler func(s *Server, c *resp.Conn, args [][]byte)
+
+// FullName is the name Redis shows in errors: "client|setname" for a
+// subcommand.
+func (cmd *Command) FullName() string {
+	if cmd.parent != nil {
+		return cmd.parent.Name + "|" + cmd.Name
+	}
+	return cmd.Name
+}
+
+func (cmd *Command) hasFlag(f string) bool {
+	for _, x := range cmd.Flags {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+func (cmd *Command) arityOK(n int) bool {
+	if cmd.Arity >= 0 {
+		return n == cmd.Arity
+	}
+	return n >= -cmd.Arity
+}
+
+// Keys returns the positions of the keys in a call of cmd with n arguments.
+func (cmd *Command) Keys(n int) []int {
+	if cmd.FirstKey == 0 {
+		return nil
+	}
+	last := cmd.LastKey
+	if last < 0 {
+		last = n + last
+	}
+	var pos []int
+	for i := cmd.FirstKey; i <= last && i < n; i += max(cmd.Step, 1) {
+		pos = append(pos, i)
+	}
+	return pos
+}
+
+// registry maps lower-case names to commands.
+type registry struct {
+	byName map[string]*Command
+	sorted []*Command
+}
+
+func newRegistry(cmds []*Command) *registry {
+	r := &registry{byName: make(map[string]*Command, len(cmds))}
+	for _, c := range cmds {
+		for _, sub := range c.Subs {
+			sub.parent = c
+		}
+		r.byName[c.Name] = c
+		r.sorted = append(r.sorted, c)
+	}
+	sort.Slice(r.sorted, func(i, j int) bool { return r.sorted[i].Name < r.sorted[j].Name })
+	return r
+}
+
+// lookup finds a command by name, case-insensitively, without allocating:
+// names are lower-cased into scratch.
+func (r *registry) lookup(name []byte, scratch *[32]byte) *Command {
+	if len(name) > len(scratch) {
+		return nil
+	}
+	b := scratch[:len(name)]
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return r.byName[string(b)]
+}
+
+// sub finds a subcommand of cmd by name.
+func (cmd *Command) sub(name []byte) *Command {
+	for _, s := range cmd.Subs {
+		if strings.EqualFold(s.Name, string(name)) {
+			return s
+		}
+	}
+	return nil
+}

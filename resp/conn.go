@@ -1,0 +1,344 @@
+package resp
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// wbufInit is the initial capacity of a reply buffer.
+	wbufInit = 4 << 10
+	// wbufKeep is the reply buffer capacity kept across idle periods.
+	wbufKeep = 64 << 10
+	// shrinkIdle is how long a connection with an oversized (empty) read
+	// or reply buffer must be idle before the buffers are released.
+	shrinkIdle = 2 * time.Second
+	// maxIdleGranularity bounds how often the idle deadline is refreshed.
+	maxIdleGranularity = time.Second
+)
+
+// Conn is one client connection. Its methods other than ID, RemoteAddr,
+// LocalAddr, Proto, Authenticated and Close must only be called from the
+// connection's goroutine, i.e. from the Handler, OnOpen or OnClose.
+type Conn struct {
+	srv    *Server
+	nc     net.Conn
+	id     uint64
+	remote string
+	local  string
+	lim    *Limits
+	rd     *reader
+	wbuf   []byte
+	ctx    any
+
+	proto      atomic.Int32
+	authed     atomic.Bool
+	closeAfter bool
+
+	// Deadline bookkeeping (conn goroutine only).
+	rdl          time.Time     // read deadline currently set
+	wdlSet       time.Time     // when the write deadline was last set
+	authDeadline time.Time     // accept time + AuthTimeout
+	idleMark     time.Time     // last time activity refreshed the idle deadline
+	idleGran     time.Duration // idle deadline refresh granularity
+	fresh        bool          // data was read since the idle mark was refreshed
+	shrinkAt     time.Time     // when oversized buffers are released; zero = not armed
+}
+
+func newConn(s *Server, nc net.Conn) *Conn {
+	lim := &s.lim
+	now := time.Now()
+	c := &Conn{
+		srv:    s,
+		nc:     nc,
+		id:     s.nextID.Add(1),
+		remote: addrString(nc.RemoteAddr()),
+		local:  addrString(nc.LocalAddr()),
+		lim:    lim,
+		rd: newReader(readerLimits{
+			maxBulk:        lim.MaxBulkLen,
+			maxArgs:        int64(lim.MaxArgs),
+			maxInline:      lim.MaxInlineLen,
+			maxQuery:       lim.MaxQueryBuffer,
+			preAuthArgs:    int64(lim.PreAuthMaxArgs),
+			preAuthBulkLen: lim.PreAuthMaxBulkLen,
+		}),
+		wbuf:     make([]byte, 0, wbufInit),
+		idleMark: now,
+		idleGran: min(maxIdleGranularity, lim.IdleTimeout/8),
+	}
+	c.proto.Store(2)
+	c.authed.Store(!lim.AuthRequired)
+	if lim.AuthRequired {
+		c.authDeadline = now.Add(lim.AuthTimeout)
+	}
+	return c
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// ID returns the connection's id: 1, 2, 3... in accept order per server.
+func (c *Conn) ID() uint64 { return c.id }
+
+// RemoteAddr returns the client's address, e.g. "127.0.0.1:50312".
+func (c *Conn) RemoteAddr() string { return c.remote }
+
+// LocalAddr returns the server-side address of the connection.
+func (c *Conn) LocalAddr() string { return c.local }
+
+// Proto returns the protocol version used for replies: 2 (default) or 3.
+func (c *Conn) Proto() int { return int(c.proto.Load()) }
+
+// SetProto sets the protocol version (HELLO). Values other than 3 mean 2.
+func (c *Conn) SetProto(p int) {
+	if p != 3 {
+		p = 2
+	}
+	c.proto.Store(int32(p))
+}
+
+// Authenticated reports whether the connection is authenticated. It is
+// true from the start unless Server.AuthRequired is set.
+func (c *Conn) Authenticated() bool { return c.authed.Load() }
+
+// SetAuthenticated changes the authentication state. While false, the
+// pre-auth limits and AuthTimeout apply.
+func (c *Conn) SetAuthenticated(v bool) { c.authed.Store(v) }
+
+// Context returns the value set by SetContext (per-connection state owned
+// by the handler), or nil.
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext stores per-connection state for the handler.
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// CloseAfterReply makes the connection flush the replies written so far
+// and then close, without running the commands still in the pipeline
+// (QUIT).
+func (c *Conn) CloseAfterReply() { c.closeAfter = true }
+
+// Close closes the network connection immediately, dropping unsent
+// replies. It is safe to call from any goroutine (CLIENT KILL).
+func (c *Conn) Close() error { return c.nc.Close() }
+
+// wake makes a blocked Read return; used by Shutdown.
+func (c *Conn) wake() { _ = c.nc.SetReadDeadline(time.Unix(1, 0)) }
+
+// serve is the connection goroutine: parse every complete command in the
+// buffer, run it, flush once, read once, repeat.
+func (c *Conn) serve() {
+	defer c.finish()
+	if c.srv.OnOpen != nil {
+		c.srv.OnOpen(c)
+	}
+	for {
+		if !c.process() {
+			return
+		}
+		if !c.armRead() {
+			return
+		}
+		n, err := c.rd.fill(c.nc)
+		if n > 0 {
+			c.srv.bytesIn.Add(uint64(n))
+			c.fresh = true
+		}
+		if err == nil {
+			continue
+		}
+		var perr *protocolError
+		if errors.As(err, &perr) {
+			c.protocolError(perr)
+			return
+		}
+		if n > 0 && !c.process() {
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if c.deadlineFired() {
+				continue
+			}
+			return
+		}
+		if c.srv.shutting.Load() {
+			return
+		}
+		if !isClosedError(err) {
+			c.srv.logger().Debug("resp: read failed", "id", c.id, "remote", c.remote, "err", err)
+		}
+		return
+	}
+}
+
+func isClosedError(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF)
+}
+
+// process runs every complete command in the read buffer and flushes the
+// replies. It returns false when the connection must close.
+func (c *Conn) process() bool {
+	h := c.srv.Handler
+	for !c.closeAfter {
+		args, err := c.rd.next(!c.authed.Load())
+		if err != nil {
+			var perr *protocolError
+			if errors.As(err, &perr) {
+				c.protocolError(perr)
+			}
+			return false
+		}
+		if args == nil {
+			break
+		}
+		h.ServeRESP(c, args)
+		if len(c.wbuf) >= c.lim.MaxPendingReply && !c.flush() {
+			return false
+		}
+	}
+	return c.flush() && !c.closeAfter
+}
+
+// protocolError answers a malformed request (after the replies already
+// pending) and counts it; the caller closes the connection.
+func (c *Conn) protocolError(perr *protocolError) {
+	c.srv.protocolErrors.Add(1)
+	if perr.silent {
+		c.srv.logger().Warn("resp: possible cross-protocol attack (HTTP request on a Redis port), connection closed",
+			"id", c.id, "remote", c.remote)
+		c.flush()
+		return
+	}
+	c.srv.logger().Debug("resp: protocol error, closing connection", "id", c.id, "remote", c.remote, "err", perr.msg)
+	c.WriteError(perr.reply)
+	c.flush()
+}
+
+// flush writes the reply buffer with one Write under WriteTimeout. It
+// returns false on failure.
+func (c *Conn) flush() bool {
+	if len(c.wbuf) == 0 {
+		return true
+	}
+	if wt := c.lim.WriteTimeout; wt > 0 {
+		// Refresh the deadline only when it has noticeably aged: the
+		// effective timeout is between 7/8 and 8/8 of WriteTimeout.
+		now := time.Now()
+		if now.Sub(c.wdlSet) > wt/8 {
+			_ = c.nc.SetWriteDeadline(now.Add(wt))
+			c.wdlSet = now
+		}
+	}
+	n, err := c.nc.Write(c.wbuf)
+	if n > 0 {
+		c.srv.bytesOut.Add(uint64(n))
+	}
+	c.wbuf = c.wbuf[:0]
+	if err != nil {
+		if !isClosedError(err) {
+			c.srv.logger().Debug("resp: write failed, closing connection", "id", c.id, "remote", c.remote, "err", err)
+		}
+		return false
+	}
+	return true
+}
+
+// armRead sets the read deadline needed before the next Read (idle,
+// auth, buffer shrink), calling SetReadDeadline only when it changes. It
+// returns false when the server is shutting down.
+func (c *Conn) armRead() bool {
+	var dl time.Time
+	lim := c.lim
+	big := len(c.rd.buf) > c.rd.lim.initSize() || cap(c.wbuf) > wbufKeep
+	if lim.IdleTimeout > 0 || big {
+		now := time.Now()
+		if lim.IdleTimeout > 0 {
+			if c.fresh && now.Sub(c.idleMark) >= c.idleGran {
+				c.idleMark = now
+			}
+			c.fresh = false
+			dl = c.idleMark.Add(lim.IdleTimeout + c.idleGran)
+		}
+		c.shrinkAt = time.Time{}
+		if big && c.rd.buffered() == 0 {
+			c.shrinkAt = now.Add(shrinkIdle)
+			dl = earliest(dl, c.shrinkAt)
+		}
+	}
+	if lim.AuthRequired && !c.authed.Load() {
+		dl = earliest(dl, c.authDeadline)
+	}
+	if !dl.Equal(c.rdl) {
+		_ = c.nc.SetReadDeadline(dl)
+		c.rdl = dl
+	}
+	// Checked after setting the deadline: Shutdown sets the flag before
+	// waking readers, so a wake-up cannot be overwritten unseen.
+	return !c.srv.shutting.Load()
+}
+
+// deadlineFired handles a read timeout. It returns true when the
+// connection should keep reading (buffers were shrunk), false when it
+// must close (idle or auth timeout, shutdown).
+func (c *Conn) deadlineFired() bool {
+	if c.srv.shutting.Load() {
+		return false
+	}
+	now := time.Now()
+	lim := c.lim
+	c.rdl = time.Unix(0, 1) // force the next armRead to set a deadline
+	if lim.AuthRequired && !c.authed.Load() && !now.Before(c.authDeadline) {
+		c.srv.logger().Debug("resp: authentication timeout, closing connection", "id", c.id, "remote", c.remote)
+		return false
+	}
+	if lim.IdleTimeout > 0 && !now.Before(c.idleMark.Add(lim.IdleTimeout+c.idleGran)) {
+		c.srv.logger().Debug("resp: idle timeout, closing connection", "id", c.id, "remote", c.remote)
+		return false
+	}
+	if !c.shrinkAt.IsZero() && !now.Before(c.shrinkAt) {
+		c.rd.shrink()
+		if cap(c.wbuf) > wbufKeep {
+			c.wbuf = make([]byte, 0, wbufInit)
+		}
+		c.shrinkAt = time.Time{}
+	}
+	return true
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// finish recovers a panic, closes the connection, calls OnClose and
+// unregisters the connection.
+func (c *Conn) finish() {
+	if r := recover(); r != nil {
+		c.srv.panicsRecovered.Add(1)
+		c.srv.logger().Error("resp: panic serving connection, closing it",
+			"id", c.id, "remote", c.remote, "panic", r, "stack", string(debug.Stack()))
+	}
+	c.nc.Close()
+	defer c.srv.untrack(c)
+	if c.srv.OnClose != nil {
+		defer func() {
+			if r := recover(); r != nil {
+				c.srv.panicsRecovered.Add(1)
+				c.srv.logger().Error("resp: panic in OnClose",
+					"id", c.id, "remote", c.remote, "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		c.srv.OnClose(c)
+	}
+}
