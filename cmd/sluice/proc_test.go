@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// binary builds the sluice binary once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "sluice")
+		out, err := exec.Command("go", "build", "-o", buildPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	require.NoError(t, buildErr)
+	return buildPath
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
+
+// proc is a sluice process a test started.
+type proc struct {
+	cmd  *exec.Cmd
+	Addr string
+	mu   sync.Mutex
+	logs strings.Builder
+	done chan struct{}
+	err  error
+}
+
+// addrRe finds the address in the ready line, in text or JSON logs.
+var addrRe = regexp.MustCompile(`sluice ready.*?\baddr(?:=|":")([^\s"]+)`)
+
+// startProc runs the binary with args (and env added to the environment),
+// waits for its ready line and stops it with SIGKILL at the end of the test
+// if it is still running.
+func startProc(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary(t), args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	stderr, err := p.cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, p.cmd.Start())
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.logs.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := addrRe.FindStringSubmatch(line); m != nil {
+				select {
+				case ready <- m[1]:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.done })
+	select {
+	case p.Addr = <-ready:
+	case <-p.done:
+		t.Fatalf("sluice exited before it was ready: %v\n%s", p.err, p.Logs())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("sluice not ready after 20s:\n%s", p.Logs())
+	}
+	return p
+}
+
+// Logs is what the process has written to stderr so far.
+func (p *proc) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// Signal sends sig and waits for the process to exit, returning its exit code.
+func (p *proc) Signal(t *testing.T, sig syscall.Signal) int {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(sig))
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("sluice did not exit after %v:\n%s", sig, p.Logs())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// Client returns a go-redis client for the process.
+func (p *proc) Client(t *testing.T) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: p.Addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	require.NoError(t, c.Ping(context.Background()).Err())
+	return c
+}
