@@ -15,7 +15,7 @@ const throttleSummary = "Applies one GCRA rate-limit request to a key: replies [
 func commandTable() []*Command {
 	keyed := func(c *Command) *Command { c.FirstKey, c.LastKey, c.Step = 1, 1, 1; return c }
 	variadic := func(c *Command) *Command { c.FirstKey, c.LastKey, c.Step = 1, -1, 1; return c }
-	return []*Command{
+	return append([]*Command{
 		keyed(&Command{Name: "throttle", Arity: -5, Flags: []string{"write", "denyoom", "fast"},
 			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.1.0",
 			Summary: throttleSummary, Complexity: "O(1)", Args: throttleArgs, Handler: throttle}),
@@ -95,5 +95,5 @@ func commandTable() []*Command {
 		{Name: "debug", Arity: -2, Flags: []string{"admin", "noscript", "loading", "stale"}, Categories: []string{"@admin", "@slow", "@dangerous"}, Group: "server", Since: "0.1.0",
 			Summary: "Test controls, refused unless the server runs with --enable-debug-command: CLOCK SET <unix-ns> | CLOCK REAL | CLOCK GET | SWEEP.", Complexity: "Depends on subcommand.",
 			Args: []Arg{{Name: "subcommand", Type: "string"}, {Name: "arg", Type: "string", Optional: true, Multiple: true}}, Handler: debug},
-	}
+	}, beyondCommands()...)
 }
