@@ -36,26 +36,34 @@ func selectDB(_ *Server, c *resp.Conn, args [][]byte) {
 	c.WriteSimple("OK")
 }
 
-// checkAuth validates credentials. With no password configured the default
-// user takes any password, as Redis's "nopass" default user does.
-func checkAuth(user, _ []byte) bool {
-	return user == nil || string(user) == "default"
+// login authenticates the connection as name with pw, or counts a failure.
+func (s *Server) login(c *resp.Conn, name, pw []byte) bool {
+	u := s.cfg.Users.authenticate(name, pw)
+	if u == nil {
+		s.authFailures.Add(1)
+		return false
+	}
+	sessionOf(c).user.Store(u)
+	c.SetAuthenticated(true)
+	return true
 }
 
-func auth(_ *Server, c *resp.Conn, args [][]byte) {
-	if len(args) == 2 {
-		c.WriteError(errAuthNoPassword)
-		return
-	}
-	if len(args) != 3 {
+func auth(s *Server, c *resp.Conn, args [][]byte) {
+	if len(args) > 3 {
 		c.WriteError(errSyntax)
 		return
 	}
-	if !checkAuth(args[1], args[2]) {
+	name, pw := []byte("default"), args[1]
+	if len(args) == 3 {
+		name, pw = args[1], args[2]
+	} else if s.cfg.Users.Default().NoPass {
+		c.WriteError(errAuthNoPassword)
+		return
+	}
+	if !s.login(c, name, pw) {
 		c.WriteError(errWrongPass)
 		return
 	}
-	c.SetAuthenticated(true)
 	c.WriteSimple("OK")
 }
 
@@ -79,11 +87,10 @@ func hello(s *Server, c *resp.Conn, args [][]byte) {
 	for i := 2; i < len(args); i++ {
 		switch opt := strings.ToUpper(string(args[i])); {
 		case opt == "AUTH" && i+2 < len(args):
-			if !checkAuth(args[i+1], args[i+2]) {
+			if !s.login(c, args[i+1], args[i+2]) {
 				c.WriteError(errWrongPass)
 				return
 			}
-			c.SetAuthenticated(true)
 			i += 2
 		case opt == "SETNAME" && i+1 < len(args):
 			if !validName(args[i+1]) {
@@ -96,6 +103,10 @@ func hello(s *Server, c *resp.Conn, args [][]byte) {
 			c.WriteError(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", clean(truncate(args[i], 128))))
 			return
 		}
+	}
+	if !c.Authenticated() {
+		c.WriteError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		return
 	}
 	if name != nil {
 		n := string(name)
@@ -117,7 +128,6 @@ func hello(s *Server, c *resp.Conn, args [][]byte) {
 	c.WriteBulkString("master")
 	c.WriteBulkString("modules")
 	c.WriteArray(0)
-	_ = s
 }
 
 // validName reports whether a client name has no spaces or control bytes.
@@ -179,8 +189,8 @@ func load(p *string) string {
 // clientLine formats one session the way Redis's CLIENT INFO/LIST do.
 func clientLine(sess *session, proto int) string {
 	age := int64(time.Since(sess.created) / time.Second)
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
-		sess.id, sess.addr, sess.laddr, load(sess.name.Load()), age, load(sess.lastCmd.Load()), proto, load(sess.libName.Load()), load(sess.libVer.Load()))
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=%s redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
+		sess.id, sess.addr, sess.laddr, load(sess.name.Load()), age, load(sess.lastCmd.Load()), sess.user.Load().Name, proto, load(sess.libName.Load()), load(sess.libVer.Load()))
 }
 
 func clientInfo(_ *Server, c *resp.Conn, _ [][]byte) {

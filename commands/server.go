@@ -2,6 +2,8 @@ package commands
 
 import (
 	"log/slog"
+	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,12 @@ type Config struct {
 	NetStats func() resp.Stats
 	// Settings are the effective configuration, shown by CONFIG GET and INFO.
 	Settings []Setting
+	// Users are the accounts; nil means only the default user, without a
+	// password. The network layer's AuthRequired must be Users.AuthRequired().
+	Users *Users
+	// Protected refuses clients that are not on a loopback address with
+	// Redis's -DENIED reply (protected mode: no password is set).
+	Protected bool
 }
 
 // Setting is one named configuration value.
@@ -50,6 +58,9 @@ type Server struct {
 
 	commandsDone atomic.Uint64 // commands of sessions that have ended
 	rejected     atomic.Uint64 // calls refused before running (unknown, arity)
+	authFailures atomic.Uint64 // AUTH and HELLO AUTH with bad credentials
+	deniedCmd    atomic.Uint64 // NOAUTH and NOPERM for a command
+	deniedKey    atomic.Uint64 // NOPERM for a key
 }
 
 // session is the per-connection state kept in resp.Conn's context.
@@ -62,7 +73,7 @@ type session struct {
 	libName  atomic.Pointer[string]
 	libVer   atomic.Pointer[string]
 	lastCmd  atomic.Pointer[string]
-	lastSeen atomic.Int64 // unix ns of the last command, real time
+	user     atomic.Pointer[User]
 	commands atomic.Uint64
 	scratch  [32]byte // lower-casing buffer for dispatch
 }
@@ -74,6 +85,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Users == nil {
+		cfg.Users = NewUsers("")
 	}
 	if cfg.NetStats == nil {
 		cfg.NetStats = func() resp.Stats { return resp.Stats{} }
@@ -98,8 +112,13 @@ func (s *Server) Commands() []*Command { return s.cmds.sorted }
 // OpenConn registers a new connection; wire it to resp.Server.OnOpen.
 func (s *Server) OpenConn(c *resp.Conn) {
 	sess := &session{id: c.ID(), addr: c.RemoteAddr(), laddr: c.LocalAddr(), created: time.Now()}
-	sess.lastSeen.Store(time.Now().UnixNano())
+	sess.user.Store(s.cfg.Users.Default())
 	c.SetContext(sess)
+	if s.cfg.Protected && !isLoopback(sess.addr) {
+		s.log.Warn("protected mode: refused a non-loopback client", "client", sess.addr)
+		c.WriteError(errDenied)
+		c.CloseAfterReply()
+	}
 	s.mu.Lock()
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
@@ -145,15 +164,60 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 		c.WriteError(errArity(cmd.FullName()))
 		return
 	}
+	if !c.Authenticated() && !cmd.hasFlag("noauth") {
+		s.deniedCmd.Add(1)
+		c.WriteError(errNoAuth)
+		return
+	}
+	if user := sess.user.Load(); !user.allowAll || !user.allKeys {
+		if !user.canRun(cmd) {
+			s.deniedCmd.Add(1)
+			c.WriteError(errNoPermCmd(user.Name, cmd.FullName()))
+			return
+		}
+		if !user.allKeys && !s.keysAllowed(user, cmd, args) {
+			s.deniedKey.Add(1)
+			c.WriteError(errNoPermKey)
+			return
+		}
+	}
 	sess.lastCmd.Store(&cmd.Name)
 	cmd.Handler(s, c, args)
+}
+
+// keysAllowed checks every key of a call against the user's key patterns.
+func (s *Server) keysAllowed(u *User, cmd *Command, args [][]byte) bool {
+	if cmd.FirstKey == 0 {
+		return true
+	}
+	last := cmd.LastKey
+	if last < 0 {
+		last += len(args)
+	}
+	for i := cmd.FirstKey; i <= last && i < len(args); i += max(cmd.Step, 1) {
+		if !u.canAccess(args[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isLoopback reports whether a "host:port" address is on a loopback interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // sessionOf returns the connection's session.
 func sessionOf(c *resp.Conn) *session {
 	sess, _ := c.Context().(*session)
 	if sess == nil {
-		return &session{id: c.ID()}
+		sess = &session{id: c.ID()}
+		sess.user.Store(&User{Name: "default"})
 	}
 	return sess
 }

@@ -33,12 +33,19 @@ type testServer struct {
 // startServer runs the real network layer and command server on a loopback
 // port for the length of the test.
 func startServer(t *testing.T, debug bool) *testServer {
+	return startServerWith(t, Config{EnableDebug: debug})
+}
+
+// startServerWith starts a server from cfg (Table, Logger, NetStats and
+// Settings are filled in); cfg.Users also decides resp's AuthRequired.
+func startServerWith(t *testing.T, cfg Config) *testServer {
 	t.Helper()
 	tbl := gcra.NewTable(8, nil)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rs := &resp.Server{Logger: log}
-	s := NewServer(Config{Table: tbl, Logger: log, EnableDebug: debug, NetStats: rs.Stats,
-		Settings: []Setting{{Name: "maxclients", Value: "10000"}, {Name: "port", Value: "0"}}})
+	rs := &resp.Server{Logger: log, AuthRequired: cfg.Users != nil && cfg.Users.AuthRequired()}
+	cfg.Table, cfg.Logger, cfg.NetStats = tbl, log, rs.Stats
+	cfg.Settings = []Setting{{Name: "maxclients", Value: "10000"}, {Name: "port", Value: "0"}}
+	s := NewServer(cfg)
 	rs.Handler, rs.OnOpen, rs.OnClose = s, s.OpenConn, s.CloseConn
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -15,9 +15,9 @@ const (
 	wbufInit = 4 << 10
 	// wbufKeep is the reply buffer capacity kept across idle periods.
 	wbufKeep = 64 << 10
-	// shrinkIdle is how long a connection with an oversized (empty) read
-	// or reply buffer must be idle before the buffers are released.
-	shrinkIdle = 2 * time.Second
+	// defaultShrinkDelay is how long after a read or reply buffer became
+	// oversized it is released (if empty at that moment).
+	defaultShrinkDelay = 2 * time.Second
 	// maxIdleGranularity bounds how often the idle deadline is refreshed.
 	maxIdleGranularity = time.Second
 )
@@ -146,6 +146,7 @@ func (c *Conn) serve() {
 			return
 		}
 		if !c.armRead() {
+			c.linger()
 			return
 		}
 		n, err := c.rd.fill(c.nc)
@@ -164,19 +165,60 @@ func (c *Conn) serve() {
 		if n > 0 && !c.process() {
 			return
 		}
+		if c.srv.shutting.Load() {
+			c.linger()
+			return
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			if c.deadlineFired() {
 				continue
 			}
 			return
 		}
-		if c.srv.shutting.Load() {
-			return
-		}
 		if !isClosedError(err) {
 			c.srv.logger().Debug("resp: read failed", "id", c.id, "remote", c.remote, "err", err)
 		}
 		return
+	}
+}
+
+// lingerRounds bounds how many reads a connection makes after Shutdown, and
+// lingerWait how long each waits for bytes the client has already sent.
+const (
+	lingerRounds = 64
+	lingerWait   = 50 * time.Millisecond
+)
+
+// linger ends a connection during Shutdown without losing replies: it
+// answers the commands the client had already sent (those in flight on the
+// wire too), half-closes so the client reads every reply and then EOF, and
+// discards what still arrives, so that closing does not reset the
+// connection and destroy replies the client has not read yet.
+func (c *Conn) linger() {
+	for i := 0; i < lingerRounds && !c.closeAfter; i++ {
+		_ = c.nc.SetReadDeadline(time.Now().Add(lingerWait))
+		n, err := c.rd.fill(c.nc)
+		if n > 0 {
+			c.srv.bytesIn.Add(uint64(n))
+		}
+		var perr *protocolError
+		if errors.As(err, &perr) {
+			c.protocolError(perr)
+			break
+		}
+		if (n > 0 && !c.process()) || err != nil {
+			break
+		}
+	}
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := c.nc.(closeWriter); ok && cw.CloseWrite() == nil {
+		var sink [512]byte
+		_ = c.nc.SetReadDeadline(time.Now().Add(lingerWait))
+		for i := 0; i < lingerRounds; i++ {
+			if _, err := c.nc.Read(sink[:]); err != nil {
+				break
+			}
+		}
 	}
 }
 
@@ -258,21 +300,24 @@ func (c *Conn) flush() bool {
 func (c *Conn) armRead() bool {
 	var dl time.Time
 	lim := c.lim
-	big := len(c.rd.buf) > c.rd.lim.initSize() || cap(c.wbuf) > wbufKeep
-	if lim.IdleTimeout > 0 || big {
-		now := time.Now()
-		if lim.IdleTimeout > 0 {
-			if c.fresh && now.Sub(c.idleMark) >= c.idleGran {
+	if lim.IdleTimeout > 0 {
+		if c.fresh {
+			if now := time.Now(); now.Sub(c.idleMark) >= c.idleGran {
 				c.idleMark = now
 			}
 			c.fresh = false
-			dl = c.idleMark.Add(lim.IdleTimeout + c.idleGran)
 		}
+		dl = c.idleMark.Add(lim.IdleTimeout + c.idleGran)
+	}
+	// Oversized buffers are released once they are found empty when the
+	// shrink deadline (armed once, not per request) fires.
+	if len(c.rd.buf) > c.rd.lim.initSize() || cap(c.wbuf) > wbufKeep {
+		if c.shrinkAt.IsZero() {
+			c.shrinkAt = time.Now().Add(c.srv.shrinkDelay)
+		}
+		dl = earliest(dl, c.shrinkAt)
+	} else {
 		c.shrinkAt = time.Time{}
-		if big && c.rd.buffered() == 0 {
-			c.shrinkAt = now.Add(shrinkIdle)
-			dl = earliest(dl, c.shrinkAt)
-		}
 	}
 	if lim.AuthRequired && !c.authed.Load() {
 		dl = earliest(dl, c.authDeadline)
@@ -305,11 +350,11 @@ func (c *Conn) deadlineFired() bool {
 		return false
 	}
 	if !c.shrinkAt.IsZero() && !now.Before(c.shrinkAt) {
-		c.rd.shrink()
+		c.rd.shrink() // no-op while a partial command is buffered
 		if cap(c.wbuf) > wbufKeep {
-			c.wbuf = make([]byte, 0, wbufInit)
+			c.wbuf = make([]byte, 0, wbufInit) // always empty while reading
 		}
-		c.shrinkAt = time.Time{}
+		c.shrinkAt = time.Time{} // re-armed by armRead if still needed
 	}
 	return true
 }

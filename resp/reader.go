@@ -82,9 +82,6 @@ func newReader(lim readerLimits) *reader {
 // initSize is the initial and shrink-back size of the read buffer.
 func (l readerLimits) initSize() int { return min(readBufInit, l.maxQuery) }
 
-// buffered reports the number of unread bytes.
-func (rd *reader) buffered() int { return rd.w - rd.r }
-
 // next returns the next complete command, or (nil, nil) when more input is
 // needed. preAuth applies the pre-authentication caps. The returned args
 // alias the buffer and are valid until the next call to fill.

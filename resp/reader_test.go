@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -243,14 +244,12 @@ func pipelineStream() ([]byte, [][]string) {
 			want = append(want, []string{""})
 		case 3:
 			big := strings.Repeat("z", 20000+i)
-			b.WriteString("*2\r\n$4\r\nECHO\r\n$" + itoa(len(big)) + "\r\n" + big + "\r\n")
+			b.WriteString("*2\r\n$4\r\nECHO\r\n$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n")
 			want = append(want, []string{"ECHO", big})
 		}
 	}
 	return b.Bytes(), want
 }
-
-func itoa(n int) string { return string(appendHeader(nil, ' ', int64(n))[1 : len(appendHeader(nil, ' ', int64(n)))-2]) }
 
 func TestReaderChunkings(t *testing.T) {
 	data, want := pipelineStream()
@@ -276,7 +275,7 @@ func TestReaderChunkings(t *testing.T) {
 func TestReaderNoRescan(t *testing.T) {
 	lim := testLimits()
 	big := strings.Repeat("x", 1<<20)
-	data := []byte("*1\r\n$" + itoa(len(big)) + "\r\n" + big + "\r\n")
+	data := []byte("*1\r\n$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n")
 	got, errReply := parseStream(t, &chunkReader{data: data, chunks: []int{64}}, lim, false)
 	require.Empty(t, errReply)
 	require.Equal(t, [][]string{{big}}, got)

@@ -105,9 +105,10 @@ type Server struct {
 	// Default false: connections start authenticated.
 	AuthRequired bool
 
-	initOnce sync.Once
-	lim      Limits
-	initErr  error
+	initOnce    sync.Once
+	lim         Limits
+	initErr     error
+	shrinkDelay time.Duration // buffer release delay; tests shorten it
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -196,6 +197,9 @@ func (s *Server) init() error {
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*Conn]struct{})
 		s.done = make(chan struct{})
+		if s.shrinkDelay <= 0 {
+			s.shrinkDelay = defaultShrinkDelay
+		}
 	})
 	return s.initErr
 }

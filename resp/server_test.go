@@ -58,6 +58,10 @@ func (h *testHandler) ServeRESP(c *Conn, args [][]byte) {
 		c.WriteDouble(1.5)
 		c.WriteVerbatim("txt", "hi")
 		c.WriteError("ERR bad\r\nthing")
+	case "BUFSIZE":
+		c.WriteArray(2)
+		c.WriteInt(int64(len(c.rd.buf)))
+		c.WriteInt(int64(cap(c.wbuf)))
 	case "BIG":
 		n, _ := strconv.Atoi(string(args[1]))
 		c.WriteBulkString(strings.Repeat("x", n))
@@ -296,8 +300,32 @@ func TestServerHTTPCloses(t *testing.T) {
 	c.send("POST / HTTP/1.1\r\nHost: localhost\r\n\r\n")
 	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b, err := io.ReadAll(c.br)
-	require.NoError(t, err) // EOF: closed
-	assert.Empty(t, b)
+	var ne net.Error
+	require.False(t, errors.As(err, &ne) && ne.Timeout(), "connection not closed")
+	assert.Empty(t, b, "no reply expected")
+	assert.Equal(t, uint64(1), srv.Stats().ProtocolErrors)
+}
+
+func TestServerShrinksBuffers(t *testing.T) {
+	srv := &Server{shrinkDelay: 50 * time.Millisecond}
+	addr := startServer(t, srv)
+	c := dial(t, addr)
+	big := strings.Repeat("b", 200<<10)
+	c.send(cmd("ECHO", big) + cmd("BUFSIZE"))
+	c.expect("*[$ECHO $" + big + "]")
+	got, err := c.read()
+	require.NoError(t, err)
+	require.NotEqual(t, "*[:16384 :4096]", got, "buffers should have grown")
+	eventually(t, func() bool {
+		c.send(cmd("BUFSIZE"))
+		got, err := c.read()
+		require.NoError(t, err)
+		if got == "*[:16384 :4096]" {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+		return false
+	}, "buffers shrink back")
 }
 
 func TestServerPanicRecovery(t *testing.T) {
@@ -341,12 +369,13 @@ func TestServerPreAuth(t *testing.T) {
 	for i := range args {
 		args[i] = "a"
 	}
-	c.send(cmd(args...))
+	// Headers only, so no unread payload can turn the close into a reset.
+	c.send("*11\r\n")
 	c.expect("-ERR Protocol error: invalid multibulk length")
 	c.expectClosed()
 
 	c = dial(t, addr)
-	c.send(cmd("ECHO", strings.Repeat("x", 16385)))
+	c.send("*2\r\n$4\r\nECHO\r\n$16385\r\n")
 	c.expect("-ERR Protocol error: invalid bulk length")
 	c.expectClosed()
 
@@ -517,7 +546,67 @@ func TestServerOnOpenAndBigBulk(t *testing.T) {
 	big := strings.Repeat("b", 1<<20)
 	c.send(cmd("ECHO", big))
 	c.expect("*[$ECHO $" + big + "]")
-	c.send(cmd("ECHO", big+"x"))
+	// Only the header: the server rejects it before reading a payload
+	// (sending the payload could get the reply lost to a TCP reset).
+	c.send("*2\r\n$4\r\nECHO\r\n$1048577\r\n")
 	c.expect("-ERR Protocol error: invalid bulk length")
 	c.expectClosed()
+}
+
+func TestConnAccessorsAndHooks(t *testing.T) {
+	type info struct{ remote, local string }
+	opened := make(chan *Conn, 1)
+	closedIDs := make(chan uint64, 4)
+	h := HandlerFunc(func(c *Conn, args [][]byte) {
+		switch string(args[0]) {
+		case "SETCTX":
+			c.SetContext(info{c.RemoteAddr(), c.LocalAddr()})
+			c.WriteSimple("OK")
+		case "GETCTX":
+			v := c.Context().(info)
+			c.WriteArray(2)
+			c.WriteBulkString(v.remote)
+			c.WriteBulkString(v.local)
+		case "KILLME":
+			done := make(chan struct{})
+			go func() { c.Close(); close(done) }() // from another goroutine, like CLIENT KILL
+			<-done
+		}
+	})
+	srv := &Server{Handler: h, OnOpen: func(c *Conn) { opened <- c }, OnClose: func(c *Conn) { closedIDs <- c.ID() }}
+	addr := startServer(t, srv)
+	c := dial(t, addr)
+	sc := <-opened
+	assert.Equal(t, uint64(1), sc.ID())
+	assert.Equal(t, 2, sc.Proto())
+	assert.True(t, sc.Authenticated())
+	c.send(cmd("SETCTX") + cmd("GETCTX"))
+	c.expect("+OK")
+	c.expect("*[$" + c.nc.LocalAddr().String() + " $" + addr + "]")
+	c.send(cmd("KILLME"))
+	c.expectClosed()
+	select {
+	case id := <-closedIDs:
+		assert.Equal(t, uint64(1), id)
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnClose not called")
+	}
+	assert.Empty(t, closedIDs)
+}
+
+// TestReaderNoPreallocation checks a huge declared count costs nothing.
+func TestReaderNoPreallocation(t *testing.T) {
+	lim := testLimits()
+	lim.maxArgs = 1 << 40
+	rd := newReader(lim)
+	src := &chunkReader{data: []byte("*1000000000\r\n$1\r\na\r\n")}
+	allocs := testing.AllocsPerRun(1, func() {
+		_, _ = rd.fill(src)
+		args, err := rd.next(false)
+		require.NoError(t, err)
+		require.Nil(t, args)
+	})
+	assert.LessOrEqual(t, allocs, 1.0) // at most the first span slice
+	assert.LessOrEqual(t, cap(rd.spans), 16)
+	assert.Equal(t, 16<<10, len(rd.buf))
 }

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		runtime.GOMAXPROCS(cfg.GOMAXPROCS)
 	}
 
+	users, err := cfg.users()
+	if err != nil {
+		return err
+	}
+
 	table := gcra.NewTable(cfg.Shards, nil)
 	clock := gcra.NewSettableClock(gcra.NewSystemClock())
 	rs := &resp.Server{
@@ -72,6 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		MaxPendingReply: cfg.MaxPendingReply,
 		WriteTimeout:    cfg.WriteTimeout,
 		IdleTimeout:     cfg.IdleTimeout,
+		AuthRequired:    users.AuthRequired(),
 	}
 	cmds := commands.NewServer(commands.Config{
 		Table:       table,
@@ -80,40 +87,72 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		EnableDebug: cfg.EnableDebug,
 		NetStats:    rs.Stats,
 		Settings:    cfg.settings(),
+		Users:       users,
+		Protected:   cfg.ProtectedMode && !users.AuthRequired(),
 	})
 	rs.Handler = cmds
 	rs.OnOpen = cmds.OpenConn
 	rs.OnClose = cmds.CloseConn
 
-	var lns []net.Listener
-	for _, host := range cfg.bindAddrs() {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(cfg.Port)))
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return fmt.Errorf("listen: %w", err)
-		}
-		lns = append(lns, ln)
+	var certs *certStore
+	lns, err := listen(cfg.bindAddrs(), cfg.Port, nil)
+	if err != nil {
+		return err
 	}
+	if cfg.TLSPort != 0 {
+		tc, store, err := newTLSConfig(cfg)
+		if err == nil {
+			var tlns []net.Listener
+			tlns, err = listen(cfg.bindAddrs(), cfg.TLSPort, tc)
+			lns = append(lns, tlns...)
+		}
+		if err != nil {
+			closeAll(lns)
+			return err
+		}
+		certs = store
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if certs == nil {
+				log.Info("SIGHUP: nothing to reload")
+				continue
+			}
+			if err := certs.reload(); err != nil {
+				log.Error("SIGHUP: TLS certificate reload failed; keeping the old one", slog.Any("err", err))
+				continue
+			}
+			log.Info("SIGHUP: TLS certificate reloaded", slog.String("cert", cfg.TLSCertFile))
+		}
+	}()
 
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	go table.SweepLoop(sweepCtx, clock, cfg.SweepInterval)
 
 	errc := make(chan error, len(lns))
-	var addrs []net.Addr
+	var addrs, tlsAddrs []net.Addr
 	for _, ln := range lns {
-		addrs = append(addrs, ln.Addr())
+		if isTLS(ln) {
+			tlsAddrs = append(tlsAddrs, ln.Addr())
+		} else {
+			addrs = append(addrs, ln.Addr())
+		}
 		go func() { errc <- rs.Serve(ln) }()
 	}
 	log.Info("sluice ready",
 		slog.String("addr", joinAddrs(addrs)),
+		slog.String("tls_addr", joinAddrs(tlsAddrs)),
 		slog.String("version", commands.Version),
 		slog.Int("shards", table.Shards()),
 		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
 		slog.String("persistence", "off"),
-		slog.Bool("debug_command", cfg.EnableDebug))
+		slog.Bool("debug_command", cfg.EnableDebug),
+		slog.Bool("auth_required", users.AuthRequired()),
+		slog.Bool("protected_mode", cfg.ProtectedMode && !users.AuthRequired()))
 	if ready != nil {
 		ready <- addrs
 	}
@@ -134,6 +173,59 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}
 	log.Info("sluice stopped", slog.Int("keys", table.Len()))
 	return nil
+}
+
+// listen opens one listener per host on port, wrapped in TLS when tc is set.
+func listen(hosts []string, port int, tc *tls.Config) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, host := range hosts {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			closeAll(lns)
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		if tc != nil {
+			ln = tls.NewListener(ln, tc)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// isTLS reports whether ln came from listen with a TLS config.
+func isTLS(ln net.Listener) bool {
+	_, plain := ln.(*net.TCPListener)
+	return !plain
+}
+
+func closeAll(lns []net.Listener) {
+	for _, l := range lns {
+		l.Close()
+	}
+}
+
+// users builds the accounts from --requirepass (or its file) and --aclfile.
+func (c config) users() (*commands.Users, error) {
+	pass := c.RequirePass
+	if c.RequirePassFile != "" {
+		b, err := os.ReadFile(c.RequirePassFile)
+		if err != nil {
+			return nil, fmt.Errorf("--requirepass-file: %w", err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	}
+	users := commands.NewUsers(pass)
+	if c.ACLFile != "" {
+		f, err := os.Open(c.ACLFile)
+		if err != nil {
+			return nil, fmt.Errorf("--aclfile: %w", err)
+		}
+		defer f.Close()
+		if err := users.Load(f); err != nil {
+			return nil, fmt.Errorf("--aclfile %s: %w", c.ACLFile, err)
+		}
+	}
+	return users, nil
 }
 
 func joinAddrs(addrs []net.Addr) string {
@@ -162,6 +254,15 @@ type config struct {
 	WriteTimeout    time.Duration `ff:"long: write-timeout, default: 10s, usage: 'longest one flush of replies may block on a client that does not read'"`
 	IdleTimeout     time.Duration `ff:"long: timeout, default: 0s, usage: 'close connections idle this long (0: never)'"`
 	ShutdownTimeout time.Duration `ff:"long: shutdown-timeout, default: 10s, usage: 'how long a graceful shutdown waits for connections'"`
+	ProtectedMode   bool          `ff:"long: protected-mode, default: true, usage: 'without a password, serve only loopback clients'"`
+	RequirePass     string        `ff:"long: requirepass, nodefault, usage: 'password of the default user (prefer SLUICE_REQUIREPASS or --requirepass-file: flags show in ps)'"`
+	RequirePassFile string        `ff:"long: requirepass-file, nodefault, usage: 'file holding the default user password'"`
+	ACLFile         string        `ff:"long: aclfile, nodefault, usage: 'users file: one \"user <name> <rules...>\" per line, Redis ACL syntax'"`
+	TLSPort         int           `ff:"long: tls-port, default: 0, usage: 'TLS port (0: no TLS listener)'"`
+	TLSCertFile     string        `ff:"long: tls-cert-file, nodefault, usage: 'server certificate (PEM); reloaded on SIGHUP'"`
+	TLSKeyFile      string        `ff:"long: tls-key-file, nodefault, usage: 'server private key (PEM); reloaded on SIGHUP'"`
+	TLSCACertFile   string        `ff:"long: tls-ca-cert-file, nodefault, usage: 'CA certificates that sign client certificates (PEM)'"`
+	TLSAuthClients  string        `ff:"long: tls-auth-clients, default: yes, usage: 'client certificates: no | optional | yes'"`
 	LogLevel        string        `ff:"long: log-level, default: info, usage: 'debug | info | warn | error'"`
 	LogFormat       string        `ff:"long: log-format, default: text, usage: 'text | json'"`
 	Version         bool          `ff:"long: version, nodefault, usage: 'print the version and exit'"`
@@ -227,6 +328,21 @@ func (c config) validate() error {
 	if c.IdleTimeout < 0 || c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("--timeout and --shutdown-timeout must not be negative"))
 	}
+	if c.RequirePass != "" && c.RequirePassFile != "" {
+		errs = append(errs, errors.New("--requirepass and --requirepass-file: set one"))
+	}
+	if c.TLSPort < 0 || c.TLSPort > 65535 {
+		errs = append(errs, fmt.Errorf("--tls-port %d: must be 0..65535", c.TLSPort))
+	}
+	if c.TLSPort != 0 && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("--tls-port needs --tls-cert-file and --tls-key-file"))
+	}
+	if c.TLSAuthClients != "no" && c.TLSAuthClients != "optional" && c.TLSAuthClients != "yes" {
+		errs = append(errs, fmt.Errorf("--tls-auth-clients %q: must be no, optional or yes", c.TLSAuthClients))
+	}
+	if c.TLSPort != 0 && c.TLSAuthClients != "no" && c.TLSCACertFile == "" {
+		errs = append(errs, errors.New("--tls-auth-clients optional or yes needs --tls-ca-cert-file"))
+	}
 	if c.GOMAXPROCS < 0 {
 		errs = append(errs, fmt.Errorf("--gomaxprocs %d: must not be negative", c.GOMAXPROCS))
 	}
@@ -261,8 +377,21 @@ func (c config) settings() []commands.Setting {
 		{Name: "save", Value: ""},
 		{Name: "appendonly", Value: "no"},
 		{Name: "databases", Value: "1"},
+		{Name: "protected-mode", Value: map[bool]string{true: "yes", false: "no"}[c.ProtectedMode]},
+		{Name: "requirepass", Value: redacted(c.RequirePass != "" || c.RequirePassFile != "")},
+		{Name: "aclfile", Value: c.ACLFile},
+		{Name: "tls-port", Value: strconv.Itoa(c.TLSPort)},
+		{Name: "tls-cert-file", Value: c.TLSCertFile},
+		{Name: "tls-auth-clients", Value: c.TLSAuthClients},
 		{Name: "enable-debug-command", Value: map[bool]string{true: "yes", false: "no"}[c.EnableDebug]},
 	}
+}
+
+func redacted(set bool) string {
+	if set {
+		return "<redacted>"
+	}
+	return ""
 }
 
 func parseLevel(s string) (slog.Level, error) {
