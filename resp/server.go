@@ -27,6 +27,17 @@ const (
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("resp: server closed")
 
+// maxPerIPReply is sent to connections refused because of MaxClientsPerIP.
+const maxPerIPReply = "-ERR max number of clients per IP reached\r\n"
+
+// hostOf returns the host part of a "host:port" address.
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
 // maxClientsReply is sent to connections refused because of MaxClients.
 const maxClientsReply = "-ERR max number of clients reached\r\n"
 
@@ -67,6 +78,10 @@ type Server struct {
 	// 10000. Extra connections get "-ERR max number of clients reached"
 	// and are closed; they are counted in Stats.Rejected.
 	MaxClients int
+	// MaxClientsPerIP caps the connections from one IP address; 0 (the
+	// default) means no cap. Extra connections get "-ERR max number of
+	// clients per IP reached" and are counted in Stats.Rejected.
+	MaxClientsPerIP int
 	// MaxBulkLen is the maximum length of one bulk argument
 	// ("proto-max-bulk-len"). Default 1 MiB.
 	MaxBulkLen int64
@@ -113,6 +128,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*Conn]struct{}
+	perIP     map[string]int
 	shutting  atomic.Bool
 	done      chan struct{} // closed when shutting down
 
@@ -129,6 +145,7 @@ type Server struct {
 // Limits are the effective limits of a Server, with defaults applied.
 type Limits struct {
 	MaxClients        int
+	MaxClientsPerIP   int // 0 means no cap
 	MaxBulkLen        int64
 	MaxArgs           int
 	MaxInlineLen      int
@@ -164,6 +181,7 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 func (s *Server) Limits() Limits {
 	l := Limits{
 		MaxClients:        orDefault(s.MaxClients, DefaultMaxClients),
+		MaxClientsPerIP:   max(s.MaxClientsPerIP, 0),
 		MaxBulkLen:        orDefault(s.MaxBulkLen, DefaultMaxBulkLen),
 		MaxArgs:           orDefault(s.MaxArgs, DefaultMaxArgs),
 		MaxInlineLen:      orDefault(s.MaxInlineLen, DefaultMaxInlineLen),
@@ -196,6 +214,7 @@ func (s *Server) init() error {
 		}
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*Conn]struct{})
+		s.perIP = make(map[string]int)
 		s.done = make(chan struct{})
 		if s.shrinkDelay <= 0 {
 			s.shrinkDelay = defaultShrinkDelay
@@ -281,20 +300,30 @@ func (s *Server) accept(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if len(s.conns) >= s.lim.MaxClients {
+	ip := hostOf(nc.RemoteAddr().String())
+	reply := ""
+	switch {
+	case len(s.conns) >= s.lim.MaxClients:
+		reply = maxClientsReply
+	case s.lim.MaxClientsPerIP > 0 && s.perIP[ip] >= s.lim.MaxClientsPerIP:
+		reply = maxPerIPReply
+	}
+	if reply != "" {
 		s.mu.Unlock()
 		s.rejected.Add(1)
-		s.logger().Debug("resp: max number of clients reached, refusing connection", "remote", nc.RemoteAddr().String())
-		// A fresh socket's send buffer is empty: this does not block,
-		// but bound it anyway.
-		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-		if n, _ := nc.Write([]byte(maxClientsReply)); n > 0 {
-			s.bytesOut.Add(uint64(n))
-		}
-		nc.Close()
+		s.logger().Debug("resp: refusing connection", "remote", nc.RemoteAddr().String(), "reply", reply[1:len(reply)-2])
+		// Off the accept loop: a TLS handshake may precede the write.
+		go func() {
+			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+			if n, _ := nc.Write([]byte(reply)); n > 0 {
+				s.bytesOut.Add(uint64(n))
+			}
+			nc.Close()
+		}()
 		return
 	}
 	c := newConn(s, nc)
+	s.perIP[ip]++
 	s.conns[c] = struct{}{}
 	s.connected.Store(int64(len(s.conns)))
 	s.mu.Unlock()
@@ -305,6 +334,10 @@ func (s *Server) accept(nc net.Conn) {
 func (s *Server) untrack(c *Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	ip := hostOf(c.remote)
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
 	s.connected.Store(int64(len(s.conns)))
 	s.mu.Unlock()
 }

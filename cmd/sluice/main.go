@@ -69,16 +69,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	table := gcra.NewTable(cfg.Shards, nil)
 	clock := gcra.NewSettableClock(gcra.NewSystemClock())
 	rs := &resp.Server{
-		Logger:          log,
-		MaxClients:      cfg.MaxClients,
-		MaxBulkLen:      cfg.MaxBulkLen,
-		MaxArgs:         cfg.MaxArgs,
-		MaxInlineLen:    cfg.MaxInlineLen,
-		MaxQueryBuffer:  cfg.MaxQueryBuffer,
-		MaxPendingReply: cfg.MaxPendingReply,
-		WriteTimeout:    cfg.WriteTimeout,
-		IdleTimeout:     cfg.IdleTimeout,
-		AuthRequired:    users.AuthRequired(),
+		Logger:            log,
+		MaxClients:        cfg.MaxClients,
+		MaxBulkLen:        cfg.MaxBulkLen,
+		MaxArgs:           cfg.MaxArgs,
+		MaxInlineLen:      cfg.MaxInlineLen,
+		MaxQueryBuffer:    cfg.MaxQueryBuffer,
+		MaxPendingReply:   cfg.MaxPendingReply,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		AuthRequired:      users.AuthRequired(),
+		MaxClientsPerIP:   cfg.MaxClientsPerIP,
+		PreAuthMaxArgs:    cfg.PreAuthMaxArgs,
+		PreAuthMaxBulkLen: cfg.PreAuthMaxBulk,
+		AuthTimeout:       cfg.AuthTimeout,
 	}
 	cmds := commands.NewServer(commands.Config{
 		Table:       table,
@@ -246,6 +250,10 @@ type config struct {
 	SweepInterval   time.Duration `ff:"long: sweep-interval, default: 100ms, usage: 'how often expired keys are reclaimed (a tenth of each shard per pass)'"`
 	GOMAXPROCS      int           `ff:"long: gomaxprocs, default: 0, usage: 'Go scheduler threads (0: the number of CPUs)'"`
 	MaxClients      int           `ff:"long: maxclients, default: 10000, usage: 'maximum simultaneous client connections'"`
+	MaxClientsPerIP int           `ff:"long: maxclients-per-ip, default: 0, usage: 'maximum connections from one IP address (0: no cap)'"`
+	PreAuthMaxArgs  int           `ff:"long: preauth-max-args, default: 10, usage: 'most arguments in one command before AUTH'"`
+	PreAuthMaxBulk  int64         `ff:"long: preauth-max-bulk-len, default: 16384, usage: 'largest bulk string before AUTH, bytes'"`
+	AuthTimeout     time.Duration `ff:"long: auth-timeout, default: 10s, usage: 'close connections not authenticated this long after connecting (when a password is set)'"`
 	MaxBulkLen      int64         `ff:"long: proto-max-bulk-len, default: 1048576, usage: 'largest bulk string accepted in a request, bytes'"`
 	MaxArgs         int           `ff:"long: proto-max-args, default: 65536, usage: 'most arguments in one command'"`
 	MaxInlineLen    int           `ff:"long: proto-max-inline-len, default: 65536, usage: 'longest inline command, bytes'"`
@@ -307,6 +315,15 @@ func (c config) validate() error {
 	if c.MaxClients < 1 {
 		errs = append(errs, fmt.Errorf("--maxclients %d: must be at least 1", c.MaxClients))
 	}
+	if c.MaxClientsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("--maxclients-per-ip %d: must not be negative", c.MaxClientsPerIP))
+	}
+	if c.PreAuthMaxArgs < 1 || c.PreAuthMaxBulk < 1 {
+		errs = append(errs, errors.New("--preauth-max-args and --preauth-max-bulk-len must be positive"))
+	}
+	if c.AuthTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--auth-timeout %s: must be positive", c.AuthTimeout))
+	}
 	if c.MaxBulkLen < 1 {
 		errs = append(errs, fmt.Errorf("--proto-max-bulk-len %d: must be positive", c.MaxBulkLen))
 	}
@@ -365,6 +382,10 @@ func (c config) settings() []commands.Setting {
 		{Name: "bind", Value: strings.Join(c.bindAddrs(), " ")},
 		{Name: "port", Value: strconv.Itoa(c.Port)},
 		{Name: "maxclients", Value: strconv.Itoa(c.MaxClients)},
+		{Name: "maxclients-per-ip", Value: strconv.Itoa(c.MaxClientsPerIP)},
+		{Name: "preauth-max-args", Value: strconv.Itoa(c.PreAuthMaxArgs)},
+		{Name: "preauth-max-bulk-len", Value: strconv.FormatInt(c.PreAuthMaxBulk, 10)},
+		{Name: "auth-timeout", Value: c.AuthTimeout.String()},
 		{Name: "proto-max-bulk-len", Value: strconv.FormatInt(c.MaxBulkLen, 10)},
 		{Name: "proto-max-args", Value: strconv.Itoa(c.MaxArgs)},
 		{Name: "proto-max-inline-len", Value: strconv.Itoa(c.MaxInlineLen)},
