@@ -43,13 +43,15 @@ func errUnknownCommand(args [][]byte) string {
 }
 
 // clean replaces CR and LF with spaces, as Redis does in error replies.
+// Other bytes, valid UTF-8 or not, pass through unchanged.
 func clean(b []byte) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
+	out := []byte(string(b))
+	for i, c := range out {
+		if c == '\r' || c == '\n' {
+			out[i] = ' '
 		}
-		return r
-	}, string(b))
+	}
+	return string(out)
 }
 
 func truncate(b []byte, n int) []byte {

@@ -25,6 +25,7 @@ import (
 const epoch = int64(1893456000000000000) // 2030-01-01, the vectors' frozen clock
 
 type testServer struct {
+	net   *resp.Server
 	addr  string
 	srv   *Server
 	table *gcra.Table
@@ -32,17 +33,20 @@ type testServer struct {
 
 // startServer runs the real network layer and command server on a loopback
 // port for the length of the test.
-func startServer(t *testing.T, debug bool) *testServer {
+func startServer(t testing.TB, debug bool) *testServer {
 	return startServerWith(t, Config{EnableDebug: debug})
 }
 
 // startServerWith starts a server from cfg (Table, Logger, NetStats and
 // Settings are filled in); cfg.Users also decides resp's AuthRequired.
-func startServerWith(t *testing.T, cfg Config) *testServer {
+func startServerWith(t testing.TB, cfg Config, tune ...func(*resp.Server)) *testServer {
 	t.Helper()
 	tbl := gcra.NewTable(8, nil)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rs := &resp.Server{Logger: log, AuthRequired: cfg.Users != nil && cfg.Users.AuthRequired()}
+	for _, f := range tune {
+		f(rs)
+	}
 	cfg.Table, cfg.Logger, cfg.NetStats = tbl, log, rs.Stats
 	cfg.Settings = []Setting{{Name: "maxclients", Value: "10000"}, {Name: "port", Value: "0"}}
 	s := NewServer(cfg)
@@ -57,10 +61,10 @@ func startServerWith(t *testing.T, cfg Config) *testServer {
 		_ = rs.Shutdown(ctx)
 		<-done
 	})
-	return &testServer{addr: ln.Addr().String(), srv: s, table: tbl}
+	return &testServer{addr: ln.Addr().String(), srv: s, table: tbl, net: rs}
 }
 
-func (ts *testServer) client(t *testing.T, proto int) *redis.Client {
+func (ts *testServer) client(t testing.TB, proto int) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: ts.addr, Protocol: proto, PoolSize: 64, MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })
@@ -186,7 +190,7 @@ func TestConcurrentAdmitsExactlyOverTCP(t *testing.T) {
 }
 
 // readReply reads one whole RESP reply and returns its raw bytes.
-func readReply(t *testing.T, r *bufio.Reader) string {
+func readReply(t testing.TB, r *bufio.Reader) string {
 	t.Helper()
 	line, err := r.ReadString('\n')
 	require.NoError(t, err)
