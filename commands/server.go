@@ -61,6 +61,9 @@ type Server struct {
 	authFailures atomic.Uint64 // AUTH and HELLO AUTH with bad credentials
 	deniedCmd    atomic.Uint64 // NOAUTH and NOPERM for a command
 	deniedKey    atomic.Uint64 // NOPERM for a key
+	latency      Latency
+
+	throttleCmd, clThrottleCmd *Command // for per-command decision counts
 }
 
 // session is the per-connection state kept in resp.Conn's context.
@@ -76,6 +79,7 @@ type session struct {
 	user     atomic.Pointer[User]
 	commands atomic.Uint64
 	scratch  [32]byte // lower-casing buffer for dispatch
+	sample   uint32   // calls since the last latency sample
 }
 
 // NewServer returns a Server over cfg.Table.
@@ -92,7 +96,7 @@ func NewServer(cfg Config) *Server {
 	if cfg.NetStats == nil {
 		cfg.NetStats = func() resp.Stats { return resp.Stats{} }
 	}
-	return &Server{
+	s := &Server{
 		cfg:      cfg,
 		table:    cfg.Table,
 		clock:    cfg.Clock,
@@ -101,6 +105,8 @@ func NewServer(cfg Config) *Server {
 		started:  time.Now(),
 		sessions: map[uint64]*session{},
 	}
+	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
+	return s
 }
 
 // Clock is the server's clock (frozen and released by DEBUG CLOCK).
@@ -182,7 +188,7 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 		}
 	}
 	sess.lastCmd.Store(&cmd.Name)
-	cmd.Handler(s, c, args)
+	s.run(cmd, sess, c, args)
 }
 
 // keysAllowed checks every key of a call against the user's key patterns.

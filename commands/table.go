@@ -3,6 +3,7 @@ package commands
 import (
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/sluicehq/sluice/resp"
 )
@@ -25,6 +26,10 @@ type Command struct {
 	Subs       []*Command // subcommands, named "parent|sub"
 	Handler    Handler
 	parent     *Command
+
+	calls   atomic.Uint64
+	allowed atomic.Uint64 // THROTTLE family
+	limited atomic.Uint64
 }
 
 // Arg documents one argument for COMMAND DOCS (and redis-cli's hints).

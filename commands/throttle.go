@@ -18,6 +18,7 @@ func throttle(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(err.Error())
 		return
 	}
+	s.countDecision(args[0], r.Limited)
 	writeResult(c, r)
 }
 

@@ -98,6 +98,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	rs.OnOpen = cmds.OpenConn
 	rs.OnClose = cmds.CloseConn
 
+	var metrics *metricsServer
+	if cfg.MetricsAddr != "" {
+		if metrics, err = startMetrics(cfg.MetricsAddr, newRegistry(cmds, rs), log); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer metrics.shutdown(context.Background())
+	}
+
 	var certs *certStore
 	lns, err := listen(cfg.bindAddrs(), cfg.Port, nil)
 	if err != nil {
@@ -150,6 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	log.Info("sluice ready",
 		slog.String("addr", joinAddrs(addrs)),
 		slog.String("tls_addr", joinAddrs(tlsAddrs)),
+		slog.String("metrics_addr", cfg.MetricsAddr),
 		slog.String("version", commands.Version),
 		slog.Int("shards", table.Shards()),
 		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
@@ -157,6 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		slog.Bool("debug_command", cfg.EnableDebug),
 		slog.Bool("auth_required", users.AuthRequired()),
 		slog.Bool("protected_mode", cfg.ProtectedMode && !users.AuthRequired()))
+	metrics.setReady(true)
 	if ready != nil {
 		ready <- addrs
 	}
@@ -169,6 +179,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		_ = rs.Close()
 		return err
 	}
+	metrics.setReady(false)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := rs.Shutdown(sctx); err != nil {
@@ -271,6 +282,7 @@ type config struct {
 	TLSKeyFile      string        `ff:"long: tls-key-file, nodefault, usage: 'server private key (PEM); reloaded on SIGHUP'"`
 	TLSCACertFile   string        `ff:"long: tls-ca-cert-file, nodefault, usage: 'CA certificates that sign client certificates (PEM)'"`
 	TLSAuthClients  string        `ff:"long: tls-auth-clients, default: yes, usage: 'client certificates: no | optional | yes'"`
+	MetricsAddr     string        `ff:"long: metrics-addr, nodefault, usage: 'serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9121; empty: off)'"`
 	LogLevel        string        `ff:"long: log-level, default: info, usage: 'debug | info | warn | error'"`
 	LogFormat       string        `ff:"long: log-format, default: text, usage: 'text | json'"`
 	Version         bool          `ff:"long: version, nodefault, usage: 'print the version and exit'"`
@@ -404,6 +416,7 @@ func (c config) settings() []commands.Setting {
 		{Name: "tls-port", Value: strconv.Itoa(c.TLSPort)},
 		{Name: "tls-cert-file", Value: c.TLSCertFile},
 		{Name: "tls-auth-clients", Value: c.TLSAuthClients},
+		{Name: "metrics-addr", Value: c.MetricsAddr},
 		{Name: "enable-debug-command", Value: map[bool]string{true: "yes", false: "no"}[c.EnableDebug]},
 	}
 }

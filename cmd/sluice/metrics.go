@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sluicehq/sluice/commands"
+	"github.com/sluicehq/sluice/resp"
+)
+
+// collector turns the servers' counters into Prometheus metrics at scrape
+// time, so serving pays nothing for metrics beyond the counters it keeps.
+type collector struct {
+	cmds *commands.Server
+	net  *resp.Server
+
+	commands, decisions, latency, keys, expired  *prometheus.Desc
+	connected, connections, rejected, errorsDesc *prometheus.Desc
+}
+
+func newCollector(cmds *commands.Server, rs *resp.Server) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("sluice_"+name, help, labels, nil)
+	}
+	return &collector{
+		cmds: cmds, net: rs,
+		commands:    d("commands_total", "Commands executed, by command.", "command"),
+		decisions:   d("throttle_decisions_total", "THROTTLE decisions, by command and decision.", "command", "decision"),
+		latency:     d("command_duration_seconds", "Command execution time inside the server (one call in 16 is timed)."),
+		keys:        d("keys", "Keys holding throttle state (including expired ones not yet swept)."),
+		expired:     d("expired_keys_total", "Keys reclaimed by the expiry sweep."),
+		connected:   d("connected_clients", "Open client connections."),
+		connections: d("connections_total", "Client connections accepted."),
+		rejected:    d("rejected_connections_total", "Connections refused (maxclients, per-IP cap)."),
+		errorsDesc:  d("errors_total", "Errors by kind.", "kind"),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.cmds.Stats()
+	ns := c.net.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	for _, cs := range st.Commands {
+		counter(c.commands, cs.Calls, cs.Name)
+		if cs.Name == "throttle" || cs.Name == "cl.throttle" {
+			counter(c.decisions, cs.Allowed, cs.Name, "allowed")
+			counter(c.decisions, cs.Limited, cs.Name, "limited")
+		}
+	}
+	bounds, counts, sum := c.cmds.Latency().Snapshot()
+	buckets := make(map[float64]uint64, len(bounds))
+	var total uint64
+	for i, b := range bounds {
+		total += counts[i]
+		buckets[b] = total
+	}
+	ch <- prometheus.MustNewConstHistogram(c.latency, total, sum, buckets)
+	ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(st.Keys))
+	counter(c.expired, st.Expired)
+	ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, float64(ns.Connected))
+	counter(c.connections, ns.TotalConnections)
+	counter(c.rejected, ns.Rejected)
+	counter(c.errorsDesc, ns.ProtocolErrors, "protocol")
+	counter(c.errorsDesc, ns.PanicsRecovered, "panic")
+	counter(c.errorsDesc, st.Rejected, "unknown_command_or_arity")
+	counter(c.errorsDesc, st.AuthFailures, "auth_failed")
+	counter(c.errorsDesc, st.DeniedCommand, "command_denied")
+	counter(c.errorsDesc, st.DeniedKey, "key_denied")
+}
+
+// metricsServer serves /metrics, /healthz (the process is up) and /readyz
+// (it accepts commands: false until the listeners are up and once
+// shutdown begins).
+type metricsServer struct {
+	http  *http.Server
+	ln    net.Listener
+	ready atomic.Bool
+}
+
+func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*metricsServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	m := &metricsServer{ln: ln}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !m.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	m.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener failed", slog.Any("err", err))
+		}
+	}()
+	return m, nil
+}
+
+func (m *metricsServer) shutdown(ctx context.Context) {
+	if m != nil {
+		_ = m.http.Shutdown(ctx)
+	}
+}
+
+func (m *metricsServer) setReady(v bool) {
+	if m != nil {
+		m.ready.Store(v)
+	}
+}
+
+func newRegistry(cmds *commands.Server, rs *resp.Server) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(cmds, rs), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
