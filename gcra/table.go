@@ -55,7 +55,7 @@ func NewTable(shards int, journal Journal) *Table {
 	n := 1 << bits.Len(uint(shards-1))
 	t := &Table{shards: make([]shard, n), mask: uint64(n - 1), seed: maphash.MakeSeed(), journal: journal}
 	for i := range t.shards {
-		t.shards[i].slots = make([]slot, minSlots)
+		t.shards[i].slots, _ = allocSlots(minSlots)
 	}
 	return t
 }
@@ -253,9 +253,11 @@ type slot struct {
 
 type shard struct {
 	mu        sync.Mutex
-	slots     []slot // power-of-two length, linear probing
+	slots     []slot // linear probing, homes by multiply-shift
+	slotsMem  block  // where slots live (see offheap.go)
 	count     int
 	arena     []byte
+	arenaMem  block
 	dead      int // arena bytes of removed keys
 	cursor    int // sweep position
 	allowed   uint64
@@ -264,7 +266,31 @@ type shard struct {
 	_         [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-func (s *shard) home(h uint64) int { return int((h >> 32) & uint64(len(s.slots)-1)) }
+// homeOf maps a hash tag to its home slot in a table of n slots with a
+// multiply-shift (any n works, so growth need not double).
+func homeOf(tag uint32, n int) int { return int(uint64(tag) * uint64(n) >> 32) }
+
+func (s *shard) home(h uint64) int { return homeOf(uint32(h>>32), len(s.slots)) }
+
+// next is the slot after i, wrapping around.
+func (s *shard) next(i int) int {
+	if i++; i == len(s.slots) {
+		return 0
+	}
+	return i
+}
+
+// dist is how far j lies after i, cyclically.
+func (s *shard) dist(i, j int) int {
+	if j >= i {
+		return j - i
+	}
+	return j - i + len(s.slots)
+}
+
+// grown is the slot count after growth: half again, so that the load
+// factor moves between 1/2 and 3/4 instead of 3/8 and 3/4.
+func grown(n int) int { return n + n/2 }
 
 func (s *shard) key(off uint32) []byte {
 	n, w := binary.Uvarint(s.arena[off:])
@@ -273,9 +299,8 @@ func (s *shard) key(off uint32) []byte {
 }
 
 func (s *shard) find(key []byte, h uint64) (int, bool) {
-	mask := len(s.slots) - 1
 	tag := uint32(h >> 32)
-	for i := s.home(h); ; i = (i + 1) & mask {
+	for i := s.home(h); ; i = s.next(i) {
 		sl := &s.slots[i]
 		if sl.tat == 0 {
 			return i, false
@@ -288,7 +313,7 @@ func (s *shard) find(key []byte, h uint64) (int, bool) {
 
 func (s *shard) insert(key []byte, h uint64, tat int64) error {
 	if (s.count+1)*4 > len(s.slots)*3 {
-		s.resize(len(s.slots) * 2)
+		s.resize(grown(len(s.slots)))
 	}
 	need := binary.MaxVarintLen64 + len(key)
 	if len(s.arena)+need > math.MaxUint32 {
@@ -297,9 +322,10 @@ func (s *shard) insert(key []byte, h uint64, tat int64) error {
 			return ErrShardFull
 		}
 	}
+	s.growArena(need)
 	off := uint32(len(s.arena))
 	s.arena = binary.AppendUvarint(s.arena, uint64(len(key)))
-	s.arena = append(s.arena, key...)
+	s.arena = append(s.arena, key...) // within capacity: stays in its block
 	i, _ := s.find(key, h)
 	s.slots[i] = slot{tat: tat, off: off, hash: uint32(h >> 32)}
 	s.count++
@@ -311,18 +337,17 @@ func (s *shard) insert(key []byte, h uint64, tat int64) error {
 func (s *shard) remove(i int) {
 	s.dead += s.entryLen(s.slots[i].off)
 	s.count--
-	mask := len(s.slots) - 1
-	for j := (i + 1) & mask; s.slots[j].tat != 0; j = (j + 1) & mask {
-		home := int(s.slots[j].hash) & mask
+	for j := s.next(i); s.slots[j].tat != 0; j = s.next(j) {
+		home := homeOf(s.slots[j].hash, len(s.slots))
 		// Move j back to i when its home is not within (i, j].
-		if (j-home)&mask >= (j-i)&mask {
+		if s.dist(home, j) >= s.dist(i, j) {
 			s.slots[i] = s.slots[j]
 			i = j
 		}
 	}
 	s.slots[i] = slot{}
 	if len(s.slots) > minSlots && s.count*8 < len(s.slots) {
-		s.resize(len(s.slots) / 2)
+		s.resize(max(minSlots, len(s.slots)/2))
 	} else if s.dead > 4096 && s.dead*2 > len(s.arena) {
 		s.compact()
 	}
@@ -334,18 +359,23 @@ func (s *shard) entryLen(off uint32) int {
 }
 
 func (s *shard) reset(n int) {
-	s.slots = make([]slot, n)
-	s.arena = nil
+	s.slotsMem.free()
+	s.arenaMem.free()
+	s.slots, s.slotsMem = allocSlots(n)
+	s.arena, s.arenaMem = nil, block{}
 	s.count, s.dead, s.cursor = 0, 0, 0
 }
 
 // resize rehashes into n slots and compacts the arena.
 func (s *shard) resize(n int) {
 	old, oldArena := s.slots, s.arena
-	s.slots = make([]slot, n)
-	s.arena = make([]byte, 0, len(oldArena)-s.dead)
+	oldSlotsMem, oldArenaMem := s.slotsMem, s.arenaMem
+	defer oldSlotsMem.free()
+	defer oldArenaMem.free()
+	s.slots, s.slotsMem = allocSlots(n)
+	s.arena, s.arenaMem = nil, block{}
+	s.growArena((len(oldArena) - s.dead) * 5 / 4)
 	s.dead, s.cursor = 0, 0
-	mask := n - 1
 	for _, sl := range old {
 		if sl.tat == 0 {
 			continue
@@ -353,10 +383,11 @@ func (s *shard) resize(n int) {
 		nl, w := binary.Uvarint(oldArena[sl.off:])
 		e := oldArena[sl.off : int(sl.off)+w+int(nl)]
 		off := uint32(len(s.arena))
+		s.growArena(len(e))
 		s.arena = append(s.arena, e...)
-		i := int(sl.hash) & mask
+		i := homeOf(sl.hash, n)
 		for s.slots[i].tat != 0 {
-			i = (i + 1) & mask
+			i = s.next(i)
 		}
 		s.slots[i] = slot{tat: sl.tat, off: off, hash: sl.hash}
 	}
