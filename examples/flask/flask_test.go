@@ -1,0 +1,52 @@
+// Package flask holds the test that runs the Flask example's Python tests
+// (test_app.py, with /usr/bin/python3) against an in-process Sluice. The
+// example itself is app.py; see README.md.
+package flask
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/client/sluicetest"
+)
+
+// python is Debian's interpreter, where python3-flask and python3-redis are
+// installed (the first python3 on PATH may be another one).
+const python = "/usr/bin/python3"
+
+// missing skips the test, or fails it when SLUICE_COMPAT_STRICT is set (CI,
+// after compat/ci-deps.sh installed everything).
+func missing(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("SLUICE_COMPAT_STRICT") != "" {
+		t.Fatalf("SLUICE_COMPAT_STRICT: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+func TestFlaskExample(t *testing.T) {
+	if _, err := os.Stat(python); err != nil {
+		missing(t, "%s not found: apt-get install python3 python3-flask python3-redis (see compat/ci-deps.sh)", python)
+	}
+	if out, err := exec.Command(python, "-c", "import flask, redis").CombinedOutput(); err != nil {
+		missing(t, "%s cannot import flask and redis: apt-get install python3-flask python3-redis (see compat/ci-deps.sh): %s", python, strings.TrimSpace(string(out)))
+	}
+	srv := sluicetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "-m", "unittest", "-v", "test_app")
+	cmd.Env = append(os.Environ(), "SLUICE_ADDR="+srv.Addr, "PYTHONDONTWRITEBYTECODE=1")
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python tests failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "\nOK") || strings.Contains(string(out), "skipped") {
+		t.Fatalf("python tests did not all run:\n%s", out)
+	}
+	t.Logf("%s", out)
+}
