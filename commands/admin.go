@@ -22,7 +22,8 @@ func timeCmd(s *Server, c *resp.Conn, _ [][]byte) {
 }
 
 // info serves INFO [section ...]; sections are server, clients, memory,
-// stats, keyspace, config; "all", "everything" and "default" show them all.
+// persistence, stats, keyspace, config; "all", "everything" and "default"
+// show them all.
 func info(s *Server, c *resp.Conn, args [][]byte) {
 	want := map[string]bool{}
 	for _, a := range args[1:] {
@@ -68,6 +69,7 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 		kv("table_slots", st.Slots)
 		kv("table_key_bytes", st.KeyBytes)
 	})
+	section("persistence", s.persistenceInfo)
 	section("stats", func(kv func(string, any)) {
 		kv("total_connections_received", net.TotalConnections)
 		kv("total_commands_processed", s.commandsProcessed())

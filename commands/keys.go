@@ -14,6 +14,9 @@ func del(s *Server, c *resp.Conn, args [][]byte) {
 			n++
 		}
 	}
+	if n > 0 && !s.durable(c) {
+		return
+	}
 	c.WriteInt(n)
 }
 
@@ -63,6 +66,9 @@ func flush(s *Server, c *resp.Conn, args [][]byte) {
 		return
 	}
 	n := s.table.Flush()
+	if !s.durable(c) {
+		return
+	}
 	s.log.Info("flushed all throttle state", "keys", n, "client", sessionOf(c).addr)
 	c.WriteSimple("OK")
 }

@@ -36,6 +36,9 @@ type Config struct {
 	// Protected refuses clients that are not on a loopback address with
 	// Redis's -DENIED reply (protected mode: no password is set).
 	Protected bool
+	// Persistence is the durable copy of Table, which must journal to it;
+	// nil runs in memory only.
+	Persistence Persistence
 }
 
 // Setting is one named configuration value.

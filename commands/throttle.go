@@ -19,6 +19,9 @@ func throttle(s *Server, c *resp.Conn, args [][]byte) {
 		return
 	}
 	s.countDecision(args[0], r.Limited)
+	if !r.Limited && q != 0 && !s.durable(c) {
+		return
+	}
 	writeResult(c, r)
 }
 

@@ -284,6 +284,8 @@ func (j *recordingJournal) Record(key []byte, tat int64) {
 	j.changes = append(j.changes, string(key)+":"+map[bool]string{true: "del", false: "set"}[tat == 0])
 }
 
+func (j *recordingJournal) RecordFlush() { j.changes = append(j.changes, "flush") }
+
 func TestJournal(t *testing.T) {
 	j := &recordingJournal{}
 	tbl := NewTable(1, j)
@@ -297,7 +299,8 @@ func TestJournal(t *testing.T) {
 	tbl.Delete([]byte("b"), now)                 // del
 	_, _ = tbl.Throttle([]byte("c"), now, l, 1)  // set
 	tbl.Sweep(now+5e9, 100)                      // del
-	assert.Equal(t, []string{"a:set", "a:del", "b:set", "b:del", "c:set", "c:del"}, j.changes)
+	tbl.Flush()                                  // flush
+	assert.Equal(t, []string{"a:set", "a:del", "b:set", "b:del", "c:set", "c:del", "flush"}, j.changes)
 }
 
 func FuzzParseInt(f *testing.F) {

@@ -17,9 +17,13 @@ var ErrShardFull = errors.New("ERR state table shard is full")
 
 // Journal receives every change to the table, in order per key, while the
 // key's shard lock is held: tat is the new TAT, or 0 when the key was
-// removed. Persistence implements it; the table never waits on it.
+// removed; key is valid only during the call. RecordFlush is called for
+// Flush while every shard lock is held, so no change can fall between the
+// flush and its record. Persistence implements it; the table never waits
+// on it.
 type Journal interface {
 	Record(key []byte, tat int64)
+	RecordFlush()
 }
 
 // Table is the sharded state: for every key, its TAT. It is safe for
@@ -167,19 +171,22 @@ func (t *Table) Delete(key []byte, now int64) bool {
 }
 
 // Flush removes every key and returns how many were stored.
+// It holds every shard lock at once (taken in index order) so the flush is
+// one atomic step for concurrent THROTTLEs and for the journal.
 func (t *Table) Flush() int {
 	n := 0
 	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		n += s.count
-		s.reset(minSlots)
-		s.mu.Unlock()
+		t.shards[i].mu.Lock()
 	}
-	if t.journal != nil && n > 0 {
-		if f, ok := t.journal.(interface{ RecordFlush() }); ok {
-			f.RecordFlush()
-		}
+	for i := range t.shards {
+		n += t.shards[i].count
+		t.shards[i].reset(minSlots)
+	}
+	if t.journal != nil {
+		t.journal.RecordFlush()
+	}
+	for i := range t.shards {
+		t.shards[i].mu.Unlock()
 	}
 	return n
 }

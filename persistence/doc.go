@@ -1,3 +1,66 @@
-// Package persistence will own Sluice's durable copy of the state table on
-// Pebble. It is empty until persistence lands; Sluice runs purely in memory.
+// Package persistence owns Sluice's durable copy of the state table, kept in
+// a Pebble database in the data directory (--data-dir).
+//
+// The in-memory gcra.Table stays the source of truth for every decision; the
+// [Store] is a journal of its changes. It implements gcra.Journal: the table
+// calls [Store.Record] under the key's shard lock for every change (tat 0 for
+// a removal: DEL, expiry sweep, a refund back to full) and
+// [Store.RecordFlush] for FLUSHALL. Record does no I/O and never allocates
+// in steady state: it appends the change to an in-memory pending log (64 KiB
+// chunks, reused) and gives it a sequence number. A single writer goroutine
+// takes whatever accumulated and commits it to Pebble — a Set of the key's
+// TAT, a Delete, or for FLUSHALL a DeleteRange over the whole TAT namespace —
+// in one batch (split at 512 KiB when it fell far behind), so the changes of
+// one key reach disk in the order they happened. Without a data directory
+// there is no Store and the table journals nothing.
+//
+// # Layout
+//
+// Every live key is stored as "t/" + key -> its TAT, 8 bytes of big-endian
+// Unix nanoseconds (absolute, so it means the same after a restart). "m/format"
+// holds the layout version; other prefixes are free for later namespaces.
+//
+// # Guarantees
+//
+// Each batch is handed to the operating system as soon as it is committed
+// (the writer waits for Pebble's log write; see walFS), so a crash of the
+// process alone (kill -9, out of memory, a panic) loses only changes
+// recorded but not yet committed — in EverySec and No modes the writer lets
+// changes gather for a millisecond first, so about the last millisecond of
+// decisions; in Always mode none that was acknowledged. The [Mode] says when a batch is on stable
+// storage (fsynced), which is what a crash of the machine or a power loss
+// keeps:
+//
+//   - [Always]: every batch is synced before the writer takes the next.
+//     [Store.Wait] returns only once every change recorded before the call
+//     is synced, so a reply sent after Wait never promises what a crash could
+//     forget. Decisions made while a sync runs share the next one (group
+//     commit). If a write fails, Wait returns the error from then on.
+//   - [EverySec]: the write-ahead log is synced within SyncInterval (one
+//     second) of the first write after the previous sync, and when Pebble
+//     rotates a log file. A machine crash loses at most about the last
+//     SyncInterval of changes plus the duration of one sync.
+//   - [No]: the store never asks for a sync until Close; the operating
+//     system writes the log back when it decides (on Linux typically within
+//     30 seconds), and a machine crash loses whatever it had not.
+//
+// Pebble still syncs its own sstables and manifest in every mode.
+// In every mode a clean [Store.Close] commits and syncs everything recorded
+// before it, and Pebble's write-ahead log makes every crash safe: the data
+// directory is never corrupted, only possibly behind.
+//
+// [Store.Load] rebuilds the table at start-up: every TAT still in the future
+// is set into the table; TATs that passed while Sluice was down are deleted
+// from disk instead. Keys the expiry sweep removes are deleted from disk as
+// they are swept, and Pebble's compactions reclaim the space.
+//
+// # Errors
+//
+// [Open] refuses a path that is a file, cannot be created or written, is
+// locked by another process (Pebble's LOCK file), or holds files that are not
+// Pebble's; it never removes anything. A failed write at run time (Pebble
+// treats a write-ahead log error as fatal) stops the store: it is logged and
+// counted, later changes are dropped, and in Always mode Wait reports the
+// error so replies stop claiming durability. The on-disk state stays as of the
+// last successful write; a restart recovers from it.
 package persistence

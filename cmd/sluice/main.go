@@ -27,6 +27,7 @@ import (
 	"github.com/peterbourgon/ff/v4/ffhelp"
 	"github.com/sluicehq/sluice/commands"
 	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/persistence"
 	"github.com/sluicehq/sluice/resp"
 )
 
@@ -66,8 +67,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		return err
 	}
 
-	table := gcra.NewTable(cfg.Shards, nil)
+	dur, err := openDurability(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer dur.close()
+	table := gcra.NewTable(cfg.Shards, dur.journal())
 	clock := gcra.NewSettableClock(gcra.NewSystemClock())
+	if err := dur.load(table, clock.Now()); err != nil {
+		return err
+	}
 	rs := &resp.Server{
 		Logger:            log,
 		MaxClients:        cfg.MaxClients,
@@ -93,6 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		Settings:    cfg.settings(),
 		Users:       users,
 		Protected:   cfg.ProtectedMode && !users.AuthRequired(),
+		Persistence: dur.commands(),
 	})
 	rs.Handler = cmds
 	rs.OnOpen = cmds.OpenConn
@@ -142,8 +152,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}()
 
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	defer stopSweep()
-	go table.SweepLoop(sweepCtx, clock, cfg.SweepInterval)
+	sweepDone := make(chan struct{})
+	stopSweeper := func() { stopSweep(); <-sweepDone } // before closing persistence: the sweep journals
+	defer stopSweeper()
+	go func() { defer close(sweepDone); table.SweepLoop(sweepCtx, clock, cfg.SweepInterval) }()
 
 	errc := make(chan error, len(lns))
 	var addrs, tlsAddrs []net.Addr
@@ -162,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		slog.String("version", commands.Version),
 		slog.Int("shards", table.Shards()),
 		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
-		slog.String("persistence", "off"),
+		slog.String("persistence", dur.mode()),
 		slog.Bool("debug_command", cfg.EnableDebug),
 		slog.Bool("auth_required", users.AuthRequired()),
 		slog.Bool("protected_mode", cfg.ProtectedMode && !users.AuthRequired()))
@@ -182,10 +194,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	metrics.setReady(false)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	defer hurryOnSignal(log, cancel)()
 	if err := rs.Shutdown(sctx); err != nil {
 		log.Warn("shutdown timed out; closing the remaining connections", slog.Any("err", err))
 		_ = rs.Close()
 	}
+	stopSweeper()
+	dur.close()
 	log.Info("sluice stopped", slog.Int("keys", table.Len()))
 	return nil
 }
@@ -282,6 +297,8 @@ type config struct {
 	TLSKeyFile      string        `ff:"long: tls-key-file, nodefault, usage: 'server private key (PEM); reloaded on SIGHUP'"`
 	TLSCACertFile   string        `ff:"long: tls-ca-cert-file, nodefault, usage: 'CA certificates that sign client certificates (PEM)'"`
 	TLSAuthClients  string        `ff:"long: tls-auth-clients, default: yes, usage: 'client certificates: no | optional | yes'"`
+	DataDir         string        `ff:"long: data-dir, nodefault, usage: 'keep a durable copy of the state here (Pebble) and reload it at start (empty: in memory only)'"`
+	Fsync           string        `ff:"long: fsync, default: everysec, usage: 'with --data-dir, when changes reach the disk: always (before the reply) | everysec | no (the OS decides)'"`
 	MetricsAddr     string        `ff:"long: metrics-addr, nodefault, usage: 'serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9121; empty: off)'"`
 	LogLevel        string        `ff:"long: log-level, default: info, usage: 'debug | info | warn | error'"`
 	LogFormat       string        `ff:"long: log-format, default: text, usage: 'text | json'"`
@@ -375,6 +392,9 @@ func (c config) validate() error {
 	if c.GOMAXPROCS < 0 {
 		errs = append(errs, fmt.Errorf("--gomaxprocs %d: must not be negative", c.GOMAXPROCS))
 	}
+	if _, err := persistence.ParseMode(c.Fsync); err != nil {
+		errs = append(errs, fmt.Errorf("--fsync: %w", err))
+	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -417,6 +437,8 @@ func (c config) settings() []commands.Setting {
 		{Name: "tls-cert-file", Value: c.TLSCertFile},
 		{Name: "tls-auth-clients", Value: c.TLSAuthClients},
 		{Name: "metrics-addr", Value: c.MetricsAddr},
+		{Name: "data-dir", Value: c.DataDir},
+		{Name: "fsync", Value: c.Fsync},
 		{Name: "enable-debug-command", Value: map[bool]string{true: "yes", false: "no"}[c.EnableDebug]},
 	}
 }

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sluicehq/sluice/commands"
+	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/persistence"
+)
+
+// closeTimeout bounds how long shutdown waits for the store to commit, sync
+// and close; past it the process exits anyway (Pebble's log makes that as
+// safe as a crash).
+const closeTimeout = 30 * time.Second
+
+// durability is the server's persistence: nil when --data-dir is empty. Its
+// methods accept a nil receiver.
+type durability struct {
+	store *persistence.Store
+	log   *slog.Logger
+	once  sync.Once
+}
+
+// openDurability opens the data directory when one is configured.
+func openDurability(cfg config, log *slog.Logger) (*durability, error) {
+	if cfg.DataDir == "" {
+		return nil, nil
+	}
+	mode, err := persistence.ParseMode(cfg.Fsync)
+	if err != nil {
+		return nil, err
+	}
+	store, err := persistence.Open(persistence.Options{Dir: cfg.DataDir, Mode: mode, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	return &durability{store: store, log: log}, nil
+}
+
+// journal is what the table journals to: the store, or nil (not a typed nil).
+func (d *durability) journal() gcra.Journal {
+	if d == nil {
+		return nil
+	}
+	return d.store
+}
+
+// commands is the handlers' view of the store, or nil.
+func (d *durability) commands() commands.Persistence {
+	if d == nil {
+		return nil
+	}
+	return storeView{d.store}
+}
+
+// mode names the fsync mode for the ready line, "off" without persistence.
+func (d *durability) mode() string {
+	if d == nil {
+		return "off"
+	}
+	return d.store.Mode().String()
+}
+
+// load fills table with the unexpired keys on disk; call before serving.
+func (d *durability) load(table *gcra.Table, now int64) error {
+	if d == nil {
+		return nil
+	}
+	rec, err := d.store.Load(table, now)
+	if err != nil {
+		return fmt.Errorf("--data-dir: recovery: %w", err)
+	}
+	d.log.Info("recovered throttle state",
+		slog.String("dir", d.store.Dir()),
+		slog.Int("keys", rec.Keys),
+		slog.Int("expired_dropped", rec.Expired),
+		slog.Int("invalid_dropped", rec.Invalid),
+		slog.Duration("took", rec.Duration))
+	return nil
+}
+
+// close commits and syncs what was recorded and closes the store, once;
+// call it after the network layer and the sweeper have stopped.
+func (d *durability) close() {
+	if d == nil {
+		return
+	}
+	d.once.Do(func() {
+		done := make(chan error, 1)
+		go func() { done <- d.store.Close() }()
+		select {
+		case err := <-done:
+			st := d.store.Stats()
+			if err != nil {
+				d.log.Error("persistence: close failed", slog.Any("err", err))
+				return
+			}
+			d.log.Info("persistence closed", slog.String("dir", d.store.Dir()), slog.Uint64("changes_synced", st.Synced))
+		case <-time.After(closeTimeout):
+			d.log.Error("persistence: close did not finish; exiting anyway (the data dir recovers as after a crash)",
+				slog.Duration("waited", closeTimeout))
+		}
+	})
+}
+
+// hurryOnSignal makes a second SIGINT or SIGTERM during shutdown cut the wait
+// for connections short by calling cancel; the shutdown still closes the
+// data directory cleanly, and the signal never kills the process mid-close.
+// Call the returned function when shutdown is over.
+func hurryOnSignal(log *slog.Logger, cancel context.CancelFunc) func() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			log.Warn("second signal: closing the remaining connections now; persistence still flushes and closes",
+				slog.String("signal", sig.String()))
+			cancel()
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
+
+// storeView adapts the store to commands.Persistence.
+type storeView struct{ *persistence.Store }
+
+// Info lists INFO's persistence fields.
+func (v storeView) Info() []commands.Setting {
+	st := v.Stats()
+	status, lastErr := "ok", ""
+	if st.Err != nil {
+		status, lastErr = "failed", st.Err.Error()
+	}
+	age := int64(-1)
+	if !st.LastSync.IsZero() {
+		age = time.Since(st.LastSync).Milliseconds()
+	}
+	u := func(n uint64) string { return strconv.FormatUint(n, 10) }
+	return []commands.Setting{
+		{Name: "persistence_dir", Value: st.Dir},
+		{Name: "persistence_fsync", Value: st.Mode.String()},
+		{Name: "persistence_status", Value: status},
+		{Name: "persistence_last_error", Value: lastErr},
+		{Name: "persistence_changes_recorded", Value: u(st.Recorded)},
+		{Name: "persistence_changes_written", Value: u(st.Written)},
+		{Name: "persistence_changes_synced", Value: u(st.Synced)},
+		{Name: "persistence_lag_changes", Value: u(st.Recorded - min(st.Synced, st.Recorded))},
+		{Name: "persistence_keys_written", Value: u(st.KeysWritten)},
+		{Name: "persistence_keys_deleted", Value: u(st.KeysDeleted)},
+		{Name: "persistence_flushes", Value: u(st.Flushes)},
+		{Name: "persistence_batches", Value: u(st.Batches)},
+		{Name: "persistence_fsyncs", Value: u(st.Fsyncs)},
+		{Name: "persistence_last_sync_age_ms", Value: strconv.FormatInt(age, 10)},
+		{Name: "persistence_write_errors", Value: u(st.WriteErrors)},
+		{Name: "persistence_dropped_changes", Value: u(st.Dropped)},
+		{Name: "persistence_disk_bytes", Value: u(st.DiskBytes)},
+		{Name: "persistence_recovery_keys", Value: strconv.Itoa(st.Recovery.Keys)},
+		{Name: "persistence_recovery_expired", Value: strconv.Itoa(st.Recovery.Expired)},
+		{Name: "persistence_recovery_invalid", Value: strconv.Itoa(st.Recovery.Invalid)},
+		{Name: "persistence_recovery_ms", Value: strconv.FormatInt(st.Recovery.Duration.Milliseconds(), 10)},
+	}
+}

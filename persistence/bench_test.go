@@ -1,0 +1,133 @@
+package persistence
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/gcra"
+	"github.com/stretchr/testify/require"
+)
+
+// BenchmarkThrottle measures the table's THROTTLE with no journal (memory
+// mode) and with the store journalling it: the cost Record adds to the hot
+// path (an append under the store's mutex; the writer's I/O runs on its own
+// goroutine).
+func BenchmarkThrottle(b *testing.B) {
+	l := mustLimit(1_000_000_000, 1, 1)
+	run := func(b *testing.B, j gcra.Journal) {
+		tb := gcra.NewTable(256, j)
+		keys := make([][]byte, 100_000)
+		for i := range keys {
+			keys[i] = fmt.Appendf(nil, "user:%d", i)
+		}
+		var now atomic.Int64
+		now.Store(epoch)
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				i++
+				if _, err := tb.Throttle(keys[i%len(keys)], epoch, l, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("memory", func(b *testing.B) { run(b, nil) })
+	for _, mode := range []Mode{EverySec, No} {
+		b.Run(mode.String(), func(b *testing.B) {
+			s, err := Open(Options{Dir: b.TempDir(), Mode: mode, Logger: quiet()})
+			require.NoError(b, err)
+			defer s.Close()
+			run(b, s)
+			b.StopTimer()
+			require.NoError(b, s.Sync())
+			st := s.Stats()
+			b.ReportMetric(float64(st.Recorded)/float64(max(st.Batches, 1)), "changes/batch")
+		})
+	}
+}
+
+// BenchmarkWaitAlways measures Record followed by Wait in Always mode — the
+// latency a THROTTLE reply waits for its fsync — with 1 and with many
+// concurrent callers, whose waits share fsyncs (group commit).
+func BenchmarkWaitAlways(b *testing.B) {
+	for _, par := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("callers=%d", par), func(b *testing.B) {
+			s, err := Open(Options{Dir: b.TempDir(), Mode: Always, Logger: quiet()})
+			require.NoError(b, err)
+			defer s.Close()
+			var n atomic.Int64
+			b.SetParallelism(max(1, par/2)) // GOMAXPROCS is 2 here
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				key := make([]byte, 0, 16)
+				for pb.Next() {
+					i := n.Add(1)
+					key = fmt.Appendf(key[:0], "k%d", i%10000)
+					s.Record(key, epoch+i)
+					if err := s.Wait(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			elapsed := time.Since(start)
+			st := s.Stats()
+			b.ReportMetric(float64(st.Recorded)/float64(max(st.Fsyncs, 1)), "changes/fsync")
+			b.ReportMetric(float64(st.Recorded)/elapsed.Seconds(), "changes/s")
+		})
+	}
+}
+
+// BenchmarkRecover measures Load of SLUICE_RECOVER_KEYS live keys (default
+// 1,000,000) into a fresh table: the start-up recovery time.
+//
+//	go test -run '^$' -bench Recover -benchtime 3x ./persistence/
+func BenchmarkRecover(b *testing.B) {
+	n := 1_000_000
+	if v := os.Getenv("SLUICE_RECOVER_KEYS"); v != "" {
+		_, err := fmt.Sscan(v, &n)
+		require.NoError(b, err)
+	}
+	dir := b.TempDir()
+	s, err := Open(Options{Dir: dir, Mode: No, Logger: quiet()})
+	require.NoError(b, err)
+	key := make([]byte, 0, 32)
+	for i := range n {
+		key = fmt.Appendf(key[:0], "api:user:%08d", i)
+		s.Record(key, epoch+int64(i+1))
+	}
+	require.NoError(b, s.Close())
+	var size int64
+	entries, err := os.ReadDir(dir)
+	require.NoError(b, err)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil {
+			size += info.Size()
+		}
+	}
+	var opening, loading time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		s, err := Open(Options{Dir: dir, Mode: EverySec, Logger: quiet()})
+		require.NoError(b, err)
+		opening += time.Since(start)
+		tb := gcra.NewTable(256, s)
+		rec, err := s.Load(tb, epoch)
+		require.NoError(b, err)
+		require.Equal(b, n, rec.Keys)
+		loading += rec.Duration
+		b.StopTimer()
+		require.NoError(b, s.Close())
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(size)/float64(n), "disk-bytes/key")
+	b.ReportMetric(opening.Seconds()/float64(b.N), "open-s/op")
+	b.ReportMetric(loading.Seconds()/float64(b.N), "load-s/op")
+}

@@ -1,0 +1,112 @@
+package persistence
+
+import "encoding/binary"
+
+// Operations in the pending log: opSet key tat, opDelete key, opFlush. A key
+// is a uvarint length and its bytes; a TAT is 8 bytes big-endian.
+const (
+	opSet byte = iota + 1
+	opDelete
+	opFlush
+)
+
+const (
+	chunkSize     = 64 << 10 // pending log chunk
+	maxFreeChunks = 64       // chunks kept for reuse (4 MiB)
+)
+
+// pendingLog is the encoded changes waiting for the writer, in chunks, so
+// that appending never copies what is already buffered however far the
+// writer falls behind. An operation never spans two chunks. It is not safe
+// for concurrent use: Store.mu guards it.
+type pendingLog struct {
+	chunks [][]byte
+	size   int      // bytes in chunks
+	free   [][]byte // drained chunks of chunkSize, for reuse
+}
+
+// tail returns the last chunk, first adding one when it has less than n
+// bytes of room.
+func (p *pendingLog) tail(n int) *[]byte {
+	if k := len(p.chunks); k > 0 && cap(p.chunks[k-1])-len(p.chunks[k-1]) >= n {
+		return &p.chunks[k-1]
+	}
+	var c []byte
+	if k := len(p.free); k > 0 && n <= chunkSize {
+		c, p.free = p.free[k-1], p.free[:k-1]
+	} else {
+		c = make([]byte, 0, max(n, chunkSize))
+	}
+	p.chunks = append(p.chunks, c)
+	return &p.chunks[len(p.chunks)-1]
+}
+
+func (p *pendingLog) appendSet(key []byte, tat int64) {
+	c := p.tail(1 + binary.MaxVarintLen64 + len(key) + 8)
+	n := len(*c)
+	*c = append(*c, opSet)
+	*c = binary.AppendUvarint(*c, uint64(len(key)))
+	*c = append(*c, key...)
+	*c = binary.BigEndian.AppendUint64(*c, uint64(tat))
+	p.size += len(*c) - n
+}
+
+func (p *pendingLog) appendDelete(key []byte) {
+	c := p.tail(1 + binary.MaxVarintLen64 + len(key))
+	n := len(*c)
+	*c = append(*c, opDelete)
+	*c = binary.AppendUvarint(*c, uint64(len(key)))
+	*c = append(*c, key...)
+	p.size += len(*c) - n
+}
+
+func (p *pendingLog) appendFlush() {
+	c := p.tail(1)
+	*c = append(*c, opFlush)
+	p.size++
+}
+
+// take hands over the chunks, leaving the log empty; dst's storage is
+// reused for the log's next chunk list.
+func (p *pendingLog) take(dst [][]byte) [][]byte {
+	out := p.chunks
+	p.chunks, p.size = dst[:0], 0
+	return out
+}
+
+// recycle keeps drained chunks for reuse and clears the list.
+func (p *pendingLog) recycle(chunks [][]byte) {
+	for i, c := range chunks {
+		if cap(c) == chunkSize && len(p.free) < maxFreeChunks {
+			p.free = append(p.free, c[:0])
+		}
+		chunks[i] = nil
+	}
+}
+
+// ops calls fn for every operation encoded in chunks, in order, stopping at
+// the first error. key aliases the chunk; tat is 0 unless op is opSet.
+func ops(chunks [][]byte, fn func(op byte, key []byte, tat int64) error) error {
+	for _, c := range chunks {
+		for p := 0; p < len(c); {
+			op := c[p]
+			p++
+			var key []byte
+			var tat int64
+			if op != opFlush {
+				n, w := binary.Uvarint(c[p:])
+				p += w
+				key = c[p : p+int(n)]
+				p += int(n)
+				if op == opSet {
+					tat = int64(binary.BigEndian.Uint64(c[p:]))
+					p += 8
+				}
+			}
+			if err := fn(op, key, tat); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,788 @@
+package persistence
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultSyncInterval = time.Second
+	DefaultMaxPending   = 64 << 20
+	DefaultMemTableSize = 8 << 20
+)
+
+// On-disk layout. Every TAT lives under tatPrefix as the table key's bytes
+// mapped to 8 bytes of big-endian Unix nanoseconds; other prefixes are left
+// for later namespaces. metaFormat names the layout version.
+const (
+	tatPrefix     = "t/"
+	metaFormat    = "m/format"
+	formatVersion = "1"
+)
+
+var (
+	tatLower = []byte(tatPrefix)
+	tatUpper = []byte("t0") // the first key after every "t/..." key
+)
+
+// ErrClosed is returned by Wait once Close has begun, and by Sync after it.
+var ErrClosed = errors.New("persistence: store closed")
+
+// Options configure Open.
+type Options struct {
+	// Dir is the data directory; created when missing. Required.
+	Dir string
+	// Mode is the durability mode; zero means EverySec.
+	Mode Mode
+	// SyncInterval bounds how long EverySec leaves a write unsynced; zero
+	// means DefaultSyncInterval.
+	SyncInterval time.Duration
+	// MaxPending is how many bytes of recorded changes may wait for the
+	// writer before Record blocks (back-pressure on a disk that cannot keep
+	// up); zero means DefaultMaxPending.
+	MaxPending int
+	// MemTableSize is Pebble's memtable size; zero means
+	// DefaultMemTableSize. Larger tables absorb more rewrites of hot keys
+	// before they reach an sstable, at the cost of memory and WAL replay.
+	MemTableSize uint64
+	// Logger receives the store's and Pebble's messages; nil means
+	// slog.Default().
+	Logger *slog.Logger
+
+	fs vfs.FS // tests inject errors through it; nil means the OS
+}
+
+// Store is Sluice's durable copy of the state table on Pebble. It implements
+// gcra.Journal: Record only appends to an in-memory log, and one writer
+// goroutine commits what accumulated to Pebble in as few batches as it can,
+// written to the OS at once and synced to disk as the Mode asks. It is safe
+// for concurrent use.
+type Store struct {
+	db   *pebble.DB
+	lock *pebble.Lock
+	gate *atomic.Bool // walFS's: log syncs reach the disk; nil in Always mode
+	dir  string
+	mode Mode
+	log  *slog.Logger
+
+	interval   time.Duration
+	maxPending int
+
+	mu      sync.Mutex
+	room    sync.Cond  // broadcast when the writer takes the pending log
+	pending pendingLog // operations not yet taken by the writer
+	seq     uint64     // operations recorded
+	closing bool       // no more operations are accepted
+	broken  bool       // the writer has failed; operations are dropped
+
+	batch *pebble.Batch // the writer's, reused
+
+	kick    chan struct{} // wakes the writer: pending became non-empty
+	syncReq chan struct{} // asks the writer to sync now (Sync)
+	quit    chan struct{} // Close
+	done    chan struct{} // the writer has finished
+
+	recorded atomic.Uint64 // == seq, readable without mu
+	written  atomic.Uint64 // operations in Pebble's log file (the OS has them)
+	synced   atomic.Uint64 // operations known to be on stable storage
+
+	waitMu sync.Mutex
+	waitCh chan struct{} // closed whenever synced advances or the store fails
+	err    error         // why the store failed; nil while healthy
+
+	keysWritten atomic.Uint64
+	keysDeleted atomic.Uint64
+	flushes     atomic.Uint64
+	batches     atomic.Uint64
+	fsyncs      atomic.Uint64
+	writeErrors atomic.Uint64
+	dropped     atomic.Uint64
+	lastSync    atomic.Int64 // Unix ns of the last completed sync, 0 before any
+
+	recMu    sync.Mutex
+	recovery Recovery
+
+	closed    atomic.Bool // Close has begun
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Stats are the store's counters, for INFO.
+type Stats struct {
+	Dir         string
+	Mode        Mode
+	Recorded    uint64    // changes recorded (Set, delete or flush)
+	Written     uint64    // of those, handed to the OS (a process crash keeps them)
+	Synced      uint64    // of those, known to be on stable storage
+	KeysWritten uint64    // TATs written
+	KeysDeleted uint64    // keys deleted (DEL, expiry, refunds to full)
+	Flushes     uint64    // FLUSHALLs applied as range deletions
+	Batches     uint64    // Pebble batches committed
+	Fsyncs      uint64    // syncs of Pebble's write-ahead log
+	LastSync    time.Time // when the last sync completed; zero before any
+	WriteErrors uint64    // failed writes and Pebble background errors
+	Dropped     uint64    // changes discarded because the store had failed or closed
+	Err         error     // why the store stopped writing; nil while healthy
+	DiskBytes   uint64    // Pebble's disk usage
+	Recovery    Recovery  // what Load found
+}
+
+// Recovery describes one Load.
+type Recovery struct {
+	Keys     int           // unexpired TATs loaded into the table
+	Expired  int           // TATs that had passed, deleted from disk
+	Invalid  int           // malformed entries, deleted from disk
+	Duration time.Duration // how long loading took
+}
+
+// Open opens (creating if needed) the data directory and starts the writer.
+// It fails rather than touch a directory that is a file, cannot be written,
+// is locked by another process, or holds files that are not Pebble's; it
+// never removes anything it did not write.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("no data directory given")
+	}
+	if opts.Mode == 0 {
+		opts.Mode = EverySec
+	}
+	if opts.Mode < Always || opts.Mode > No {
+		return nil, fmt.Errorf("invalid fsync mode %d", int(opts.Mode))
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = DefaultSyncInterval
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = DefaultMaxPending
+	}
+	if opts.MemTableSize == 0 {
+		opts.MemTableSize = DefaultMemTableSize
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	fs := opts.fs
+	if fs == nil {
+		fs = vfs.Default
+	}
+	var gate *atomic.Bool
+	if opts.Mode != Always {
+		gate = new(atomic.Bool)
+		gate.Store(true) // until the writer starts: opening and stamping sync
+		fs = walFS{FS: fs, gate: gate, syncOnClose: opts.Mode == EverySec}
+	}
+	dir := opts.Dir
+	if err := prepareDir(dir); err != nil {
+		return nil, err
+	}
+	lock, err := pebble.LockDirectory(dir, fs)
+	if err != nil {
+		return nil, lockError(dir, err)
+	}
+	s := &Store{
+		lock:       lock,
+		gate:       gate,
+		dir:        dir,
+		mode:       opts.Mode,
+		log:        opts.Logger,
+		interval:   opts.SyncInterval,
+		maxPending: opts.MaxPending,
+		kick:       make(chan struct{}, 1),
+		syncReq:    make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
+		waitCh:     make(chan struct{}),
+	}
+	s.room.L = &s.mu
+	if err := checkContents(dir, fs); err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	db, err := pebble.Open(dir, &pebble.Options{
+		FS:                 fs,
+		Lock:               lock,
+		Logger:             pebbleLogger{opts.Logger},
+		EventListener:      s.eventListener(),
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       opts.MemTableSize,
+		// Pebble's default lets the manifest grow to 128 MiB before it is
+		// rewritten; constant churn appends to it on every flush.
+		MaxManifestFileSize: 8 << 20,
+	})
+	if err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("open data dir %s: %w", dir, err)
+	}
+	s.db = db
+	if err := s.checkFormat(); err != nil {
+		_ = db.Close()
+		_ = lock.Close()
+		return nil, err
+	}
+	s.openGate(false)
+	go s.run()
+	return s, nil
+}
+
+// prepareDir makes sure dir is a directory, creating it when missing.
+func prepareDir(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case err == nil && !st.IsDir():
+		return fmt.Errorf("data dir %s is not a directory", dir)
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("create data dir: %w", err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+}
+
+// lockError explains why Pebble's LOCK file could not be taken.
+func lockError(dir string, err error) error {
+	var pe *os.PathError
+	if !errors.As(err, &pe) && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(err.Error(), "lock held by current process")) {
+		return fmt.Errorf("data dir %s is in use by another running sluice (its LOCK file is held): %w", dir, err)
+	}
+	return fmt.Errorf("lock data dir %s: %w", dir, err)
+}
+
+// checkContents refuses a directory that holds anything but Pebble's files:
+// pointing --data-dir at the wrong place must not mix Sluice's files into it.
+func checkContents(dir string, fs vfs.FS) error {
+	desc, err := pebble.Peek(dir, fs)
+	if err != nil {
+		return fmt.Errorf("read data dir %s: %w", dir, err)
+	}
+	if desc.Exists {
+		return nil
+	}
+	names, err := fs.List(dir)
+	if err != nil {
+		return fmt.Errorf("read data dir %s: %w", dir, err)
+	}
+	for _, n := range names {
+		if !pebbleFile(n) {
+			return fmt.Errorf("data dir %s holds %q and no Sluice data; refusing to use it (give an empty or new directory)", dir, n)
+		}
+	}
+	return nil
+}
+
+// pebbleFile reports whether name is one Pebble writes in its directory.
+func pebbleFile(name string) bool {
+	switch {
+	case name == "LOCK", name == "CURRENT", name == "archive",
+		strings.HasPrefix(name, "OPTIONS-"), strings.HasPrefix(name, "MANIFEST-"),
+		strings.HasPrefix(name, "marker."), strings.HasSuffix(name, ".log"),
+		strings.HasSuffix(name, ".sst"), strings.HasSuffix(name, ".dbtmp"):
+		return true
+	}
+	return false
+}
+
+// checkFormat stamps a new store with the layout version and refuses one
+// written in a layout this build does not know.
+func (s *Store) checkFormat() error {
+	v, closer, err := s.db.Get([]byte(metaFormat))
+	if errors.Is(err, pebble.ErrNotFound) {
+		if err := s.db.Set([]byte(metaFormat), []byte(formatVersion), pebble.Sync); err != nil {
+			return fmt.Errorf("write data dir %s: %w", s.dir, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read data dir %s: %w", s.dir, err)
+	}
+	got := string(v)
+	_ = closer.Close()
+	if got != formatVersion {
+		return fmt.Errorf("data dir %s holds layout version %q; this sluice reads version %s", s.dir, got, formatVersion)
+	}
+	return nil
+}
+
+func (s *Store) eventListener() *pebble.EventListener {
+	return &pebble.EventListener{
+		BackgroundError: func(err error) {
+			s.writeErrors.Add(1)
+			s.log.Error("persistence: pebble background error", slog.Any("err", err))
+		},
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			s.log.Warn("persistence: disk slow", slog.String("op", info.String()))
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			s.log.Warn("persistence: pebble write stall", slog.String("reason", info.Reason))
+		},
+		WriteStallEnd: func() { s.log.Info("persistence: pebble write stall ended") },
+	}
+}
+
+// Mode is the durability mode.
+func (s *Store) Mode() Mode { return s.mode }
+
+// Dir is the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Record journals that key now has TAT tat, or was removed when tat is 0. It
+// implements gcra.Journal and is called under the key's shard lock, so the
+// changes of one key arrive in order. It does no I/O: it appends to the
+// pending buffer and wakes the writer; it blocks only while MaxPending bytes
+// already wait for a writer that cannot keep up.
+func (s *Store) Record(key []byte, tat int64) {
+	s.mu.Lock()
+	if !s.admit() {
+		s.mu.Unlock()
+		return
+	}
+	wake := s.pending.size == 0
+	if tat == 0 {
+		s.pending.appendDelete(key)
+	} else {
+		s.pending.appendSet(key, tat)
+	}
+	s.seq++
+	s.recorded.Store(s.seq)
+	s.mu.Unlock()
+	if wake {
+		s.wake()
+	}
+}
+
+// RecordFlush journals that every key was removed (FLUSHALL); it becomes one
+// range deletion over the TAT namespace, ordered with the other changes.
+func (s *Store) RecordFlush() {
+	s.mu.Lock()
+	if !s.admit() {
+		s.mu.Unlock()
+		return
+	}
+	wake := s.pending.size == 0
+	s.pending.appendFlush()
+	s.seq++
+	s.recorded.Store(s.seq)
+	s.mu.Unlock()
+	if wake {
+		s.wake()
+	}
+}
+
+// admit waits for room in the pending buffer and reports whether a change
+// may be appended. Called with s.mu held.
+func (s *Store) admit() bool {
+	for s.pending.size >= s.maxPending && !s.closing && !s.broken {
+		s.room.Wait()
+	}
+	if s.closing || s.broken {
+		s.dropped.Add(1)
+		return false
+	}
+	return true
+}
+
+func (s *Store) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Wait returns once every change recorded before the call is as durable as
+// the mode promises a reply can rely on. In Always mode that means synced to
+// stable storage: Wait blocks for the next group commit and returns the
+// store's error if it failed, or ErrClosed once Close has begun (the caller's
+// change may have been dropped). In EverySec and No modes replies do not
+// wait, and Wait returns nil at once.
+func (s *Store) Wait() error {
+	if s.mode != Always {
+		return nil
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.waitSynced(s.recorded.Load())
+}
+
+// Sync makes every change recorded before the call durable now, whatever the
+// mode, and returns the store's error if it cannot.
+func (s *Store) Sync() error {
+	target := s.recorded.Load()
+	if s.synced.Load() >= target {
+		return s.failure()
+	}
+	select {
+	case s.syncReq <- struct{}{}:
+	default:
+	}
+	return s.waitSynced(target)
+}
+
+// waitSynced blocks until synced reaches target or the store fails.
+func (s *Store) waitSynced(target uint64) error {
+	for {
+		if s.synced.Load() >= target {
+			return nil
+		}
+		s.waitMu.Lock()
+		ch, err := s.waitCh, s.err
+		s.waitMu.Unlock()
+		if err != nil {
+			return err
+		}
+		if s.synced.Load() >= target {
+			return nil
+		}
+		<-ch
+	}
+}
+
+func (s *Store) failure() error {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	return s.err
+}
+
+// advance publishes that operations up to seq are synced, waking waiters.
+func (s *Store) advance(seq uint64) {
+	s.synced.Store(seq)
+	s.lastSync.Store(time.Now().UnixNano())
+	s.waitMu.Lock()
+	close(s.waitCh)
+	s.waitCh = make(chan struct{})
+	s.waitMu.Unlock()
+}
+
+// fail stops the store writing: later changes are dropped, waiters get err.
+func (s *Store) fail(err error) {
+	s.writeErrors.Add(1)
+	s.log.Error("persistence: write failed; the store stops writing and the on-disk state stays as of the last successful write until restart",
+		slog.String("dir", s.dir), slog.Any("err", err))
+	s.mu.Lock()
+	s.broken = true
+	s.pending.recycle(s.pending.take(nil))
+	s.mu.Unlock()
+	s.room.Broadcast()
+	s.waitMu.Lock()
+	if s.err == nil {
+		s.err = fmt.Errorf("persistence failed: %w", err)
+	}
+	close(s.waitCh)
+	s.waitCh = make(chan struct{})
+	s.waitMu.Unlock()
+}
+
+// take hands the writer the pending chunks (reusing spare's storage for
+// the next ones) and the sequence number of the last operation in them.
+func (s *Store) take(spare [][]byte) ([][]byte, uint64) {
+	s.mu.Lock()
+	chunks, seq := s.pending.take(spare), s.seq
+	s.mu.Unlock()
+	s.room.Broadcast()
+	return chunks, seq
+}
+
+// give returns drained chunks for reuse.
+func (s *Store) give(chunks [][]byte) {
+	s.mu.Lock()
+	s.pending.recycle(chunks)
+	s.mu.Unlock()
+}
+
+// run is the writer: it commits whatever accumulated, syncing per mode,
+// until Close.
+func (s *Store) run() {
+	defer close(s.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false // timer runs: EverySec has unsynced writes
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
+	var spare [][]byte
+	for {
+		var forced, due, quit bool
+		select {
+		case <-s.kick:
+			if s.mode != Always {
+				forced, quit = s.gather(gather)
+			}
+		case <-s.syncReq:
+			forced = true
+		case <-timer.C:
+			armed, due = false, true
+		case <-s.quit:
+			quit = true
+		}
+		chunks, seq := s.take(spare)
+		spare = chunks[:0] // the next take's storage; the chunks go back by give
+		if s.failure() != nil {
+			s.give(chunks)
+			if quit {
+				return
+			}
+			continue
+		}
+		syncNow := forced || due || quit || s.mode == Always
+		if len(chunks) > 0 {
+			err := s.commit(chunks, syncNow)
+			s.give(chunks)
+			if err != nil {
+				s.fail(err)
+				continue
+			}
+			s.written.Store(seq)
+			if syncNow {
+				s.advance(seq)
+			}
+		} else if syncNow && s.synced.Load() < s.written.Load() {
+			if err := s.syncWAL(); err != nil {
+				s.fail(err)
+				continue
+			}
+			s.advance(s.written.Load())
+		}
+		if s.synced.Load() < s.written.Load() && s.mode == EverySec && !armed {
+			timer.Reset(s.interval)
+			armed = true
+		}
+		if quit {
+			return
+		}
+	}
+}
+
+// coalesce is how long the writer lets changes gather in EverySec and No
+// modes, where replies do not wait for it, before handing them to Pebble:
+// under load one write then carries many, saving the server's CPU.
+const coalesce = time.Millisecond
+
+// gather waits coalesce on t, or less when Sync or Close asks.
+func (s *Store) gather(t *time.Timer) (forced, quit bool) {
+	t.Reset(coalesce)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.syncReq:
+		forced = true
+	case <-s.quit:
+		quit = true
+	}
+	return forced, quit
+}
+
+// fatalError is what pebbleLogger.Fatalf panics with: Pebble calls Fatalf
+// when a commit fails (for example the write-ahead log cannot be written),
+// and the writer recovers it as that commit's error.
+type fatalError string
+
+func (e fatalError) Error() string { return string(e) }
+
+// guard runs fn, turning a Pebble fatal error panic into an error.
+func guard(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fe, ok := r.(fatalError)
+			if !ok {
+				panic(r)
+			}
+			err = fe
+		}
+	}()
+	return fn()
+}
+
+// openGate lets the write-ahead log's syncs reach the disk, or not (walFS).
+func (s *Store) openGate(open bool) {
+	if s.gate != nil {
+		s.gate.Store(open)
+	}
+}
+
+// maxBatchBytes splits a commit into Pebble batches small enough to be
+// reused and to stay under Pebble's large-batch threshold.
+const maxBatchBytes = 512 << 10
+
+// commit applies the operations in chunks to Pebble and hands them to the
+// operating system before returning; sync makes it wait for the disk too.
+// Far-behind backlogs go in several batches, the last one synced: a log
+// sync covers everything before it.
+func (s *Store) commit(chunks [][]byte, sync bool) error {
+	if s.batch == nil {
+		s.batch = s.db.NewBatch()
+	}
+	b := s.batch
+	var sets, dels, flushes uint64
+	err := ops(chunks, func(op byte, key []byte, tat int64) error {
+		switch op {
+		case opSet:
+			d := b.SetDeferred(len(tatPrefix)+len(key), 8)
+			copy(d.Key, tatPrefix)
+			copy(d.Key[len(tatPrefix):], key)
+			binary.BigEndian.PutUint64(d.Value, uint64(tat))
+			sets++
+			if err := d.Finish(); err != nil {
+				return err
+			}
+		case opDelete:
+			d := b.DeleteDeferred(len(tatPrefix) + len(key))
+			copy(d.Key, tatPrefix)
+			copy(d.Key[len(tatPrefix):], key)
+			dels++
+			if err := d.Finish(); err != nil {
+				return err
+			}
+		case opFlush:
+			flushes++
+			if err := b.DeleteRange(tatLower, tatUpper, nil); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("corrupt pending log: operation %d", op)
+		}
+		if b.Len() < maxBatchBytes {
+			return nil
+		}
+		return s.apply(b, pebble.NoSync)
+	})
+	if err != nil {
+		return err
+	}
+	if sync {
+		s.openGate(true)
+		defer s.openGate(false)
+	}
+	if err := s.apply(b, pebble.Sync); err != nil {
+		return err
+	}
+	if sync {
+		s.fsyncs.Add(1)
+	}
+	s.keysWritten.Add(sets)
+	s.keysDeleted.Add(dels)
+	s.flushes.Add(flushes)
+	return nil
+}
+
+// apply commits b and resets it for reuse. An empty batch still commits
+// when wo syncs: the empty log record makes Pebble write out and sync what
+// earlier NoSync batches left in its buffer.
+func (s *Store) apply(b *pebble.Batch, wo *pebble.WriteOptions) error {
+	if b.Empty() {
+		if !wo.GetSync() {
+			return nil
+		}
+		if err := b.LogData(nil, nil); err != nil {
+			return err
+		}
+	}
+	if err := guard(func() error { return s.db.Apply(b, wo) }); err != nil {
+		return err
+	}
+	b.Reset()
+	s.batches.Add(1)
+	return nil
+}
+
+// syncWAL syncs everything applied so far, writing an empty log record with
+// Sync (Pebble syncs the write-ahead log up to and including it).
+func (s *Store) syncWAL() error {
+	s.openGate(true)
+	defer s.openGate(false)
+	if err := guard(func() error { return s.db.LogData(nil, pebble.Sync) }); err != nil {
+		return err
+	}
+	s.fsyncs.Add(1)
+	return nil
+}
+
+// Close stops accepting changes, commits and syncs everything recorded,
+// closes Pebble and releases the directory lock. Changes recorded after
+// Close are dropped. It returns the store's error, if it failed, or the
+// first error closing; calling it again returns the same.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		s.room.Broadcast()
+		close(s.quit)
+		<-s.done
+		err := s.failure()
+		s.openGate(true)
+		if s.batch != nil {
+			_ = s.batch.Close()
+		}
+		if cerr := guard(s.db.Close); cerr != nil && err == nil {
+			err = fmt.Errorf("close data dir %s: %w", s.dir, cerr)
+		}
+		if lerr := s.lock.Close(); lerr != nil && err == nil {
+			err = fmt.Errorf("unlock data dir %s: %w", s.dir, lerr)
+		}
+		s.waitMu.Lock()
+		if s.err == nil {
+			s.err = ErrClosed
+		}
+		close(s.waitCh)
+		s.waitCh = make(chan struct{})
+		s.waitMu.Unlock()
+		s.closeErr = err
+	})
+	return s.closeErr
+}
+
+// Stats reads the counters.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		Dir:         s.dir,
+		Mode:        s.mode,
+		Recorded:    s.recorded.Load(),
+		Written:     s.written.Load(),
+		Synced:      s.synced.Load(),
+		KeysWritten: s.keysWritten.Load(),
+		KeysDeleted: s.keysDeleted.Load(),
+		Flushes:     s.flushes.Load(),
+		Batches:     s.batches.Load(),
+		Fsyncs:      s.fsyncs.Load(),
+		WriteErrors: s.writeErrors.Load(),
+		Dropped:     s.dropped.Load(),
+	}
+	if ns := s.lastSync.Load(); ns != 0 {
+		st.LastSync = time.Unix(0, ns)
+	}
+	if err := s.failure(); err != nil && !errors.Is(err, ErrClosed) {
+		st.Err = err
+	}
+	select {
+	case <-s.done: // closed: Pebble's metrics are gone
+	default:
+		st.DiskBytes = s.diskUsage()
+	}
+	s.recMu.Lock()
+	st.Recovery = s.recovery
+	s.recMu.Unlock()
+	return st
+}
+
+// diskUsage is Pebble's own account of its files, tolerating a concurrent
+// Close.
+func (s *Store) diskUsage() (n uint64) {
+	defer func() { _ = recover() }()
+	return s.db.Metrics().DiskSpaceUsage()
+}
