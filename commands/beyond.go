@@ -1,9 +1,16 @@
 package commands
 
 import (
+	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 	"weak"
+
+	"github.com/sluicehq/sluice/lease"
+	"github.com/sluicehq/sluice/policy"
+	"github.com/sluicehq/sluice/window"
 )
 
 // beyondCommands declares the commands that go beyond redis-cell (multi-limit
@@ -12,6 +19,13 @@ import (
 func beyondCommands() []*Command {
 	return []*Command{
 		multiCommand(),
+		windowCommand(),
+		policyThrottleCommand(),
+		policyListCommand(),
+		policyGetCommand(),
+		leaseAcquireCommand(),
+		leaseReleaseCommand(),
+		leaseRenewCommand(),
 	}
 }
 
@@ -19,6 +33,9 @@ func beyondCommands() []*Command {
 // does not hold: the policies, the window counters and the leases. GCRA
 // state (THROTTLE.MULTI, GCRA policies) lives in the server's gcra.Table.
 type beyond struct {
+	policies atomic.Pointer[policy.Set]
+	windows  *window.Store
+	leases   *lease.Store
 }
 
 // beyondStates maps each Server to its beyond state. The Server type is
@@ -40,6 +57,46 @@ func beyondOf(s *Server) *beyond {
 	return v.(*beyond)
 }
 
+// beyondShards is the number of shards of the window and lease state.
+const beyondShards = 64
+
 func newBeyond() *beyond {
-	return &beyond{}
+	return &beyond{windows: window.NewStore(beyondShards), leases: lease.NewStore(beyondShards)}
 }
+
+// SetPolicies replaces the policies that POLICY.THROTTLE, POLICY.LIST and
+// POLICY.GET serve; calls already running finish with the old ones. nil
+// removes every policy. State is kept: a policy whose limits change keeps
+// charging the same keys.
+func (s *Server) SetPolicies(set *policy.Set) { beyondOf(s).policies.Store(set) }
+
+// Policies returns the policies in use (nil when none were set).
+func (s *Server) Policies() *policy.Set { return beyondOf(s).policies.Load() }
+
+// SweepBeyond examines up to budget keys per shard of the window and lease
+// state, removes those that no longer matter at the server clock's now, and
+// returns how many it removed. The GCRA table is swept by its own loop.
+func (s *Server) SweepBeyond(budget int) int {
+	b := beyondOf(s)
+	now := s.clock.Now()
+	return b.windows.Sweep(now, budget) + b.leases.Sweep(now, budget)
+}
+
+// SweepBeyondLoop sweeps the window and lease state every interval until
+// ctx ends, a bounded number of keys per shard per pass (writes also
+// reclaim as they go, so this only bounds what idle keys keep).
+func (s *Server) SweepBeyondLoop(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.SweepBeyond(sweepBudget)
+		}
+	}
+}
+
+// sweepBudget is how many keys per shard one background pass examines.
+const sweepBudget = 256

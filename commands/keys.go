@@ -14,8 +14,8 @@ func del(s *Server, c *resp.Conn, args [][]byte) {
 			n++
 		}
 	}
-	if n > 0 && !s.durable(c) {
-		return
+	if n > 0 {
+		s.durable(c)
 	}
 	c.WriteInt(n)
 }
@@ -66,9 +66,7 @@ func flush(s *Server, c *resp.Conn, args [][]byte) {
 		return
 	}
 	n := s.table.Flush()
-	if !s.durable(c) {
-		return
-	}
+	s.durable(c)
 	s.log.Info("flushed all throttle state", "keys", n, "client", sessionOf(c).addr)
 	c.WriteSimple("OK")
 }

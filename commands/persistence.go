@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/sluicehq/sluice/gcra"
@@ -22,20 +23,24 @@ type Persistence interface {
 	Info() []Setting
 }
 
-// durable waits, with persistence on, until the changes made so far are as
-// durable as the mode promises; if they cannot be, it replies an error and
-// returns false. Without persistence it returns true at once (inlined: the
+// durable makes the reply being written wait, with persistence on, until
+// the changes made so far are as durable as the mode promises: it sets a
+// barrier on the connection, so a pipeline's replies share one wait. If the
+// changes cannot be made durable, the replies are replaced by an error and
+// the connection closes. Without persistence it does nothing (inlined: the
 // in-memory hot path pays one nil check).
-func (s *Server) durable(c *resp.Conn) bool {
-	return s.cfg.Persistence == nil || s.waitDurable(c)
+func (s *Server) durable(c *resp.Conn) {
+	if s.cfg.Persistence != nil {
+		c.Barrier(s.waitDurable)
+	}
 }
 
-func (s *Server) waitDurable(c *resp.Conn) bool {
+// waitDurableFn is the barrier durable sets, bound once at NewServer.
+func (s *Server) waitDurableFn() error {
 	if err := s.cfg.Persistence.Wait(); err != nil {
-		c.WriteError("ERR decision not durable: " + strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error()))
-		return false
+		return errors.New("ERR decision not durable: " + strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error()))
 	}
-	return true
+	return nil
 }
 
 // persistenceInfo fills INFO's persistence section.

@@ -77,7 +77,8 @@ func startPersistent(t *testing.T, p *fakePersistence) (*redis.Client, *gcra.Tab
 	require.NoError(t, err)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = rs.Serve(ln) }()
-	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), MaxRetries: -1})
+	// A failed durability barrier closes the connection: retry on a new one.
+	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), MaxRetries: 2})
 	t.Cleanup(func() {
 		_ = c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

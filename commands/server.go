@@ -66,7 +66,8 @@ type Server struct {
 	deniedKey    atomic.Uint64 // NOPERM for a key
 	latency      Latency
 
-	throttleCmd, clThrottleCmd *Command // for per-command decision counts
+	throttleCmd, clThrottleCmd *Command     // for per-command decision counts
+	waitDurable                func() error // s.waitDurableFn, bound once (no allocation per call)
 }
 
 // session is the per-connection state kept in resp.Conn's context.
@@ -109,6 +110,7 @@ func NewServer(cfg Config) *Server {
 		sessions: map[uint64]*session{},
 	}
 	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
+	s.waitDurable = s.waitDurableFn
 	return s
 }
 

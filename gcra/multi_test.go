@@ -21,7 +21,7 @@ func mustLimit(t testing.TB, burst, count, period int64) Limit {
 func TestThrottleMultiExample(t *testing.T) {
 	tbl := NewTable(4, nil)
 	now := int64(1893456000000000000)
-	perSecond := mustLimit(t, 1, 1, 1) // 2 at once, 1/s
+	perSecond := mustLimit(t, 1, 1, 1)  // 2 at once, 1/s
 	perMinute := mustLimit(t, 2, 3, 60) // 3 at once, 3/min
 	checks := []Check{{Key: []byte("u:s"), Limit: perSecond}, {Key: []byte("u:m"), Limit: perMinute}}
 	res := make([]Result, 2)

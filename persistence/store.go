@@ -73,9 +73,17 @@ type Store struct {
 	db   *pebble.DB
 	lock *pebble.Lock
 	gate *atomic.Bool // walFS's: log syncs reach the disk; nil in Always mode
-	dir  string
-	mode Mode
-	log  *slog.Logger
+
+	// Always mode pipelines its fsyncs: the writer applies a batch without
+	// waiting for its sync and hands it here; the syncer waits for the syncs
+	// in commit order and advances synced. Meanwhile the writer applies the
+	// next batch, which Pebble's log writer syncs together with whatever
+	// else is waiting, so a slow fsync never idles the writer.
+	inflight   chan inflightBatch
+	syncerDone chan struct{}
+	dir        string
+	mode       Mode
+	log        *slog.Logger
 
 	interval   time.Duration
 	maxPending int
@@ -106,7 +114,7 @@ type Store struct {
 	keysDeleted atomic.Uint64
 	flushes     atomic.Uint64
 	batches     atomic.Uint64
-	fsyncs      atomic.Uint64
+	fsyncs      *atomic.Uint64 // write-ahead log syncs that reached the disk (walFS)
 	writeErrors atomic.Uint64
 	dropped     atomic.Uint64
 	lastSync    atomic.Int64 // Unix ns of the last completed sync, 0 before any
@@ -181,8 +189,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.Mode != Always {
 		gate = new(atomic.Bool)
 		gate.Store(true) // until the writer starts: opening and stamping sync
-		fs = walFS{FS: fs, gate: gate, syncOnClose: opts.Mode == EverySec}
 	}
+	syncs := new(atomic.Uint64)
+	fs = walFS{FS: fs, gate: gate, syncs: syncs, syncOnClose: opts.Mode == EverySec}
 	dir := opts.Dir
 	if err := prepareDir(dir); err != nil {
 		return nil, err
@@ -194,6 +203,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		lock:       lock,
 		gate:       gate,
+		fsyncs:     syncs,
 		dir:        dir,
 		mode:       opts.Mode,
 		log:        opts.Logger,
@@ -204,6 +214,8 @@ func Open(opts Options) (*Store, error) {
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 		waitCh:     make(chan struct{}),
+		inflight:   make(chan inflightBatch, maxInflight),
+		syncerDone: make(chan struct{}),
 	}
 	s.room.L = &s.mu
 	if err := checkContents(dir, fs); err != nil {
@@ -509,6 +521,8 @@ func (s *Store) give(chunks [][]byte) {
 // until Close.
 func (s *Store) run() {
 	defer close(s.done)
+	go s.syncer()
+	defer func() { close(s.inflight); <-s.syncerDone }()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	armed := false // timer runs: EverySec has unsynced writes
@@ -533,6 +547,17 @@ func (s *Store) run() {
 		spare = chunks[:0] // the next take's storage; the chunks go back by give
 		if s.failure() != nil {
 			s.give(chunks)
+			if quit {
+				return
+			}
+			continue
+		}
+		if s.mode == Always && len(chunks) > 0 {
+			err := s.commitPipelined(chunks, seq)
+			s.give(chunks)
+			if err != nil {
+				s.fail(err)
+			}
 			if quit {
 				return
 			}
@@ -563,6 +588,95 @@ func (s *Store) run() {
 		}
 		if quit {
 			return
+		}
+	}
+}
+
+// maxInflight bounds the batches applied but not yet known synced.
+const maxInflight = 64
+
+// inflightBatch is a batch applied with its sync still pending, and the
+// sequence number of its last operation.
+type inflightBatch struct {
+	b   *pebble.Batch
+	seq uint64
+}
+
+// commitPipelined applies the operations in chunks as one batch whose log
+// sync the syncer waits for (Always mode); the writer goes on meanwhile.
+func (s *Store) commitPipelined(chunks [][]byte, seq uint64) error {
+	b := s.db.NewBatch()
+	var sets, dels, flushes uint64
+	// push applies b without waiting for its sync and queues it for the
+	// syncer; pieces of a large backlog carry seq 0 (nothing to advance).
+	push := func(seq uint64) error {
+		if err := guard(func() error { return s.db.ApplyNoSyncWait(b, pebble.Sync) }); err != nil {
+			return err // b is closed below
+		}
+		s.batches.Add(1)
+		s.inflight <- inflightBatch{b: b, seq: seq}
+		b = s.db.NewBatch()
+		return nil
+	}
+	err := ops(chunks, func(op byte, key []byte, tat int64) error {
+		var err error
+		switch op {
+		case opSet:
+			sets++
+			d := b.SetDeferred(len(tatPrefix)+len(key), 8)
+			copy(d.Key, tatPrefix)
+			copy(d.Key[len(tatPrefix):], key)
+			binary.BigEndian.PutUint64(d.Value, uint64(tat))
+			err = d.Finish()
+		case opDelete:
+			dels++
+			d := b.DeleteDeferred(len(tatPrefix) + len(key))
+			copy(d.Key, tatPrefix)
+			copy(d.Key[len(tatPrefix):], key)
+			err = d.Finish()
+		case opFlush:
+			flushes++
+			err = b.DeleteRange(tatLower, tatUpper, nil)
+		default:
+			err = fmt.Errorf("corrupt pending log: operation %d", op)
+		}
+		if err != nil || b.Len() < maxBatchBytes {
+			return err
+		}
+		return push(0)
+	})
+	if err == nil {
+		if b.Empty() {
+			err = b.LogData(nil, nil) // a record to sync, so seq is advanced in order
+		}
+		if err == nil {
+			err = push(seq)
+		}
+	}
+	_ = b.Close()
+	if err != nil {
+		return err
+	}
+	s.keysWritten.Add(sets)
+	s.keysDeleted.Add(dels)
+	s.flushes.Add(flushes)
+	s.written.Store(seq)
+	return nil
+}
+
+// syncer waits, in commit order, for the syncs of pipelined batches and
+// advances synced (Always mode), until the writer closes inflight.
+func (s *Store) syncer() {
+	defer close(s.syncerDone)
+	for f := range s.inflight {
+		err := f.b.SyncWait()
+		_ = f.b.Close()
+		if err != nil {
+			s.fail(err)
+			continue
+		}
+		if f.seq != 0 && s.failure() == nil {
+			s.advance(f.seq)
 		}
 	}
 }
@@ -670,9 +784,6 @@ func (s *Store) commit(chunks [][]byte, sync bool) error {
 	if err := s.apply(b, pebble.Sync); err != nil {
 		return err
 	}
-	if sync {
-		s.fsyncs.Add(1)
-	}
 	s.keysWritten.Add(sets)
 	s.keysDeleted.Add(dels)
 	s.flushes.Add(flushes)
@@ -707,7 +818,6 @@ func (s *Store) syncWAL() error {
 	if err := guard(func() error { return s.db.LogData(nil, pebble.Sync) }); err != nil {
 		return err
 	}
-	s.fsyncs.Add(1)
 	return nil
 }
 

@@ -16,9 +16,14 @@ import (
 // unless the store opened the gate for a real one: each batch reaches the
 // OS at once (surviving a process crash), and the disk only when the mode
 // says.
+//
+// In Always mode the gate is nil (every sync goes through); in every mode
+// walFS counts the log syncs that reach the disk, so Stats reports real
+// fsyncs, however many batches Pebble's log writer folded into each.
 type walFS struct {
 	vfs.FS
-	gate *atomic.Bool // true: log syncs reach the disk
+	gate  *atomic.Bool   // true: log syncs reach the disk; nil: always
+	syncs *atomic.Uint64 // log syncs that reached the disk
 	// syncOnClose makes closing a log file (Pebble rotating it) sync it,
 	// so a rotated log never holds unsynced changes the store counted as
 	// synced in the next one (EverySec).
@@ -48,29 +53,38 @@ type walFile struct {
 	fs walFS
 }
 
+// open reports whether a sync reaches the disk now, counting it if so.
+func (fs walFS) open() bool {
+	if fs.gate != nil && !fs.gate.Load() {
+		return false
+	}
+	fs.syncs.Add(1)
+	return true
+}
+
 func (f *walFile) Sync() error {
-	if !f.fs.gate.Load() {
+	if !f.fs.open() {
 		return nil
 	}
 	return f.File.Sync()
 }
 
 func (f *walFile) SyncData() error {
-	if !f.fs.gate.Load() {
+	if !f.fs.open() {
 		return nil
 	}
 	return f.File.SyncData()
 }
 
 func (f *walFile) SyncTo(length int64) (bool, error) {
-	if !f.fs.gate.Load() {
+	if !f.fs.open() {
 		return false, nil
 	}
 	return f.File.SyncTo(length)
 }
 
 func (f *walFile) Close() error {
-	if f.fs.syncOnClose || f.fs.gate.Load() {
+	if f.fs.syncOnClose || f.fs.gate == nil || f.fs.gate.Load() {
 		if err := f.File.Sync(); err != nil {
 			_ = f.File.Close()
 			return err

@@ -39,6 +39,7 @@ type Conn struct {
 	proto      atomic.Int32
 	authed     atomic.Bool
 	closeAfter bool
+	barrier    func() error // runs before the next flush (see Barrier)
 
 	// Deadline bookkeeping (conn goroutine only).
 	rdl          time.Time     // read deadline currently set
@@ -265,9 +266,26 @@ func (c *Conn) protocolError(perr *protocolError) {
 	c.flush()
 }
 
+// Barrier makes fn run once before the replies written so far leave the
+// server: every reply of a pipelined batch then waits on one call (for
+// example one durable sync for many decisions) instead of one call each.
+// If fn fails, those replies are dropped, fn's error (which carries its
+// code, e.g. "ERR ...") is sent in their place and the connection closes:
+// a client never receives a reply the barrier could not stand behind.
+// Setting a barrier again before the flush replaces fn.
+func (c *Conn) Barrier(fn func() error) { c.barrier = fn }
+
 // flush writes the reply buffer with one Write under WriteTimeout. It
 // returns false on failure.
 func (c *Conn) flush() bool {
+	if fn := c.barrier; fn != nil {
+		c.barrier = nil
+		if err := fn(); err != nil {
+			c.wbuf = c.wbuf[:0]
+			c.WriteError(err.Error())
+			c.closeAfter = true
+		}
+	}
 	if len(c.wbuf) == 0 {
 		return true
 	}

@@ -107,6 +107,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	rs.Handler = cmds
 	rs.OnOpen = cmds.OpenConn
 	rs.OnClose = cmds.CloseConn
+	policies, err := loadPolicyFile(cfg.PolicyFile, cmds, log)
+	if err != nil {
+		return fmt.Errorf("--policy-file: %w", err)
+	}
 
 	var metrics *metricsServer
 	if cfg.MetricsAddr != "" {
@@ -139,8 +143,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
+			reloaded := policies.reload()
 			if certs == nil {
-				log.Info("SIGHUP: nothing to reload")
+				if !reloaded {
+					log.Info("SIGHUP: nothing to reload")
+				}
 				continue
 			}
 			if err := certs.reload(); err != nil {
@@ -156,6 +163,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	stopSweeper := func() { stopSweep(); <-sweepDone } // before closing persistence: the sweep journals
 	defer stopSweeper()
 	go func() { defer close(sweepDone); table.SweepLoop(sweepCtx, clock, cfg.SweepInterval) }()
+	go cmds.SweepBeyondLoop(sweepCtx, cfg.SweepInterval)
 
 	errc := make(chan error, len(lns))
 	var addrs, tlsAddrs []net.Addr
@@ -300,6 +308,7 @@ type config struct {
 	DataDir         string        `ff:"long: data-dir, nodefault, usage: 'keep a durable copy of the state here (Pebble) and reload it at start (empty: in memory only)'"`
 	Fsync           string        `ff:"long: fsync, default: everysec, usage: 'with --data-dir, when changes reach the disk: always (before the reply) | everysec | no (the OS decides)'"`
 	MetricsAddr     string        `ff:"long: metrics-addr, nodefault, usage: 'serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9121; empty: off)'"`
+	PolicyFile      string        `ff:"long: policy-file, nodefault, usage: 'named policies (TOML) for POLICY.THROTTLE; reloaded on SIGHUP'"`
 	LogLevel        string        `ff:"long: log-level, default: info, usage: 'debug | info | warn | error'"`
 	LogFormat       string        `ff:"long: log-format, default: text, usage: 'text | json'"`
 	Version         bool          `ff:"long: version, nodefault, usage: 'print the version and exit'"`

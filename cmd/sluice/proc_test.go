@@ -124,7 +124,9 @@ func (p *proc) Signal(t *testing.T, sig syscall.Signal) int {
 // Client returns a go-redis client for the process.
 func (p *proc) Client(t *testing.T) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: p.Addr, MaxRetries: -1})
+	// Retries cover a connection the server closed after a failed durability
+	// barrier (its replies are replaced by an error, then it closes).
+	c := redis.NewClient(&redis.Options{Addr: p.Addr, MaxRetries: 2})
 	t.Cleanup(func() { _ = c.Close() })
 	require.NoError(t, c.Ping(context.Background()).Err())
 	return c

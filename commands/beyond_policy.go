@@ -1,0 +1,209 @@
+package commands
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/policy"
+	"github.com/sluicehq/sluice/resp"
+	"github.com/sluicehq/sluice/window"
+)
+
+func policyThrottleCommand() *Command {
+	return &Command{Name: "policy.throttle", Arity: -3, Flags: []string{"write", "denyoom", "fast"},
+		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+		FirstKey: 2, LastKey: 2, Step: 1,
+		Summary: "Applies one request to a key under a named policy (all its limits atomically). Replies [limited, limit, " +
+			"remaining, retry_after, reset_after]; with HEADERS also the RateLimit-Policy and RateLimit header values.",
+		Complexity: "O(N) where N is the number of limits of the policy",
+		Args: []Arg{
+			{Name: "policy", Type: "string"},
+			{Name: "key", Type: "key"},
+			{Name: "quantity", Type: "integer", Optional: true},
+			{Name: "headers", Type: "pure-token", Token: "HEADERS", Optional: true},
+		},
+		Handler: policyThrottle,
+	}
+}
+
+func policyListCommand() *Command {
+	return &Command{Name: "policy.list", Arity: 1, Flags: []string{"readonly", "fast"},
+		Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+		Summary: "Lists the names of the policies loaded from the policy file, sorted.", Complexity: "O(N) where N is the number of policies",
+		Handler: policyList}
+}
+
+func policyGetCommand() *Command {
+	return &Command{Name: "policy.get", Arity: 2, Flags: []string{"readonly", "fast"},
+		Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+		Summary:    "Describes a policy: name, algorithm, limit (rule notation) and overrides (key to limit); null when there is none.",
+		Complexity: "O(N) where N is the number of overrides", Args: []Arg{{Name: "policy", Type: "string"}},
+		Handler: policyGet}
+}
+
+func errNoPolicy(name []byte) string {
+	return "ERR no such policy '" + clean(truncate(name, 128)) + "'"
+}
+
+// policyStateKey is where limit i of policy name keeps key's state:
+// "policy:<name>:<i>:<key>", in the GCRA table for GCRA policies (so DEL,
+// TTL and persistence see it) and in the window store otherwise.
+func policyStateKey(name string, i int, key []byte) []byte {
+	b := make([]byte, 0, len("policy:")+len(name)+4+len(key))
+	b = append(b, "policy:"...)
+	b = append(b, name...)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(i), 10)
+	b = append(b, ':')
+	return append(b, key...)
+}
+
+// policyThrottle serves POLICY.THROTTLE name key [quantity] [HEADERS].
+func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
+	q, headers := int64(1), false
+	rest := args[3:]
+	if len(rest) > 0 && !strings.EqualFold(string(rest[0]), "headers") {
+		n, err := gcra.ParseInt(rest[0])
+		if err != nil {
+			c.WriteError(err.Error())
+			return
+		}
+		q, rest = n, rest[1:]
+	}
+	switch {
+	case len(rest) == 0:
+	case len(rest) == 1 && strings.EqualFold(string(rest[0]), "headers"):
+		headers = true
+	default:
+		c.WriteError(errSyntax)
+		return
+	}
+	b := beyondOf(s)
+	p := b.policies.Load().Get(args[1])
+	if p == nil {
+		c.WriteError(errNoPolicy(args[1]))
+		return
+	}
+	key := args[2]
+	tier := p.TierFor(key)
+	now := s.clock.Now()
+	results := make([]gcra.Result, len(tier.Rates))
+	var limited bool
+	if p.Algorithm == policy.GCRA {
+		checks := make([]gcra.Check, len(tier.GCRA))
+		for i, l := range tier.GCRA {
+			checks[i] = gcra.Check{Key: policyStateKey(p.Name, i, key), Limit: l}
+		}
+		var err error
+		if limited, err = s.table.ThrottleMulti(checks, now, q, results); err != nil {
+			c.WriteError(err.Error())
+			return
+		}
+	} else {
+		checks := make([]window.Check, len(tier.Window))
+		for i, l := range tier.Window {
+			checks[i] = window.Check{Key: policyStateKey(p.Name, i, key), Limit: l}
+		}
+		limited = b.windows.TakeMulti(p.Algorithm.Window(), checks, now, q, results)
+	}
+	o := overall(limited, results)
+	if !headers {
+		writeResult(c, o)
+		return
+	}
+	c.WriteArray(7)
+	writeFive(c, o)
+	c.WriteBulkString(rateLimitPolicy(p.Name, tier.Rates))
+	c.WriteBulkString(rateLimit(p.Name, tier.Rates, results))
+}
+
+// writeFive writes a result's five numbers without the array header.
+func writeFive(c *resp.Conn, r gcra.Result) {
+	limited := int64(0)
+	if r.Limited {
+		limited = 1
+	}
+	c.WriteInt(limited)
+	c.WriteInt(r.Limit)
+	c.WriteInt(r.Remaining)
+	c.WriteInt(gcra.Seconds(r.RetryAfter))
+	c.WriteInt(gcra.Seconds(r.ResetAfter))
+}
+
+// headerItem names limit i of a policy in the RateLimit headers: the
+// policy's name when it has one limit, else the name and the window,
+// "api-1s", "api-86400s".
+func headerItem(name string, rates []policy.Rate, i int) string {
+	if len(rates) == 1 {
+		return strconv.Quote(name)
+	}
+	return strconv.Quote(name + "-" + strconv.FormatInt(rates[i].Period, 10) + "s")
+}
+
+// rateLimitPolicy is the RateLimit-Policy field value of the IETF draft
+// (draft-ietf-httpapi-ratelimit-headers): one item per limit with its
+// quota q and window w in seconds: "anon";q=50;w=3600.
+func rateLimitPolicy(name string, rates []policy.Rate) string {
+	var b strings.Builder
+	for i, r := range rates {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(headerItem(name, rates, i))
+		b.WriteString(";q=")
+		b.WriteString(strconv.FormatInt(r.Count, 10))
+		b.WriteString(";w=")
+		b.WriteString(strconv.FormatInt(r.Period, 10))
+	}
+	return b.String()
+}
+
+// rateLimit is the RateLimit field value: per limit the remaining quota r
+// and the seconds t until it is fully restored: "anon";r=49;t=72.
+func rateLimit(name string, rates []policy.Rate, results []gcra.Result) string {
+	var b strings.Builder
+	for i, r := range results {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(headerItem(name, rates, i))
+		b.WriteString(";r=")
+		b.WriteString(strconv.FormatInt(r.Remaining, 10))
+		b.WriteString(";t=")
+		b.WriteString(strconv.FormatInt(gcra.Seconds(r.ResetAfter), 10))
+	}
+	return b.String()
+}
+
+// policyList serves POLICY.LIST.
+func policyList(s *Server, c *resp.Conn, _ [][]byte) {
+	names := beyondOf(s).policies.Load().Names()
+	c.WriteArray(len(names))
+	for _, n := range names {
+		c.WriteBulkString(n)
+	}
+}
+
+// policyGet serves POLICY.GET name.
+func policyGet(s *Server, c *resp.Conn, args [][]byte) {
+	p := beyondOf(s).policies.Load().Get(args[1])
+	if p == nil {
+		c.WriteNull()
+		return
+	}
+	c.WriteMap(4)
+	c.WriteBulkString("name")
+	c.WriteBulkString(p.Name)
+	c.WriteBulkString("algorithm")
+	c.WriteBulkString(p.Algorithm.String())
+	c.WriteBulkString("limit")
+	c.WriteBulkString(p.Default.Rule)
+	c.WriteBulkString("overrides")
+	keys := p.OverrideKeys()
+	c.WriteMap(len(keys))
+	for _, k := range keys {
+		c.WriteBulkString(k)
+		c.WriteBulkString(p.Overrides[k].Rule)
+	}
+}

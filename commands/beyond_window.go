@@ -1,0 +1,73 @@
+package commands
+
+import (
+	"strings"
+
+	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/resp"
+	"github.com/sluicehq/sluice/window"
+)
+
+func windowCommand() *Command {
+	return &Command{Name: "throttle.window", Arity: -4, Flags: []string{"write", "denyoom", "fast"},
+		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+		FirstKey: 1, LastKey: 1, Step: 1,
+		Summary: "Applies one request to a window limit of count per period seconds: the sliding-window counter (default) " +
+			"or the fixed window. Replies [limited, limit, remaining, retry_after, reset_after] like THROTTLE.",
+		Complexity: "O(1)",
+		Args: []Arg{
+			{Name: "key", Type: "key"},
+			{Name: "count", Type: "integer"},
+			{Name: "period", Type: "integer"},
+			{Name: "quantity", Type: "integer", Optional: true},
+			{Name: "algorithm", Type: "oneof", Token: "ALGO", Optional: true, Args: []Arg{
+				{Name: "fixed", Type: "pure-token", Token: "FIXED"},
+				{Name: "sliding", Type: "pure-token", Token: "SLIDING"},
+			}},
+		},
+		Handler: throttleWindow,
+	}
+}
+
+// throttleWindow serves THROTTLE.WINDOW key count period [quantity]
+// [ALGO fixed|sliding].
+func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
+	var v [2]int64
+	for i := range v {
+		n, err := gcra.ParseInt(args[2+i])
+		if err != nil {
+			c.WriteError(err.Error())
+			return
+		}
+		v[i] = n
+	}
+	q, algo := int64(1), window.Sliding
+	rest := args[4:]
+	if len(rest) > 0 && !strings.EqualFold(string(rest[0]), "algo") {
+		n, err := gcra.ParseInt(rest[0])
+		if err != nil {
+			c.WriteError(err.Error())
+			return
+		}
+		q, rest = n, rest[1:]
+	}
+	switch {
+	case len(rest) == 0:
+	case len(rest) == 2 && strings.EqualFold(string(rest[0]), "algo"):
+		a, err := window.ParseAlgorithm(rest[1])
+		if err != nil {
+			c.WriteError(err.Error())
+			return
+		}
+		algo = a
+	default:
+		c.WriteError(errSyntax)
+		return
+	}
+	l, err := window.NewLimit(v[0], v[1])
+	if err != nil {
+		c.WriteError(err.Error())
+		return
+	}
+	writeResult(c, beyondOf(s).windows.Take(algo, args[1], s.clock.Now(), l, q))
+}

@@ -1,0 +1,260 @@
+// Package lease owns Sluice's concurrency limits: at most Max requests in
+// flight per key, each holding a lease until it releases it or the lease's
+// TTL passes, so a client that dies never holds a slot for ever.
+//
+// [Store] is sharded state, a Go map per shard behind its own mutex, holding
+// for every key only its unexpired leases (ID and expiry). Time is injected:
+// every method takes the current instant in Unix nanoseconds, so expiry is
+// tested with a fake clock. A key whose leases have all expired is
+// indistinguishable from a missing one and is reclaimed while serving
+// writes and by [Store.Sweep].
+package lease
+
+import (
+	"errors"
+	"hash/maphash"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+)
+
+// Errors for invalid arguments; their text is the Redis error reply.
+var (
+	ErrMax = errors.New("ERR invalid max: must be >= 1")
+	ErrTTL = errors.New("ERR invalid ttl: must be >= 1 millisecond and at most 2^40 ms")
+)
+
+// MaxTTL is the longest lease, in milliseconds (about 35 years).
+const MaxTTL = 1 << 40
+
+// Store holds every key's leases. It is safe for concurrent use; build one
+// with [NewStore].
+type Store struct {
+	shards []shard
+	mask   uint64
+	seed   maphash.Seed
+	nextID atomic.Int64
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string][]lease
+	_  [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+type lease struct {
+	id      int64
+	expires int64
+}
+
+// sampleOnWrite is how many other keys a new key makes its shard examine
+// for expiry.
+const sampleOnWrite = 2
+
+// NewStore returns a store with shards shards, rounded up to a power of two.
+func NewStore(shards int) *Store {
+	if shards < 1 {
+		shards = 1
+	}
+	n := 1 << bits.Len(uint(shards-1))
+	s := &Store{shards: make([]shard, n), mask: uint64(n - 1), seed: maphash.MakeSeed()}
+	for i := range s.shards {
+		s.shards[i].m = map[string][]lease{}
+	}
+	return s
+}
+
+func (s *Store) shard(key []byte) *shard {
+	return &s.shards[maphash.Bytes(s.seed, key)&s.mask]
+}
+
+// Result is the outcome of an acquisition.
+type Result struct {
+	Acquired bool
+	ID       int64 // the new lease's ID (positive), or -1 when refused
+	InFlight int64 // unexpired leases on the key, the new one included
+	Max      int64
+	// FreeAfter is the time in nanoseconds until a slot is free: 0 when one
+	// is free now, else until the earliest lease expires (an early release
+	// frees one sooner).
+	FreeAfter int64
+}
+
+// live drops expired leases in place and returns the rest.
+func live(ls []lease, now int64) []lease {
+	out := ls[:0]
+	for _, l := range ls {
+		if l.expires > now {
+			out = append(out, l)
+		}
+	}
+	clear(ls[len(out):])
+	return out
+}
+
+func freeAfter(ls []lease, max, now int64) int64 {
+	if int64(len(ls)) < max {
+		return 0
+	}
+	earliest := ls[0].expires
+	for _, l := range ls[1:] {
+		earliest = min(earliest, l.expires)
+	}
+	return earliest - now
+}
+
+func ttlNS(ttlMS int64) (int64, error) {
+	if ttlMS < 1 || ttlMS > MaxTTL {
+		return 0, ErrTTL
+	}
+	return ttlMS * 1e6, nil
+}
+
+// Acquire takes a lease on key for ttlMS milliseconds when fewer than max
+// unexpired leases are held at now.
+func (s *Store) Acquire(key []byte, now, max, ttlMS int64) (Result, error) {
+	if max < 1 {
+		return Result{}, ErrMax
+	}
+	ttl, err := ttlNS(ttlMS)
+	if err != nil {
+		return Result{}, err
+	}
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ls, found := sh.m[string(key)]
+	ls = live(ls, now)
+	r := Result{ID: -1, Max: max}
+	if int64(len(ls)) < max {
+		r.Acquired = true
+		r.ID = s.nextID.Add(1)
+		ls = append(ls, lease{id: r.ID, expires: now + ttl})
+	}
+	r.InFlight = int64(len(ls))
+	r.FreeAfter = freeAfter(ls, max, now)
+	switch {
+	case len(ls) == 0:
+		delete(sh.m, string(key))
+	case found:
+		sh.m[string(key)] = ls
+	default:
+		sh.sweep(now, sampleOnWrite)
+		sh.m[string(key)] = ls
+	}
+	return r, nil
+}
+
+// Release ends lease id on key. It reports whether the lease was held (not
+// already released or expired) and how many leases remain in flight.
+func (s *Store) Release(key []byte, id, now int64) (released bool, inFlight int64) {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ls := live(sh.m[string(key)], now)
+	for i, l := range ls {
+		if l.id == id {
+			ls[i] = ls[len(ls)-1]
+			ls[len(ls)-1] = lease{}
+			ls = ls[:len(ls)-1]
+			released = true
+			break
+		}
+	}
+	sh.store(key, ls)
+	return released, int64(len(ls))
+}
+
+// Renew extends lease id on key to expire ttlMS milliseconds after now. It
+// reports whether the lease was still held (a lease that expired or was
+// released cannot be renewed: acquire again) and how many are in flight.
+func (s *Store) Renew(key []byte, id, now, ttlMS int64) (renewed bool, inFlight int64, err error) {
+	ttl, err := ttlNS(ttlMS)
+	if err != nil {
+		return false, 0, err
+	}
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ls := live(sh.m[string(key)], now)
+	for i := range ls {
+		if ls[i].id == id {
+			ls[i].expires = now + ttl
+			renewed = true
+			break
+		}
+	}
+	sh.store(key, ls)
+	return renewed, int64(len(ls)), nil
+}
+
+// InFlight counts key's unexpired leases at now.
+func (s *Store) InFlight(key []byte, now int64) int64 {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	n := int64(0)
+	for _, l := range sh.m[string(key)] {
+		if l.expires > now {
+			n++
+		}
+	}
+	return n
+}
+
+// store writes ls back for an existing key, or drops the key when empty.
+func (sh *shard) store(key []byte, ls []lease) {
+	if len(ls) == 0 {
+		delete(sh.m, string(key))
+		return
+	}
+	if _, ok := sh.m[string(key)]; ok {
+		sh.m[string(key)] = ls
+	}
+}
+
+// sweep examines up to budget keys from a random one and drops expired
+// leases, and keys left without any.
+func (sh *shard) sweep(now int64, budget int) int {
+	n, removed := 0, 0
+	for k, ls := range sh.m {
+		if n >= budget {
+			break
+		}
+		n++
+		ls = live(ls, now)
+		if len(ls) == 0 {
+			delete(sh.m, k)
+			removed++
+		} else {
+			sh.m[k] = ls
+		}
+	}
+	return removed
+}
+
+// Sweep examines up to budget keys of every shard, one shard lock at a
+// time, drops expired leases and returns how many keys it removed.
+func (s *Store) Sweep(now int64, budget int) int {
+	removed := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		removed += sh.sweep(now, budget)
+		sh.mu.Unlock()
+	}
+	return removed
+}
+
+// Len is the number of keys holding leases, including expired ones not yet
+// swept.
+func (s *Store) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}

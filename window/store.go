@@ -1,0 +1,203 @@
+package window
+
+import (
+	"hash/maphash"
+	"math/bits"
+	"slices"
+	"sync"
+
+	"github.com/sluicehq/sluice/gcra"
+)
+
+// Store holds every key's window counters, sharded, each shard a map behind
+// its own mutex. It is safe for concurrent use. The zero Store is not
+// usable; build one with [NewStore].
+type Store struct {
+	shards []shard
+	mask   uint64
+	seed   maphash.Seed
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]entry
+	_  [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+// entry is one key's state; period tells which limit it counts for (a
+// request with another period starts afresh) and expires when it stops
+// mattering.
+type entry struct {
+	st      State
+	period  int64
+	expires int64
+}
+
+// sampleOnWrite is how many other keys of a shard a write examines for
+// expiry, so memory stays proportional to the live keys even without
+// Sweep (Redis's lazy expiry, made active on writes).
+const sampleOnWrite = 2
+
+// NewStore returns a store with shards shards, rounded up to a power of two.
+func NewStore(shards int) *Store {
+	if shards < 1 {
+		shards = 1
+	}
+	n := 1 << bits.Len(uint(shards-1))
+	s := &Store{shards: make([]shard, n), mask: uint64(n - 1), seed: maphash.MakeSeed()}
+	for i := range s.shards {
+		s.shards[i].m = map[string]entry{}
+	}
+	return s
+}
+
+func (s *Store) shardIndex(key []byte) uint64 { return maphash.Bytes(s.seed, key) & s.mask }
+
+// Take applies one request of quantity to key at instant now with
+// algorithm a and limit l, and stores the outcome.
+func (s *Store) Take(a Algorithm, key []byte, now int64, l Limit, quantity int64) gcra.Result {
+	sh := &s.shards[s.shardIndex(key)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := sh.load(key, l)
+	newSt, r := Decide(a, st, now, l, quantity)
+	if !r.Limited {
+		sh.save(key, newSt, a, l, now)
+	}
+	return r
+}
+
+// Check is one limit of a multi-limit request.
+type Check struct {
+	Key   []byte
+	Limit Limit
+}
+
+// TakeMulti applies one request of quantity to every check atomically, as
+// gcra.Table.ThrottleMulti does: admitted only when every check admits, and
+// then all are charged; refused, nothing is, and the checks that would have
+// admitted report their state as it stands. results must have len(checks)
+// elements. The distinct shards are locked in ascending order.
+func (s *Store) TakeMulti(a Algorithm, checks []Check, now int64, quantity int64, results []gcra.Result) (limited bool) {
+	idx := make([]uint64, len(checks))
+	order := make([]uint64, 0, len(checks))
+	for i, c := range checks {
+		idx[i] = s.shardIndex(c.Key)
+		if !slices.Contains(order, idx[i]) {
+			order = append(order, idx[i])
+		}
+	}
+	slices.Sort(order)
+	for _, i := range order {
+		s.shards[i].mu.Lock()
+	}
+	defer func() {
+		for _, i := range order {
+			s.shards[i].mu.Unlock()
+		}
+	}()
+	states := make([]State, len(checks))
+	for i, c := range checks {
+		st := s.shards[idx[i]].load(c.Key, c.Limit)
+		for j := i - 1; j >= 0; j-- { // a key named twice sees the earlier charge
+			if string(checks[j].Key) == string(c.Key) && checks[j].Limit.period == c.Limit.period {
+				st = states[j]
+				break
+			}
+		}
+		states[i], results[i] = Decide(a, st, now, c.Limit, quantity)
+		limited = limited || results[i].Limited
+	}
+	if limited {
+		for i, c := range checks {
+			if !results[i].Limited {
+				_, results[i] = Decide(a, s.shards[idx[i]].load(c.Key, c.Limit), now, c.Limit, 0)
+			}
+		}
+		return true
+	}
+	for i, c := range checks {
+		s.shards[idx[i]].save(c.Key, states[i], a, c.Limit, now)
+	}
+	return false
+}
+
+// load returns key's state for limit l, or the zero State.
+func (sh *shard) load(key []byte, l Limit) State {
+	e, ok := sh.m[string(key)]
+	if !ok || e.period != l.period {
+		return State{}
+	}
+	return e.st
+}
+
+// save stores st, or drops the key when st no longer matters; a new key
+// also makes the shard examine a few others for expiry.
+func (sh *shard) save(key []byte, st State, a Algorithm, l Limit, now int64) {
+	exp := st.Expires(a, l)
+	if exp <= now {
+		delete(sh.m, string(key))
+		return
+	}
+	e, ok := sh.m[string(key)]
+	if ok {
+		e.st, e.period, e.expires = st, l.period, exp
+		sh.m[string(key)] = e
+		return
+	}
+	sh.sweep(now, sampleOnWrite)
+	sh.m[string(key)] = entry{st: st, period: l.period, expires: exp}
+}
+
+// sweep examines up to budget keys, starting at a random one (Go's map
+// iteration order), and removes those that no longer matter.
+func (sh *shard) sweep(now int64, budget int) int {
+	n, removed := 0, 0
+	for k, e := range sh.m {
+		if n >= budget {
+			break
+		}
+		n++
+		if e.expires <= now {
+			delete(sh.m, k)
+			removed++
+		}
+	}
+	return removed
+}
+
+// Sweep examines up to budget keys of every shard, holding one shard lock
+// at a time, and removes those that no longer matter; it returns how many
+// it removed. A budget covering every key makes a full pass.
+func (s *Store) Sweep(now int64, budget int) int {
+	removed := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		removed += sh.sweep(now, budget)
+		sh.mu.Unlock()
+	}
+	return removed
+}
+
+// Delete removes key's state and reports whether it still mattered at now.
+func (s *Store) Delete(key []byte, now int64) bool {
+	sh := &s.shards[s.shardIndex(key)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.m[string(key)]
+	delete(sh.m, string(key))
+	return ok && e.expires > now
+}
+
+// Len is the number of keys stored, including ones not yet swept.
+func (s *Store) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
