@@ -185,7 +185,7 @@ func debug(s *Server, c *resp.Conn, args [][]byte) {
 	case sub == "CLOCK" && len(args) == 3 && strings.EqualFold(string(args[2]), "GET"):
 		c.WriteInt(s.clock.Now())
 	case sub == "SWEEP" && len(args) == 2:
-		c.WriteInt(int64(s.table.Sweep(s.clock.Now(), 1<<62)))
+		c.WriteInt(int64(s.table.Sweep(s.clock.Now(), 1<<62) + s.SweepBeyond(1<<30)))
 	case sub == "HELP" && len(args) == 2:
 		writeHelp(c, "DEBUG", []string{
 			"CLOCK SET <unix-nanoseconds>", "    Freeze the server clock at that instant.",

@@ -2,11 +2,8 @@ package commands
 
 import (
 	"context"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"github.com/sluicehq/sluice/lease"
 	"github.com/sluicehq/sluice/policy"
@@ -38,24 +35,8 @@ type beyond struct {
 	leases   *lease.Store
 }
 
-// beyondStates maps each Server to its beyond state. The Server type is
-// declared elsewhere; this side table keeps the beyond commands
-// self-contained. Keys are weak, and an entry is removed when its Server is
-// collected, so servers started by tests do not leak their state.
-var beyondStates sync.Map // weak.Pointer[Server] -> *beyond
-
-// beyondOf returns s's beyond state, creating it on first use.
-func beyondOf(s *Server) *beyond {
-	w := weak.Make(s)
-	if v, ok := beyondStates.Load(w); ok {
-		return v.(*beyond)
-	}
-	v, loaded := beyondStates.LoadOrStore(w, newBeyond())
-	if !loaded {
-		runtime.AddCleanup(s, func(w weak.Pointer[Server]) { beyondStates.Delete(w) }, w)
-	}
-	return v.(*beyond)
-}
+// beyondOf returns s's beyond state.
+func beyondOf(s *Server) *beyond { return s.beyond }
 
 // beyondShards is the number of shards of the window and lease state.
 const beyondShards = 64

@@ -9,12 +9,17 @@ import (
 func del(s *Server, c *resp.Conn, args [][]byte) {
 	now := s.clock.Now()
 	n := int64(0)
+	durable := false
 	for _, k := range args[1:] {
-		if s.table.Delete(k, now) {
+		switch {
+		case s.table.Delete(k, now):
+			n++
+			durable = true
+		case s.beyond.windows.Delete(k, now): // THROTTLE.WINDOW state (in memory only)
 			n++
 		}
 	}
-	if n > 0 {
+	if durable {
 		s.durable(c)
 	}
 	c.WriteInt(n)

@@ -68,6 +68,8 @@ type Server struct {
 
 	throttleCmd, clThrottleCmd *Command     // for per-command decision counts
 	waitDurable                func() error // s.waitDurableFn, bound once (no allocation per call)
+
+	beyond *beyond // state of the commands beyond redis-cell (beyond.go)
 }
 
 // session is the per-connection state kept in resp.Conn's context.
@@ -108,6 +110,7 @@ func NewServer(cfg Config) *Server {
 		cmds:     newRegistry(commandTable()),
 		started:  time.Now(),
 		sessions: map[uint64]*session{},
+		beyond:   newBeyond(),
 	}
 	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
 	s.waitDurable = s.waitDurableFn

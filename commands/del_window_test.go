@@ -1,0 +1,22 @@
+package commands
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestDelResetsWindowState: DEL resets a THROTTLE.WINDOW limit as it does a
+// THROTTLE one, and DEBUG SWEEP reclaims expired window state too.
+func TestDelResetsWindowState(t *testing.T) {
+	ts := startServer(t, true)
+	c := ts.client(t, 2)
+	setClock(t, c, epoch)
+	call(t, c, "THROTTLE.WINDOW", "w", 1, 60, 1, "ALGO", "fixed")
+	assert.Equal(t, int64(1), call(t, c, "THROTTLE.WINDOW", "w", 1, 60, 1, "ALGO", "fixed")[0], "the window is spent")
+	assert.Equal(t, int64(1), c.Del(context.Background(), "w").Val())
+	assert.Equal(t, int64(0), call(t, c, "THROTTLE.WINDOW", "w", 1, 60, 1, "ALGO", "fixed")[0], "DEL reset it")
+	setClock(t, c, epoch+3600e9)
+	assert.Equal(t, int64(1), c.Do(context.Background(), "DEBUG", "SWEEP").Val())
+}
