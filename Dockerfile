@@ -37,12 +37,10 @@ USER nonroot:nonroot
 WORKDIR /data
 VOLUME /data
 EXPOSE 6379
-# No HEALTHCHECK: distroless has no shell, curl or redis-cli to probe with,
-# and sluice has no self-probe flag. Probe from outside instead: with
-# --metrics-addr 0.0.0.0:9121, HTTP GET /healthz (up) and /readyz (accepting
-# commands), e.g. Kubernetes httpGet probes; otherwise a TCP check on 6379
-# (Kubernetes tcpSocket) or `redis-cli -h <host> PING` answering PONG.
-HEALTHCHECK NONE
+# The binary probes itself: PING on loopback at its --port (SLUICE_PORT too);
+# -NOAUTH counts as alive, so no password goes on the command line. With
+# --metrics-addr, /healthz and /readyz serve HTTP probes (Kubernetes) as well.
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/sluice", "--healthcheck"]
 ENTRYPOINT ["/sluice"]
 # Listen on every interface inside the container: the default, 127.0.0.1,
 # is unreachable through a published port.

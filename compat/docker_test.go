@@ -235,8 +235,8 @@ func TestDockerfile(t *testing.T) {
 	if !slices.Equal(df.expose, []string{"6379"}) || !slices.Equal(df.volume, []string{"/data"}) {
 		t.Errorf("EXPOSE %q VOLUME %q, want 6379 and /data", df.expose, df.volume)
 	}
-	if df.healthcheck != "NONE" {
-		t.Errorf("HEALTHCHECK %q: distroless has no shell to probe with; keep NONE (documented) until sluice has a self-check", df.healthcheck)
+	if !strings.Contains(df.healthcheck, `"/sluice", "--healthcheck"`) {
+		t.Errorf("HEALTHCHECK %q: distroless has no shell; the image must probe with the binary's --healthcheck", df.healthcheck)
 	}
 	args := append(slices.Clone(df.entrypoint[1:]), df.cmd...)
 	if df.entrypoint[0] != "/sluice" || flagValue(args, "--bind") != "0.0.0.0" || flagValue(args, "--port") != "6379" {
@@ -290,6 +290,11 @@ func TestDockerfile(t *testing.T) {
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil || line != "+PONG\r\n" {
 		t.Fatalf("PING: %q %v", line, err)
+	}
+	// The image's HEALTHCHECK command, pointed at the port the server got.
+	_, port, _ := net.SplitHostPort(s.Addr)
+	if out, err := exec.Command(bin, "--healthcheck", "--port", port).CombinedOutput(); err != nil {
+		t.Fatalf("HEALTHCHECK command: %v: %s", err, out)
 	}
 }
 

@@ -50,6 +50,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	if err != nil {
 		return err
 	}
+	if cfg.HealthCheck {
+		return healthCheck(cfg, stdout)
+	}
 	if cfg.Version {
 		fmt.Fprintf(stdout, "sluice %s (%s)\n", commands.Version, runtime.Version())
 		return nil
@@ -312,6 +315,7 @@ type config struct {
 	LogLevel        string        `ff:"long: log-level, default: info, usage: 'debug | info | warn | error'"`
 	LogFormat       string        `ff:"long: log-format, default: text, usage: 'text | json'"`
 	Version         bool          `ff:"long: version, nodefault, usage: 'print the version and exit'"`
+	HealthCheck     bool          `ff:"long: healthcheck, nodefault, usage: 'probe the server at --port on loopback with PING and exit 0 if it answers (for container HEALTHCHECKs)'"`
 }
 
 func parseConfig(args []string, stdout io.Writer) (config, error) {

@@ -102,3 +102,15 @@ func TestVersionAndHelp(t *testing.T) {
 		assert.Contains(t, string(out), flag)
 	}
 }
+
+func TestHealthCheck(t *testing.T) {
+	p := startProc(t, nil, "--port", "0")
+	_, port, err := net.SplitHostPort(p.Addr)
+	require.NoError(t, err)
+	out, err := exec.Command(binary(t), "--healthcheck", "--port", port).CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Contains(t, string(out), "is up")
+	p.Signal(t, syscall.SIGTERM)
+	out, err = exec.Command(binary(t), "--healthcheck", "--port", port).CombinedOutput()
+	assert.Error(t, err, "a stopped server fails the check: %s", out)
+}
