@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 
 	var metrics *metricsServer
 	if cfg.MetricsAddr != "" {
-		if metrics, err = startMetrics(cfg.MetricsAddr, newRegistry(cmds, rs), log); err != nil {
+		if metrics, err = startMetrics(cfg.MetricsAddr, newRegistry(cmds, rs), log, cfg.Pprof); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 		defer metrics.shutdown(context.Background())
@@ -310,6 +310,7 @@ type config struct {
 	TLSAuthClients  string        `ff:"long: tls-auth-clients, default: yes, usage: 'client certificates: no | optional | yes'"`
 	DataDir         string        `ff:"long: data-dir, nodefault, usage: 'keep a durable copy of the state here (Pebble) and reload it at start (empty: in memory only)'"`
 	Fsync           string        `ff:"long: fsync, default: everysec, usage: 'with --data-dir, when changes reach the disk: always (before the reply) | everysec | no (the OS decides)'"`
+	Pprof           bool          `ff:"long: pprof, nodefault, usage: 'also serve Go profiles on the metrics listener at /debug/pprof/ (needs --metrics-addr)'"`
 	MetricsAddr     string        `ff:"long: metrics-addr, nodefault, usage: 'serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9121; empty: off)'"`
 	PolicyFile      string        `ff:"long: policy-file, nodefault, usage: 'named policies (TOML) for POLICY.THROTTLE; reloaded on SIGHUP'"`
 	LogLevel        string        `ff:"long: log-level, default: info, usage: 'debug | info | warn | error'"`
@@ -401,6 +402,9 @@ func (c config) validate() error {
 	}
 	if c.TLSPort != 0 && c.TLSAuthClients != "no" && c.TLSCACertFile == "" {
 		errs = append(errs, errors.New("--tls-auth-clients optional or yes needs --tls-ca-cert-file"))
+	}
+	if c.Pprof && c.MetricsAddr == "" {
+		errs = append(errs, errors.New("--pprof needs --metrics-addr"))
 	}
 	if c.GOMAXPROCS < 0 {
 		errs = append(errs, fmt.Errorf("--gomaxprocs %d: must not be negative", c.GOMAXPROCS))

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -95,7 +96,7 @@ type metricsServer struct {
 	ready atomic.Bool
 }
 
-func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*metricsServer, error) {
+func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profiling bool) (*metricsServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -111,6 +112,13 @@ func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*met
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	m.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -24,7 +24,7 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestMetricsEndpoint(t *testing.T) {
 	port := freePort(t)
-	p := startProc(t, nil, "--port", "0", "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--enable-debug-command")
+	p := startProc(t, nil, "--port", "0", "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--enable-debug-command", "--pprof")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	c := p.Client(t)
 	ctx := context.Background()
@@ -55,4 +55,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	assert.Equal(t, "ok", strings.TrimSpace(body))
 	code, _ = get(t, base+"/readyz")
 	assert.Equal(t, http.StatusOK, code)
+	code, body = get(t, base+"/debug/pprof/goroutine?debug=1")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "goroutine profile")
 }
