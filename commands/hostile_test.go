@@ -256,3 +256,17 @@ func TestIsLoopback(t *testing.T) {
 		assert.Equal(t, want, isLoopback(addr), addr)
 	}
 }
+
+// TestProtectedMode: with protected mode on, a client that is not on
+// loopback gets -DENIED and is closed; loopback clients are served. (Every
+// test server binds 127.0.0.1, so the test tells the server its clients
+// are remote.)
+func TestProtectedMode(t *testing.T) {
+	ts := startServerWith(t, Config{Protected: true})
+	reply, _ := exchange(t, ts.addr, "PING\r\n", 300*time.Millisecond)
+	assert.Equal(t, "+PONG\r\n", reply, "loopback clients are served")
+	ts.srv.isLocal = func(string) bool { return false }
+	reply, closed := exchange(t, ts.addr, "PING\r\n", time.Second)
+	assert.Equal(t, "-"+errDenied+"\r\n", reply)
+	assert.True(t, closed)
+}

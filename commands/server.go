@@ -70,6 +70,10 @@ type Server struct {
 	waitDurable                func() error // s.waitDurableFn, bound once (no allocation per call)
 
 	beyond *beyond // state of the commands beyond redis-cell (beyond.go)
+
+	// isLocal tells loopback clients for protected mode; tests replace it
+	// to see the refusal without a second network.
+	isLocal func(addr string) bool
 }
 
 // session is the per-connection state kept in resp.Conn's context.
@@ -111,6 +115,7 @@ func NewServer(cfg Config) *Server {
 		started:  time.Now(),
 		sessions: map[uint64]*session{},
 		beyond:   newBeyond(),
+		isLocal:  isLoopback,
 	}
 	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
 	s.waitDurable = s.waitDurableFn
@@ -128,7 +133,7 @@ func (s *Server) OpenConn(c *resp.Conn) {
 	sess := &session{id: c.ID(), addr: c.RemoteAddr(), laddr: c.LocalAddr(), created: time.Now()}
 	sess.user.Store(s.cfg.Users.Default())
 	c.SetContext(sess)
-	if s.cfg.Protected && !isLoopback(sess.addr) {
+	if s.cfg.Protected && !s.isLocal(sess.addr) {
 		s.log.Warn("protected mode: refused a non-loopback client", "client", sess.addr)
 		c.WriteError(errDenied)
 		c.CloseAfterReply()
