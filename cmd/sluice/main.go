@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 
 	var metrics *metricsServer
 	if cfg.MetricsAddr != "" {
-		if metrics, err = startMetrics(cfg.MetricsAddr, newRegistry(cmds, rs), log, cfg.Pprof); err != nil {
+		if metrics, err = startMetrics(cfg.MetricsAddr, newRegistry(cmds, rs, dur), log, cfg.Pprof); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 		defer metrics.shutdown(context.Background())

@@ -22,17 +22,23 @@ import (
 type collector struct {
 	cmds *commands.Server
 	net  *resp.Server
+	dur  *durability // nil without --data-dir
 
 	commands, decisions, latency, keys, expired  *prometheus.Desc
 	connected, connections, rejected, errorsDesc *prometheus.Desc
+	lagOps, lagSeconds, walSyncs, diskBytes      *prometheus.Desc
 }
 
-func newCollector(cmds *commands.Server, rs *resp.Server) *collector {
+func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("sluice_"+name, help, labels, nil)
 	}
 	return &collector{
-		cmds: cmds, net: rs,
+		cmds: cmds, net: rs, dur: dur,
+		lagOps:      d("persistence_unsynced_changes", "Changes recorded but not yet known to be on stable storage."),
+		lagSeconds:  d("persistence_last_sync_age_seconds", "Seconds since the write-ahead log was last synced."),
+		walSyncs:    d("persistence_fsyncs_total", "Write-ahead log syncs that reached the disk."),
+		diskBytes:   d("persistence_disk_bytes", "Bytes the data directory uses."),
 		commands:    d("commands_total", "Commands executed, by command.", "command"),
 		decisions:   d("throttle_decisions_total", "THROTTLE decisions, by command and decision.", "command", "decision"),
 		latency:     d("command_duration_seconds", "Command execution time inside the server (one call in 16 is timed)."),
@@ -47,7 +53,7 @@ func newCollector(cmds *commands.Server, rs *resp.Server) *collector {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc} {
+	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc, c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes} {
 		ch <- d
 	}
 }
@@ -85,6 +91,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.errorsDesc, st.AuthFailures, "auth_failed")
 	counter(c.errorsDesc, st.DeniedCommand, "command_denied")
 	counter(c.errorsDesc, st.DeniedKey, "key_denied")
+	if c.dur != nil {
+		ps := c.dur.store.Stats()
+		counter(c.errorsDesc, ps.WriteErrors, "persistence_write")
+		ch <- prometheus.MustNewConstMetric(c.lagOps, prometheus.GaugeValue, float64(ps.Recorded-min(ps.Synced, ps.Recorded)))
+		if !ps.LastSync.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.lagSeconds, prometheus.GaugeValue, time.Since(ps.LastSync).Seconds())
+		}
+		counter(c.walSyncs, ps.Fsyncs)
+		ch <- prometheus.MustNewConstMetric(c.diskBytes, prometheus.GaugeValue, float64(ps.DiskBytes))
+	}
 }
 
 // metricsServer serves /metrics, /healthz (the process is up) and /readyz
@@ -140,8 +156,8 @@ func (m *metricsServer) setReady(v bool) {
 	}
 }
 
-func newRegistry(cmds *commands.Server, rs *resp.Server) *prometheus.Registry {
+func newRegistry(cmds *commands.Server, rs *resp.Server, dur *durability) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(cmds, rs), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newCollector(cmds, rs, dur), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }

@@ -59,3 +59,17 @@ func TestMetricsEndpoint(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "goroutine profile")
 }
+
+func TestMetricsPersistence(t *testing.T) {
+	port := freePort(t)
+	p := startProc(t, nil, "--port", "0", "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port),
+		"--data-dir", t.TempDir(), "--fsync", "always")
+	c := p.Client(t)
+	require.NoError(t, c.Do(context.Background(), "THROTTLE", "m", 1, 1, 60).Err())
+	code, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "sluice_persistence_unsynced_changes 0", "always: an acknowledged change is synced")
+	assert.Regexp(t, `sluice_persistence_fsyncs_total [1-9]`, body)
+	assert.Contains(t, body, `sluice_errors_total{kind="persistence_write"} 0`)
+	assert.Contains(t, body, "sluice_persistence_last_sync_age_seconds")
+}
