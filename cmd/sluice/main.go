@@ -278,19 +278,33 @@ func joinAddrs(addrs []net.Addr) string {
 }
 
 // config is every setting, each a flag, a SLUICE_* variable and a config
-// file line.
+// file line. Its groups are embedded, so a setting reads as cfg.Port, and
+// each group is one section of --help.
 type config struct {
+	serverConfig
+	limitConfig
+	securityConfig
+	persistenceConfig
+	featureConfig
+	observeConfig
+	actionConfig
+}
+
+// serverConfig: listening, state and the process.
+type serverConfig struct {
 	Bind            string        `ff:"long: bind, default: 127.0.0.1, usage: 'addresses to listen on (space or comma separated)'"`
 	Port            int           `ff:"long: port, default: 6379, usage: 'TCP port (0 picks a free one)'"`
-	EnableDebug     bool          `ff:"long: enable-debug-command, nodefault, usage: 'allow DEBUG (freezing the clock: for tests only)'"`
 	Shards          int           `ff:"long: shards, default: 256, usage: 'state table shards (rounded up to a power of two)'"`
 	SweepInterval   time.Duration `ff:"long: sweep-interval, default: 100ms, usage: 'how often expired keys are reclaimed (a tenth of each shard per pass)'"`
 	GOMAXPROCS      int           `ff:"long: gomaxprocs, default: 0, usage: 'Go scheduler threads (0: the number of CPUs)'"`
+	ShutdownTimeout time.Duration `ff:"long: shutdown-timeout, default: 10s, usage: 'how long a graceful shutdown waits for connections'"`
+	EnableDebug     bool          `ff:"long: enable-debug-command, nodefault, usage: 'allow DEBUG (freezing the clock: for tests only)'"`
+}
+
+// limitConfig: what one client can make the server hold.
+type limitConfig struct {
 	MaxClients      int           `ff:"long: maxclients, default: 10000, usage: 'maximum simultaneous client connections'"`
 	MaxClientsPerIP int           `ff:"long: maxclients-per-ip, default: 0, usage: 'maximum connections from one IP address (0: no cap)'"`
-	PreAuthMaxArgs  int           `ff:"long: preauth-max-args, default: 10, usage: 'most arguments in one command before AUTH'"`
-	PreAuthMaxBulk  int64         `ff:"long: preauth-max-bulk-len, default: 16384, usage: 'largest bulk string before AUTH, bytes'"`
-	AuthTimeout     time.Duration `ff:"long: auth-timeout, default: 10s, usage: 'close connections not authenticated this long after connecting (when a password is set)'"`
 	MaxBulkLen      int64         `ff:"long: proto-max-bulk-len, default: 1048576, usage: 'largest bulk string accepted in a request, bytes'"`
 	MaxArgs         int           `ff:"long: proto-max-args, default: 65536, usage: 'most arguments in one command'"`
 	MaxInlineLen    int           `ff:"long: proto-max-inline-len, default: 65536, usage: 'longest inline command, bytes'"`
@@ -298,34 +312,74 @@ type config struct {
 	MaxPendingReply int           `ff:"long: client-reply-buffer, default: 1048576, usage: 'reply bytes buffered before a mid-pipeline flush'"`
 	WriteTimeout    time.Duration `ff:"long: write-timeout, default: 10s, usage: 'longest one flush of replies may block on a client that does not read'"`
 	IdleTimeout     time.Duration `ff:"long: timeout, default: 0s, usage: 'close connections idle this long (0: never)'"`
-	ShutdownTimeout time.Duration `ff:"long: shutdown-timeout, default: 10s, usage: 'how long a graceful shutdown waits for connections'"`
-	ProtectedMode   bool          `ff:"long: protected-mode, default: true, usage: 'without a password, serve only loopback clients'"`
-	RequirePass     string        `ff:"long: requirepass, nodefault, usage: 'password of the default user (prefer SLUICE_REQUIREPASS or --requirepass-file: flags show in ps)'"`
-	RequirePassFile string        `ff:"long: requirepass-file, nodefault, usage: 'file holding the default user password'"`
-	ACLFile         string        `ff:"long: aclfile, nodefault, usage: 'users file: one \"user <name> <rules...>\" per line, Redis ACL syntax'"`
-	TLSPort         int           `ff:"long: tls-port, default: 0, usage: 'TLS port (0: no TLS listener)'"`
-	TLSCertFile     string        `ff:"long: tls-cert-file, nodefault, usage: 'server certificate (PEM); reloaded on SIGHUP'"`
-	TLSKeyFile      string        `ff:"long: tls-key-file, nodefault, usage: 'server private key (PEM); reloaded on SIGHUP'"`
-	TLSCACertFile   string        `ff:"long: tls-ca-cert-file, nodefault, usage: 'CA certificates that sign client certificates (PEM)'"`
-	TLSAuthClients  string        `ff:"long: tls-auth-clients, default: yes, usage: 'client certificates: no | optional | yes'"`
-	DataDir         string        `ff:"long: data-dir, nodefault, usage: 'keep a durable copy of the state here (Pebble) and reload it at start (empty: in memory only)'"`
-	Fsync           string        `ff:"long: fsync, default: everysec, usage: 'with --data-dir, when changes reach the disk: always (before the reply) | everysec | no (the OS decides)'"`
-	Pprof           bool          `ff:"long: pprof, nodefault, usage: 'also serve Go profiles on the metrics listener at /debug/pprof/ (needs --metrics-addr)'"`
-	MetricsAddr     string        `ff:"long: metrics-addr, nodefault, usage: 'serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9121; empty: off)'"`
-	PolicyFile      string        `ff:"long: policy-file, nodefault, usage: 'named policies (TOML) for POLICY.THROTTLE; reloaded on SIGHUP'"`
-	LogLevel        string        `ff:"long: log-level, default: info, usage: 'debug | info | warn | error'"`
-	LogFormat       string        `ff:"long: log-format, default: text, usage: 'text | json'"`
-	Version         bool          `ff:"long: version, nodefault, usage: 'print the version and exit'"`
-	HealthCheck     bool          `ff:"long: healthcheck, nodefault, usage: 'probe the server at --port on loopback with PING and exit 0 if it answers (for container HEALTHCHECKs)'"`
+	PreAuthMaxArgs  int           `ff:"long: preauth-max-args, default: 10, usage: 'most arguments in one command before AUTH'"`
+	PreAuthMaxBulk  int64         `ff:"long: preauth-max-bulk-len, default: 16384, usage: 'largest bulk string before AUTH, bytes'"`
+	AuthTimeout     time.Duration `ff:"long: auth-timeout, default: 10s, usage: 'close connections not authenticated this long after connecting (when a password is set)'"`
+}
+
+// securityConfig: passwords, users and TLS.
+type securityConfig struct {
+	ProtectedMode   bool   `ff:"long: protected-mode, default: true, usage: 'without a password, serve only loopback clients'"`
+	RequirePass     string `ff:"long: requirepass, nodefault, usage: 'password of the default user (prefer SLUICE_REQUIREPASS or --requirepass-file: flags show in ps)'"`
+	RequirePassFile string `ff:"long: requirepass-file, nodefault, usage: 'file holding the default user password'"`
+	ACLFile         string `ff:"long: aclfile, nodefault, usage: 'users file: one \"user <name> <rules...>\" per line, Redis ACL syntax'"`
+	TLSPort         int    `ff:"long: tls-port, default: 0, usage: 'TLS port (0: no TLS listener)'"`
+	TLSCertFile     string `ff:"long: tls-cert-file, nodefault, usage: 'server certificate (PEM); reloaded on SIGHUP'"`
+	TLSKeyFile      string `ff:"long: tls-key-file, nodefault, usage: 'server private key (PEM); reloaded on SIGHUP'"`
+	TLSCACertFile   string `ff:"long: tls-ca-cert-file, nodefault, usage: 'CA certificates that sign client certificates (PEM)'"`
+	TLSAuthClients  string `ff:"long: tls-auth-clients, default: yes, usage: 'client certificates: no | optional | yes'"`
+}
+
+// persistenceConfig: the durable copy on Pebble.
+type persistenceConfig struct {
+	DataDir string `ff:"long: data-dir, nodefault, usage: 'keep a durable copy of the state here (Pebble) and reload it at start (empty: in memory only)'"`
+	Fsync   string `ff:"long: fsync, default: everysec, usage: 'with --data-dir, when changes reach the disk: always (before the reply) | everysec | no (the OS decides)'"`
+}
+
+// featureConfig: named policies.
+type featureConfig struct {
+	PolicyFile string `ff:"long: policy-file, nodefault, usage: 'named policies (TOML) for POLICY.THROTTLE; reloaded on SIGHUP'"`
+}
+
+// observeConfig: logs, metrics and profiles.
+type observeConfig struct {
+	LogLevel    string `ff:"long: log-level, default: info, usage: 'debug | info | warn | error'"`
+	LogFormat   string `ff:"long: log-format, default: text, usage: 'text | json'"`
+	MetricsAddr string `ff:"long: metrics-addr, nodefault, usage: 'serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9121; empty: off)'"`
+	Pprof       bool   `ff:"long: pprof, nodefault, usage: 'also serve Go profiles on the metrics listener at /debug/pprof/ (needs --metrics-addr)'"`
+}
+
+// actionConfig: run something else instead of the server.
+type actionConfig struct {
+	Version     bool `ff:"long: version, nodefault, usage: 'print the version and exit'"`
+	HealthCheck bool `ff:"long: healthcheck, nodefault, usage: 'probe the server at --port on loopback with PING and exit 0 if it answers (for container HEALTHCHECKs)'"`
 }
 
 func parseConfig(args []string, stdout io.Writer) (config, error) {
 	var cfg config
-	fs := ff.NewFlagSet("sluice")
-	if err := fs.AddStruct(&cfg); err != nil {
-		return cfg, err
+	// One flag set per group, chained so that --help lists them in this
+	// order: the last set is parsed and named sluice, its parents follow.
+	groups := []struct {
+		name string
+		val  any
+	}{
+		{"actions", &cfg.actionConfig}, {"observability", &cfg.observeConfig}, {"policies", &cfg.featureConfig},
+		{"persistence", &cfg.persistenceConfig}, {"security", &cfg.securityConfig}, {"limits", &cfg.limitConfig},
+		{"sluice", &cfg.serverConfig},
 	}
-	fs.StringLong("config", "", "config file: one 'flag-name value' per line")
+	var fs *ff.FlagSet
+	for _, g := range groups {
+		child := ff.NewFlagSet(g.name)
+		if fs != nil {
+			child.SetParent(fs)
+		} else {
+			child.StringLong("config", "", "config file: one 'flag-name value' per line")
+		}
+		if err := child.AddStruct(g.val); err != nil {
+			return cfg, err
+		}
+		fs = child
+	}
 	err := ff.Parse(fs, args,
 		ff.WithEnvVarPrefix("SLUICE"),
 		ff.WithConfigFileFlag("config"),
