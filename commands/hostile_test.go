@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/resp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -259,14 +261,23 @@ func TestIsLoopback(t *testing.T) {
 
 // TestProtectedMode: with protected mode on, a client that is not on
 // loopback gets -DENIED and is closed; loopback clients are served. (Every
-// test server binds 127.0.0.1, so the test tells the server its clients
-// are remote.)
+// test server binds 127.0.0.1, so the second server is told, before it
+// serves, that its clients are remote.)
 func TestProtectedMode(t *testing.T) {
 	ts := startServerWith(t, Config{Protected: true})
 	reply, _ := exchange(t, ts.addr, "PING\r\n", 300*time.Millisecond)
 	assert.Equal(t, "+PONG\r\n", reply, "loopback clients are served")
-	ts.srv.isLocal = func(string) bool { return false }
-	reply, closed := exchange(t, ts.addr, "PING\r\n", time.Second)
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := NewServer(Config{Table: gcra.NewTable(1, nil), Logger: log, Protected: true})
+	s.isLocal = func(string) bool { return false }
+	rs := &resp.Server{Handler: s, OnOpen: s.OpenConn, OnClose: s.CloseConn, Logger: log}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = rs.Serve(ln) }()
+	defer func() { _ = rs.Close(); <-done }()
+	reply, closed := exchange(t, ln.Addr().String(), "PING\r\n", time.Second)
 	assert.Equal(t, "-"+errDenied+"\r\n", reply)
 	assert.True(t, closed)
 }
