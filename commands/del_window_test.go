@@ -20,3 +20,17 @@ func TestDelResetsWindowState(t *testing.T) {
 	setClock(t, c, epoch+3600e9)
 	assert.Equal(t, int64(1), c.Do(context.Background(), "DEBUG", "SWEEP").Val())
 }
+
+// TestFlushAllCoversWindowsAndLeases: FLUSHALL resets every kind of state.
+func TestFlushAllCoversWindowsAndLeases(t *testing.T) {
+	ts := startServer(t, true)
+	c := ts.client(t, 2)
+	ctx := context.Background()
+	setClock(t, c, epoch)
+	call(t, c, "THROTTLE.WINDOW", "w", 1, 60, 1, "ALGO", "fixed")
+	call(t, c, "LEASE.ACQUIRE", "l", 1, 60000)
+	assert.Equal(t, int64(1), call(t, c, "LEASE.ACQUIRE", "l", 1, 60000)[0], "the only slot is taken")
+	assert.NoError(t, c.FlushAll(ctx).Err())
+	assert.Equal(t, int64(0), call(t, c, "THROTTLE.WINDOW", "w", 1, 60, 1, "ALGO", "fixed")[0], "window reset")
+	assert.Equal(t, int64(0), call(t, c, "LEASE.ACQUIRE", "l", 1, 60000)[0], "leases reset")
+}

@@ -70,7 +70,7 @@ func flush(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errSyntax)
 		return
 	}
-	n := s.table.Flush()
+	n := s.table.Flush() + s.beyond.windows.Flush() + s.beyond.leases.Flush()
 	s.durable(c)
 	s.log.Info("flushed all throttle state", "keys", n, "client", sessionOf(c).addr)
 	c.WriteSimple("OK")

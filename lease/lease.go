@@ -258,3 +258,17 @@ func (s *Store) Len() int {
 	}
 	return n
 }
+
+// Flush removes every key and its leases and returns how many keys there
+// were. Lease ids keep counting, so an id from before is never reused.
+func (s *Store) Flush() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.m = map[string][]lease{}
+		sh.mu.Unlock()
+	}
+	return n
+}

@@ -201,3 +201,16 @@ func (s *Store) Len() int {
 	}
 	return n
 }
+
+// Flush removes every key and returns how many were stored.
+func (s *Store) Flush() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.m = map[string]entry{}
+		sh.mu.Unlock()
+	}
+	return n
+}
