@@ -43,6 +43,19 @@ func exchange(t *testing.T, addr, send string, quiet time.Duration) (reply strin
 	}
 }
 
+// exchangeOnce dials, sends, and returns the first reply line.
+func exchangeOnce(t *testing.T, addr, send string) (string, error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, send); err != nil {
+		return "", err
+	}
+	return bufio.NewReader(conn).ReadString('\n')
+}
+
 func openFDs(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
@@ -57,11 +70,19 @@ func openFDs(t *testing.T) int {
 // unrelated key's state is unchanged.
 func healthy(t *testing.T, ts *testServer, goroutines, fds int, before []int64) {
 	t.Helper()
+	// A fresh connection's PING, best of three so that one scheduling
+	// hiccup on a shared machine does not decide the test.
+	best := time.Hour
+	for range 3 {
+		start := time.Now()
+		reply, _ := exchangeOnce(t, ts.addr, "PING\r\n")
+		took := time.Since(start)
+		require.Equal(t, "+PONG\r\n", reply)
+		best = min(best, took)
+	}
+	t.Logf("fresh-client PING answered in %v", best)
+	assert.Less(t, best, 10*time.Millisecond, "PING from a fresh client took %v", best)
 	c := ts.client(t, 2)
-	start := time.Now()
-	require.NoError(t, c.Ping(context.Background()).Err())
-	took := time.Since(start)
-	assert.Less(t, took, 250*time.Millisecond, "PING from a fresh client took %v", took)
 	after := call(t, c, "THROTTLE", "bystander", 5, 1, 60, 0)
 	assert.Equal(t, before, after, "the unrelated key changed")
 	_ = c.Close()
