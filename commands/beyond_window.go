@@ -69,5 +69,9 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(err.Error())
 		return
 	}
-	writeResult(c, beyondOf(s).windows.Take(algo, args[1], s.clock.Now(), l, q))
+	r := beyondOf(s).windows.Take(algo, args[1], s.clock.Now(), l, q)
+	if !r.Limited && q != 0 {
+		s.durable(c)
+	}
+	writeResult(c, r)
 }

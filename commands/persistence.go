@@ -21,6 +21,49 @@ type Persistence interface {
 	Wait() error
 	// Info lists the fields of INFO's persistence section.
 	Info() []Setting
+	// RecordPut, RecordDrop and RecordFlushPrefix journal state other than
+	// TATs (window counters, leases) under a namespace such as "w/";
+	// LoadValues reads a namespace back, deleting what fn does not keep.
+	RecordPut(ns string, key, value []byte)
+	RecordDrop(ns string, key []byte)
+	RecordFlushPrefix(ns string)
+	LoadValues(ns string, fn func(key, value []byte) bool) (int, error)
+}
+
+// Namespaces of the state beyond TATs in the durable copy.
+const (
+	windowNS = "w/"
+	leaseNS  = "l/"
+)
+
+// nsJournal journals one store's changes (window.Journal, lease.Journal)
+// under a namespace of Persistence.
+type nsJournal struct {
+	p  Persistence
+	ns string
+}
+
+func (j nsJournal) Put(key, value []byte) { j.p.RecordPut(j.ns, key, value) }
+func (j nsJournal) Delete(key []byte)     { j.p.RecordDrop(j.ns, key) }
+func (j nsJournal) Flush()                { j.p.RecordFlushPrefix(j.ns) }
+
+// RecoverBeyond loads the window and lease state persisted under
+// Persistence, dropping what no longer matters at now, and seeds lease ids
+// above every id issued before (ids count up from now in microseconds).
+// Call it before serving; without persistence it does nothing.
+func (s *Server) RecoverBeyond(now int64) (windows, leases int, err error) {
+	p := s.cfg.Persistence
+	if p == nil {
+		return 0, 0, nil
+	}
+	if windows, err = p.LoadValues(windowNS, func(k, v []byte) bool { return s.beyond.windows.Restore(k, v, now) }); err != nil {
+		return 0, 0, err
+	}
+	if leases, err = p.LoadValues(leaseNS, func(k, v []byte) bool { return s.beyond.leases.Restore(k, v, now) }); err != nil {
+		return windows, 0, err
+	}
+	s.beyond.leases.SeedIDs(now / 1e3)
+	return windows, leases, nil
 }
 
 // durable makes the reply being written wait, with persistence on, until

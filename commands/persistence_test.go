@@ -46,6 +46,28 @@ func (f *fakePersistence) Wait() error {
 	return f.err
 }
 
+func (f *fakePersistence) RecordPut(ns string, key, value []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.journal = append(f.journal, fmt.Sprintf("%s%s=%dB", ns, key, len(value)))
+}
+
+func (f *fakePersistence) RecordDrop(ns string, key []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.journal = append(f.journal, fmt.Sprintf("%s%s=0", ns, key))
+}
+
+func (f *fakePersistence) RecordFlushPrefix(ns string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.journal = append(f.journal, "FLUSH "+ns)
+}
+
+func (f *fakePersistence) LoadValues(string, func(key, value []byte) bool) (int, error) {
+	return 0, nil
+}
+
 func (f *fakePersistence) Info() []Setting {
 	return []Setting{{Name: "persistence_fsync", Value: "always"}}
 }
@@ -130,7 +152,7 @@ func TestHandlersWaitOnlyForChanges(t *testing.T) {
 
 	require.NoError(t, c.FlushAll(ctx).Err())
 	j, w = p.take()
-	assert.Equal(t, []string{"FLUSH"}, j)
+	assert.Equal(t, []string{"FLUSH", "FLUSH w/", "FLUSH l/"}, j)
 	assert.Equal(t, 1, w)
 }
 

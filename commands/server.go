@@ -119,6 +119,10 @@ func NewServer(cfg Config) *Server {
 	}
 	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
 	s.waitDurable = s.waitDurableFn
+	if p := cfg.Persistence; p != nil {
+		s.beyond.windows.SetJournal(nsJournal{p, windowNS})
+		s.beyond.leases.SetJournal(nsJournal{p, leaseNS})
+	}
 	return s
 }
 

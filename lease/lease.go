@@ -11,6 +11,7 @@
 package lease
 
 import (
+	"encoding/binary"
 	"errors"
 	"hash/maphash"
 	"math/bits"
@@ -37,9 +38,10 @@ type Store struct {
 }
 
 type shard struct {
-	mu sync.Mutex
-	m  map[string][]lease
-	_  [64]byte // keep neighbouring shards' locks off one cache line
+	journal Journal // nil: in memory only
+	mu      sync.Mutex
+	m       map[string][]lease
+	_       [64]byte // keep neighbouring shards' locks off one cache line
 }
 
 type lease struct {
@@ -66,6 +68,86 @@ func NewStore(shards int) *Store {
 
 func (s *Store) shard(key []byte) *shard {
 	return &s.shards[maphash.Bytes(s.seed, key)&s.mask]
+}
+
+// Journal receives every change to the stored leases while the key's shard
+// lock is held: Put with the key's encoded leases (see Restore), Delete when
+// a key holds none any more, Flush for Flush (with every lock held). key and
+// value are valid only during the call. Persistence implements it.
+type Journal interface {
+	Put(key, value []byte)
+	Delete(key []byte)
+	Flush()
+}
+
+// SetJournal makes the store journal its changes to j. Call it before the
+// store is used.
+func (s *Store) SetJournal(j Journal) {
+	for i := range s.shards {
+		s.shards[i].journal = j
+	}
+}
+
+// Restore puts back a key's leases as a Journal's Put encoded them
+// (recovery), dropping those expired at now. It reports false, storing
+// nothing, when none is left or the value is malformed. Lease ids issued
+// afterwards are larger than every restored one.
+func (s *Store) Restore(key, value []byte, now int64) bool {
+	if len(value) == 0 || len(value)%16 != 0 {
+		return false
+	}
+	var ls []lease
+	for p := 0; p < len(value); p += 16 {
+		l := lease{id: int64(binary.BigEndian.Uint64(value[p:])), expires: int64(binary.BigEndian.Uint64(value[p+8:]))}
+		if l.expires > now && l.id > 0 {
+			ls = append(ls, l)
+		}
+		raise(&s.nextID, l.id)
+	}
+	if len(ls) == 0 {
+		return false
+	}
+	sh := s.shard(key)
+	sh.mu.Lock()
+	sh.m[string(key)] = ls
+	sh.mu.Unlock()
+	return true
+}
+
+// SeedIDs makes every later lease id larger than min (after a restart,
+// ids of leases released before it are never reused).
+func (s *Store) SeedIDs(min int64) { raise(&s.nextID, min) }
+
+// raise makes a at least v.
+func raise(a *atomic.Int64, v int64) {
+	for {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+func (sh *shard) put(key string, ls []lease) {
+	sh.m[key] = ls
+	if sh.journal != nil {
+		b := make([]byte, 0, 16*len(ls))
+		for _, l := range ls {
+			b = binary.BigEndian.AppendUint64(b, uint64(l.id))
+			b = binary.BigEndian.AppendUint64(b, uint64(l.expires))
+		}
+		sh.journal.Put([]byte(key), b)
+	}
+}
+
+func (sh *shard) drop(key string) {
+	if _, ok := sh.m[key]; !ok {
+		return
+	}
+	delete(sh.m, key)
+	if sh.journal != nil {
+		sh.journal.Delete([]byte(key))
+	}
 }
 
 // Result is the outcome of an acquisition.
@@ -135,12 +217,12 @@ func (s *Store) Acquire(key []byte, now, max, ttlMS int64) (Result, error) {
 	r.FreeAfter = freeAfter(ls, max, now)
 	switch {
 	case len(ls) == 0:
-		delete(sh.m, string(key))
+		sh.drop(string(key))
 	case found:
-		sh.m[string(key)] = ls
+		sh.put(string(key), ls)
 	default:
 		sh.sweep(now, sampleOnWrite)
-		sh.m[string(key)] = ls
+		sh.put(string(key), ls)
 	}
 	return r, nil
 }
@@ -205,11 +287,11 @@ func (s *Store) InFlight(key []byte, now int64) int64 {
 // store writes ls back for an existing key, or drops the key when empty.
 func (sh *shard) store(key []byte, ls []lease) {
 	if len(ls) == 0 {
-		delete(sh.m, string(key))
+		sh.drop(string(key))
 		return
 	}
 	if _, ok := sh.m[string(key)]; ok {
-		sh.m[string(key)] = ls
+		sh.put(string(key), ls)
 	}
 }
 
@@ -222,12 +304,14 @@ func (sh *shard) sweep(now int64, budget int) int {
 			break
 		}
 		n++
+		n0 := len(ls)
 		ls = live(ls, now)
-		if len(ls) == 0 {
-			delete(sh.m, k)
+		switch {
+		case len(ls) == 0:
+			sh.drop(k)
 			removed++
-		} else {
-			sh.m[k] = ls
+		case len(ls) != n0:
+			sh.put(k, ls)
 		}
 	}
 	return removed
@@ -260,15 +344,23 @@ func (s *Store) Len() int {
 }
 
 // Flush removes every key and its leases and returns how many keys there
-// were. Lease ids keep counting, so an id from before is never reused.
+// were. Lease ids keep counting, so an id from before is never reused. It
+// holds every shard lock at once, so the flush and its journal record are
+// one step.
 func (s *Store) Flush() int {
 	n := 0
 	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.m = map[string][]lease{}
-		sh.mu.Unlock()
+		s.shards[i].mu.Lock()
+	}
+	for i := range s.shards {
+		n += len(s.shards[i].m)
+		s.shards[i].m = map[string][]lease{}
+	}
+	if j := s.shards[0].journal; j != nil {
+		j.Flush()
+	}
+	for i := range s.shards {
+		s.shards[i].mu.Unlock()
 	}
 	return n
 }

@@ -2,12 +2,17 @@ package persistence
 
 import "encoding/binary"
 
-// Operations in the pending log: opSet key tat, opDelete key, opFlush. A key
-// is a uvarint length and its bytes; a TAT is 8 bytes big-endian.
+// Operations in the pending log: opSet key tat, opDelete key, opFlush (the
+// TAT namespace); opPut key value, opDrop key, opFlushPrefix prefix (other
+// namespaces; their keys carry the namespace). A key or value is a uvarint
+// length and its bytes; a TAT is 8 bytes big-endian.
 const (
 	opSet byte = iota + 1
 	opDelete
 	opFlush
+	opPut
+	opDrop
+	opFlushPrefix
 )
 
 const (
@@ -60,6 +65,21 @@ func (p *pendingLog) appendDelete(key []byte) {
 	p.size += len(*c) - n
 }
 
+// appendRaw appends op with ns+key and, for opPut, value.
+func (p *pendingLog) appendRaw(op byte, ns string, key, value []byte) {
+	c := p.tail(1 + 2*binary.MaxVarintLen64 + len(ns) + len(key) + len(value))
+	n := len(*c)
+	*c = append(*c, op)
+	*c = binary.AppendUvarint(*c, uint64(len(ns)+len(key)))
+	*c = append(*c, ns...)
+	*c = append(*c, key...)
+	if op == opPut {
+		*c = binary.AppendUvarint(*c, uint64(len(value)))
+		*c = append(*c, value...)
+	}
+	p.size += len(*c) - n
+}
+
 func (p *pendingLog) appendFlush() {
 	c := p.tail(1)
 	*c = append(*c, opFlush)
@@ -85,25 +105,32 @@ func (p *pendingLog) recycle(chunks [][]byte) {
 }
 
 // ops calls fn for every operation encoded in chunks, in order, stopping at
-// the first error. key aliases the chunk; tat is 0 unless op is opSet.
-func ops(chunks [][]byte, fn func(op byte, key []byte, tat int64) error) error {
+// the first error. key and value alias the chunk; tat is 0 unless op is
+// opSet, value nil unless op is opPut.
+func ops(chunks [][]byte, fn func(op byte, key []byte, tat int64, value []byte) error) error {
 	for _, c := range chunks {
 		for p := 0; p < len(c); {
 			op := c[p]
 			p++
-			var key []byte
+			var key, value []byte
 			var tat int64
 			if op != opFlush {
 				n, w := binary.Uvarint(c[p:])
 				p += w
 				key = c[p : p+int(n)]
 				p += int(n)
-				if op == opSet {
+				switch op {
+				case opSet:
 					tat = int64(binary.BigEndian.Uint64(c[p:]))
 					p += 8
+				case opPut:
+					n, w := binary.Uvarint(c[p:])
+					p += w
+					value = c[p : p+int(n)]
+					p += int(n)
 				}
 			}
-			if err := fn(op, key, tat); err != nil {
+			if err := fn(op, key, tat, value); err != nil {
 				return err
 			}
 		}

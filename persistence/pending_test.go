@@ -45,7 +45,7 @@ func TestPendingLogRoundTrip(t *testing.T) {
 		chunks := p.take(spare)
 		assert.Zero(t, p.size)
 		var got []decoded
-		require.NoError(t, ops(chunks, func(op byte, key []byte, tat int64) error {
+		require.NoError(t, ops(chunks, func(op byte, key []byte, tat int64, _ []byte) error {
 			got = append(got, decoded{op, string(key), tat})
 			return nil
 		}))

@@ -91,3 +91,37 @@ func (s *Store) Load(dst Setter, now int64) (Recovery, error) {
 	s.recMu.Unlock()
 	return rec, nil
 }
+
+// LoadValues calls fn for every key of namespace ns (without ns) and its
+// value, and deletes from disk the entries for which fn returns false
+// (expired or malformed state). It returns how many were kept.
+func (s *Store) LoadValues(ns string, fn func(key, value []byte) bool) (int, error) {
+	prefix := []byte(ns)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("read data dir %s: %w", s.dir, err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	kept := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return kept, fmt.Errorf("read data dir %s: %w", s.dir, err)
+		}
+		if fn(it.Key()[len(prefix):], v) {
+			kept++
+		} else if err := b.Delete(it.Key(), nil); err != nil {
+			_ = it.Close()
+			return kept, err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return kept, fmt.Errorf("read data dir %s: %w", s.dir, err)
+	}
+	if err := guard(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
+		return kept, fmt.Errorf("delete expired state in %s: %w", s.dir, err)
+	}
+	return kept, nil
+}

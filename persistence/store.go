@@ -396,6 +396,33 @@ func (s *Store) RecordFlush() {
 	}
 }
 
+// RecordPut journals that ns+key now holds value (state other than TATs:
+// window counters, leases). Like Record it does no I/O, and it is ordered
+// with every other change.
+func (s *Store) RecordPut(ns string, key, value []byte) { s.recordRaw(opPut, ns, key, value) }
+
+// RecordDrop journals that ns+key was removed.
+func (s *Store) RecordDrop(ns string, key []byte) { s.recordRaw(opDrop, ns, key, nil) }
+
+// RecordFlushPrefix journals that every key of namespace ns was removed.
+func (s *Store) RecordFlushPrefix(ns string) { s.recordRaw(opFlushPrefix, ns, nil, nil) }
+
+func (s *Store) recordRaw(op byte, ns string, key, value []byte) {
+	s.mu.Lock()
+	if !s.admit() {
+		s.mu.Unlock()
+		return
+	}
+	wake := s.pending.size == 0
+	s.pending.appendRaw(op, ns, key, value)
+	s.seq++
+	s.recorded.Store(s.seq)
+	s.mu.Unlock()
+	if wake {
+		s.wake()
+	}
+}
+
 // admit waits for room in the pending buffer and reports whether a change
 // may be appended. Called with s.mu held.
 func (s *Store) admit() bool {
@@ -606,7 +633,6 @@ type inflightBatch struct {
 // sync the syncer waits for (Always mode); the writer goes on meanwhile.
 func (s *Store) commitPipelined(chunks [][]byte, seq uint64) error {
 	b := s.db.NewBatch()
-	var sets, dels, flushes uint64
 	// push applies b without waiting for its sync and queues it for the
 	// syncer; pieces of a large backlog carry seq 0 (nothing to advance).
 	push := func(seq uint64) error {
@@ -618,28 +644,9 @@ func (s *Store) commitPipelined(chunks [][]byte, seq uint64) error {
 		b = s.db.NewBatch()
 		return nil
 	}
-	err := ops(chunks, func(op byte, key []byte, tat int64) error {
-		var err error
-		switch op {
-		case opSet:
-			sets++
-			d := b.SetDeferred(len(tatPrefix)+len(key), 8)
-			copy(d.Key, tatPrefix)
-			copy(d.Key[len(tatPrefix):], key)
-			binary.BigEndian.PutUint64(d.Value, uint64(tat))
-			err = d.Finish()
-		case opDelete:
-			dels++
-			d := b.DeleteDeferred(len(tatPrefix) + len(key))
-			copy(d.Key, tatPrefix)
-			copy(d.Key[len(tatPrefix):], key)
-			err = d.Finish()
-		case opFlush:
-			flushes++
-			err = b.DeleteRange(tatLower, tatUpper, nil)
-		default:
-			err = fmt.Errorf("corrupt pending log: operation %d", op)
-		}
+	var counts opCounts
+	err := ops(chunks, func(op byte, key []byte, tat int64, value []byte) error {
+		err := counts.add(b, op, key, tat, value)
 		if err != nil || b.Len() < maxBatchBytes {
 			return err
 		}
@@ -657,11 +664,58 @@ func (s *Store) commitPipelined(chunks [][]byte, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	s.keysWritten.Add(sets)
-	s.keysDeleted.Add(dels)
-	s.flushes.Add(flushes)
+	s.count(counts)
 	s.written.Store(seq)
 	return nil
+}
+
+// opCounts tallies the operations of a commit for Stats.
+type opCounts struct{ sets, dels, flushes uint64 }
+
+// add applies one pending-log operation to b.
+func (c *opCounts) add(b *pebble.Batch, op byte, key []byte, tat int64, value []byte) error {
+	switch op {
+	case opSet:
+		c.sets++
+		d := b.SetDeferred(len(tatPrefix)+len(key), 8)
+		copy(d.Key, tatPrefix)
+		copy(d.Key[len(tatPrefix):], key)
+		binary.BigEndian.PutUint64(d.Value, uint64(tat))
+		return d.Finish()
+	case opDelete:
+		c.dels++
+		d := b.DeleteDeferred(len(tatPrefix) + len(key))
+		copy(d.Key, tatPrefix)
+		copy(d.Key[len(tatPrefix):], key)
+		return d.Finish()
+	case opFlush:
+		c.flushes++
+		return b.DeleteRange(tatLower, tatUpper, nil)
+	case opPut:
+		c.sets++
+		return b.Set(key, value, nil)
+	case opDrop:
+		c.dels++
+		return b.Delete(key, nil)
+	case opFlushPrefix:
+		c.flushes++
+		return b.DeleteRange(key, prefixEnd(key), nil)
+	}
+	return fmt.Errorf("corrupt pending log: operation %d", op)
+}
+
+func (s *Store) count(c opCounts) {
+	s.keysWritten.Add(c.sets)
+	s.keysDeleted.Add(c.dels)
+	s.flushes.Add(c.flushes)
+}
+
+// prefixEnd is the first key after every key starting with prefix (whose
+// last byte is not 0xff: namespaces end in '/').
+func prefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	end[len(end)-1]++
+	return end
 }
 
 // syncer waits, in commit order, for the syncs of pipelined batches and
@@ -741,33 +795,10 @@ func (s *Store) commit(chunks [][]byte, sync bool) error {
 		s.batch = s.db.NewBatch()
 	}
 	b := s.batch
-	var sets, dels, flushes uint64
-	err := ops(chunks, func(op byte, key []byte, tat int64) error {
-		switch op {
-		case opSet:
-			d := b.SetDeferred(len(tatPrefix)+len(key), 8)
-			copy(d.Key, tatPrefix)
-			copy(d.Key[len(tatPrefix):], key)
-			binary.BigEndian.PutUint64(d.Value, uint64(tat))
-			sets++
-			if err := d.Finish(); err != nil {
-				return err
-			}
-		case opDelete:
-			d := b.DeleteDeferred(len(tatPrefix) + len(key))
-			copy(d.Key, tatPrefix)
-			copy(d.Key[len(tatPrefix):], key)
-			dels++
-			if err := d.Finish(); err != nil {
-				return err
-			}
-		case opFlush:
-			flushes++
-			if err := b.DeleteRange(tatLower, tatUpper, nil); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("corrupt pending log: operation %d", op)
+	var counts opCounts
+	err := ops(chunks, func(op byte, key []byte, tat int64, value []byte) error {
+		if err := counts.add(b, op, key, tat, value); err != nil {
+			return err
 		}
 		if b.Len() < maxBatchBytes {
 			return nil
@@ -784,9 +815,7 @@ func (s *Store) commit(chunks [][]byte, sync bool) error {
 	if err := s.apply(b, pebble.Sync); err != nil {
 		return err
 	}
-	s.keysWritten.Add(sets)
-	s.keysDeleted.Add(dels)
-	s.flushes.Add(flushes)
+	s.count(counts)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package window
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
 	"slices"
@@ -19,9 +20,78 @@ type Store struct {
 }
 
 type shard struct {
-	mu sync.Mutex
-	m  map[string]entry
-	_  [64]byte // keep neighbouring shards' locks off one cache line
+	mu      sync.Mutex
+	m       map[string]entry
+	journal Journal  // nil: in memory only
+	_       [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+// Journal receives every change to the stored windows while the key's
+// shard lock is held: Put with the key's encoded state (see Restore),
+// Delete when a key is removed, Flush for Flush (with every lock held).
+// key and value are valid only during the call. Persistence implements it.
+type Journal interface {
+	Put(key, value []byte)
+	Delete(key []byte)
+	Flush()
+}
+
+// SetJournal makes the store journal its changes to j. Call it before the
+// store is used.
+func (s *Store) SetJournal(j Journal) {
+	for i := range s.shards {
+		s.shards[i].journal = j
+	}
+}
+
+// entryBytes is the size of an encoded entry: five big-endian int64s.
+const entryBytes = 40
+
+func (e entry) encode(b *[entryBytes]byte) []byte {
+	for i, v := range [5]int64{e.st.Start, e.st.Curr, e.st.Prev, e.period, e.expires} {
+		binary.BigEndian.PutUint64(b[8*i:], uint64(v))
+	}
+	return b[:]
+}
+
+// Restore puts back a key's state as a Journal's Put encoded it (recovery).
+// It reports false, storing nothing, when the value is malformed or the
+// state no longer matters at now.
+func (s *Store) Restore(key, value []byte, now int64) bool {
+	if len(value) != entryBytes {
+		return false
+	}
+	var v [5]int64
+	for i := range v {
+		v[i] = int64(binary.BigEndian.Uint64(value[8*i:]))
+	}
+	e := entry{st: State{Start: v[0], Curr: v[1], Prev: v[2]}, period: v[3], expires: v[4]}
+	if e.expires <= now || e.period <= 0 {
+		return false
+	}
+	sh := &s.shards[s.shardIndex(key)]
+	sh.mu.Lock()
+	sh.m[string(key)] = e
+	sh.mu.Unlock()
+	return true
+}
+
+func (sh *shard) put(key []byte, e entry) {
+	sh.m[string(key)] = e
+	if sh.journal != nil {
+		var b [entryBytes]byte
+		sh.journal.Put(key, e.encode(&b))
+	}
+}
+
+func (sh *shard) drop(key string) {
+	if _, ok := sh.m[key]; !ok {
+		return
+	}
+	delete(sh.m, key)
+	if sh.journal != nil {
+		sh.journal.Delete([]byte(key))
+	}
 }
 
 // entry is one key's state; period tells which limit it counts for (a
@@ -136,17 +206,13 @@ func (sh *shard) load(key []byte, l Limit) State {
 func (sh *shard) save(key []byte, st State, a Algorithm, l Limit, now int64) {
 	exp := st.Expires(a, l)
 	if exp <= now {
-		delete(sh.m, string(key))
+		sh.drop(string(key))
 		return
 	}
-	e, ok := sh.m[string(key)]
-	if ok {
-		e.st, e.period, e.expires = st, l.period, exp
-		sh.m[string(key)] = e
-		return
+	if _, ok := sh.m[string(key)]; !ok {
+		sh.sweep(now, sampleOnWrite)
 	}
-	sh.sweep(now, sampleOnWrite)
-	sh.m[string(key)] = entry{st: st, period: l.period, expires: exp}
+	sh.put(key, entry{st: st, period: l.period, expires: exp})
 }
 
 // sweep examines up to budget keys, starting at a random one (Go's map
@@ -159,7 +225,7 @@ func (sh *shard) sweep(now int64, budget int) int {
 		}
 		n++
 		if e.expires <= now {
-			delete(sh.m, k)
+			sh.drop(k)
 			removed++
 		}
 	}
@@ -186,7 +252,7 @@ func (s *Store) Delete(key []byte, now int64) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e, ok := sh.m[string(key)]
-	delete(sh.m, string(key))
+	sh.drop(string(key))
 	return ok && e.expires > now
 }
 
@@ -202,15 +268,22 @@ func (s *Store) Len() int {
 	return n
 }
 
-// Flush removes every key and returns how many were stored.
+// Flush removes every key and returns how many were stored. It holds every
+// shard lock at once, so the flush and its journal record are one step.
 func (s *Store) Flush() int {
 	n := 0
 	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.m = map[string]entry{}
-		sh.mu.Unlock()
+		s.shards[i].mu.Lock()
+	}
+	for i := range s.shards {
+		n += len(s.shards[i].m)
+		s.shards[i].m = map[string]entry{}
+	}
+	if j := s.shards[0].journal; j != nil {
+		j.Flush()
+	}
+	for i := range s.shards {
+		s.shards[i].mu.Unlock()
 	}
 	return n
 }

@@ -107,6 +107,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		Protected:   cfg.ProtectedMode && !users.AuthRequired(),
 		Persistence: dur.commands(),
 	})
+	if windows, leases, err := cmds.RecoverBeyond(clock.Now()); err != nil {
+		return fmt.Errorf("recover window and lease state: %w", err)
+	} else if dur != nil {
+		log.Info("recovered window and lease state", slog.Int("windows", windows), slog.Int("lease_keys", leases))
+	}
 	rs.Handler = cmds
 	rs.OnOpen = cmds.OpenConn
 	rs.OnClose = cmds.CloseConn

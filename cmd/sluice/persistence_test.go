@@ -532,3 +532,41 @@ func TestDiskFullInAlwaysModeAnswersErrors(t *testing.T) {
 		require.EqualValues(t, 60000, c.PTTL(ctx, k).Val().Milliseconds(), "acknowledged admission of %.5s forgotten", k)
 	}
 }
+
+// TestRestartRemembersWindowsAndLeases: THROTTLE.WINDOW counters and
+// leases survive a restart, and lease ids are never reused across one.
+func TestRestartRemembersWindowsAndLeases(t *testing.T) {
+	dir := t.TempDir()
+	t0 := future()
+	ctx := context.Background()
+	ints := func(c *redis.Client, args ...any) []int64 {
+		t.Helper()
+		v, err := c.Do(ctx, args...).Int64Slice()
+		require.NoError(t, err)
+		return v
+	}
+
+	p := startPersistent(t, dir, "always")
+	c := p.Client(t)
+	freeze(t, c, t0)
+	ints(c, "THROTTLE.WINDOW", "win", 2, 60, 2, "ALGO", "fixed") // window spent
+	ints(c, "THROTTLE.WINDOW", "gone", 1, 60, 1, "ALGO", "fixed")
+	require.EqualValues(t, 1, c.Del(ctx, "gone").Val())
+	lease := ints(c, "LEASE.ACQUIRE", "jobs", 2, 600000)
+	require.EqualValues(t, 0, lease[0])
+	released := ints(c, "LEASE.ACQUIRE", "jobs", 2, 600000)
+	require.Equal(t, []int64{1, 1}, ints(c, "LEASE.RELEASE", "jobs", released[4]))
+	require.Equal(t, 0, p.Signal(t, syscall.SIGTERM))
+
+	p = startPersistent(t, dir, "always")
+	c = p.Client(t)
+	freeze(t, c, t0+1e9)
+	assert.EqualValues(t, 1, ints(c, "THROTTLE.WINDOW", "win", 2, 60, 1, "ALGO", "fixed")[0], "the window stayed spent")
+	assert.EqualValues(t, 0, ints(c, "THROTTLE.WINDOW", "gone", 1, 60, 1, "ALGO", "fixed")[0], "DEL was persisted")
+	again := ints(c, "LEASE.ACQUIRE", "jobs", 2, 600000)
+	assert.EqualValues(t, 0, again[0])
+	assert.EqualValues(t, 2, again[2], "the lease held before the restart is still in flight")
+	assert.Greater(t, again[4], released[4], "lease ids are not reused")
+	assert.EqualValues(t, 1, ints(c, "LEASE.ACQUIRE", "jobs", 2, 600000)[0], "both slots are taken")
+	assert.Contains(t, p.Logs(), "recovered window and lease state")
+}
