@@ -34,3 +34,20 @@ func TestFlushAllCoversWindowsAndLeases(t *testing.T) {
 	assert.Equal(t, int64(0), call(t, c, "THROTTLE.WINDOW", "w", 1, 60, 1, "ALGO", "fixed")[0], "window reset")
 	assert.Equal(t, int64(0), call(t, c, "LEASE.ACQUIRE", "l", 1, 60000)[0], "leases reset")
 }
+
+// TestKeyCommandsSeeWindowsAndLeases: EXISTS, TTL, PTTL and DBSIZE count
+// window and lease state like TATs.
+func TestKeyCommandsSeeWindowsAndLeases(t *testing.T) {
+	ts := startServer(t, true)
+	c := ts.client(t, 2)
+	ctx := context.Background()
+	setClock(t, c, epoch)
+	call(t, c, "THROTTLE.WINDOW", "w", 5, 60, 1, "ALGO", "fixed")
+	call(t, c, "LEASE.ACQUIRE", "l", 2, 30000)
+	assert.Equal(t, int64(2), c.Exists(ctx, "w", "l", "none").Val())
+	assert.Equal(t, int64(2), c.DBSize(ctx).Val())
+	assert.Equal(t, int64(30000), c.PTTL(ctx, "l").Val().Milliseconds())
+	assert.Positive(t, c.TTL(ctx, "w").Val().Seconds())
+	setClock(t, c, epoch+3600e9)
+	assert.Equal(t, int64(0), c.Exists(ctx, "w", "l").Val())
+}

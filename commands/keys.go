@@ -29,21 +29,34 @@ func exists(s *Server, c *resp.Conn, args [][]byte) {
 	now := s.clock.Now()
 	n := int64(0)
 	for _, k := range args[1:] {
-		if _, ok := s.table.Get(k, now); ok {
+		if _, ok := s.expires(k, now); ok {
 			n++
 		}
 	}
 	c.WriteInt(n)
 }
 
-// remaining returns the milliseconds until key's TAT, or -2 when it has none.
+// expires returns when key's state stops mattering: its TAT, or the end of
+// its window or of its last lease.
+func (s *Server) expires(key []byte, now int64) (int64, bool) {
+	if tat, ok := s.table.Get(key, now); ok {
+		return tat, true
+	}
+	if at, ok := s.beyond.windows.Expires(key, now); ok {
+		return at, true
+	}
+	return s.beyond.leases.Expires(key, now)
+}
+
+// remaining returns the milliseconds until key's state stops mattering, or
+// -2 when it has none.
 func remaining(s *Server, key []byte) int64 {
 	now := s.clock.Now()
-	tat, ok := s.table.Get(key, now)
+	at, ok := s.expires(key, now)
 	if !ok {
 		return -2
 	}
-	return (tat - now) / 1e6
+	return (at - now) / 1e6
 }
 
 func pttl(s *Server, c *resp.Conn, args [][]byte) { c.WriteInt(remaining(s, args[1])) }
@@ -56,7 +69,9 @@ func ttl(s *Server, c *resp.Conn, args [][]byte) {
 	c.WriteInt(ms)
 }
 
-func dbsize(s *Server, c *resp.Conn, _ [][]byte) { c.WriteInt(int64(s.table.Len())) }
+func dbsize(s *Server, c *resp.Conn, _ [][]byte) {
+	c.WriteInt(int64(s.table.Len() + s.beyond.windows.Len() + s.beyond.leases.Len()))
+}
 
 func flush(s *Server, c *resp.Conn, args [][]byte) {
 	if len(args) == 2 {

@@ -364,3 +364,16 @@ func (s *Store) Flush() int {
 	}
 	return n
 }
+
+// Expires returns when key's last unexpired lease expires, if it holds one
+// at now (EXISTS, TTL).
+func (s *Store) Expires(key []byte, now int64) (int64, bool) {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	last := int64(0)
+	for _, l := range sh.m[string(key)] {
+		last = max(last, l.expires)
+	}
+	return last, last > now
+}

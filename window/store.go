@@ -287,3 +287,16 @@ func (s *Store) Flush() int {
 	}
 	return n
 }
+
+// Expires returns when key's state stops mattering, if it still matters at
+// now (EXISTS, TTL).
+func (s *Store) Expires(key []byte, now int64) (int64, bool) {
+	sh := &s.shards[s.shardIndex(key)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.m[string(key)]
+	if !ok || e.expires <= now {
+		return 0, false
+	}
+	return e.expires, true
+}
