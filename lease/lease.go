@@ -13,10 +13,9 @@ package lease
 import (
 	"encoding/binary"
 	"errors"
-	"hash/maphash"
-	"math/bits"
-	"sync"
 	"sync/atomic"
+
+	"github.com/sluicehq/sluice/internal/shardmap"
 )
 
 // Errors for invalid arguments; their text is the Redis error reply.
@@ -28,20 +27,12 @@ var (
 // MaxTTL is the longest lease, in milliseconds (about 35 years).
 const MaxTTL = 1 << 40
 
-// Store holds every key's leases. It is safe for concurrent use; build one
-// with [NewStore].
+// Store holds every key's leases, sharded, each shard a map behind its own
+// mutex (internal/shardmap). It is safe for concurrent use; build one with
+// [NewStore].
 type Store struct {
-	shards []shard
-	mask   uint64
-	seed   maphash.Seed
+	m      *shardmap.Map[[]lease]
 	nextID atomic.Int64
-}
-
-type shard struct {
-	journal Journal // nil: in memory only
-	mu      sync.Mutex
-	m       map[string][]lease
-	_       [64]byte // keep neighbouring shards' locks off one cache line
 }
 
 type lease struct {
@@ -55,37 +46,26 @@ const sampleOnWrite = 2
 
 // NewStore returns a store with shards shards, rounded up to a power of two.
 func NewStore(shards int) *Store {
-	if shards < 1 {
-		shards = 1
-	}
-	n := 1 << bits.Len(uint(shards-1))
-	s := &Store{shards: make([]shard, n), mask: uint64(n - 1), seed: maphash.MakeSeed()}
-	for i := range s.shards {
-		s.shards[i].m = map[string][]lease{}
-	}
-	return s
-}
-
-func (s *Store) shard(key []byte) *shard {
-	return &s.shards[maphash.Bytes(s.seed, key)&s.mask]
+	return &Store{m: shardmap.New(shards, encodeLeases)}
 }
 
 // Journal receives every change to the stored leases while the key's shard
 // lock is held: Put with the key's encoded leases (see Restore), Delete when
 // a key holds none any more, Flush for Flush (with every lock held). key and
 // value are valid only during the call. Persistence implements it.
-type Journal interface {
-	Put(key, value []byte)
-	Delete(key []byte)
-	Flush()
-}
+type Journal = shardmap.Journal
 
 // SetJournal makes the store journal its changes to j. Call it before the
 // store is used.
-func (s *Store) SetJournal(j Journal) {
-	for i := range s.shards {
-		s.shards[i].journal = j
+func (s *Store) SetJournal(j Journal) { s.m.SetJournal(j) }
+
+// encodeLeases appends each lease's id and expiry, big-endian.
+func encodeLeases(dst []byte, ls []lease) []byte {
+	for _, l := range ls {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(l.id))
+		dst = binary.BigEndian.AppendUint64(dst, uint64(l.expires))
 	}
+	return dst
 }
 
 // Restore puts back a key's leases as a Journal's Put encoded them
@@ -107,10 +87,10 @@ func (s *Store) Restore(key, value []byte, now int64) bool {
 	if len(ls) == 0 {
 		return false
 	}
-	sh := s.shard(key)
-	sh.mu.Lock()
-	sh.m[string(key)] = ls
-	sh.mu.Unlock()
+	sh := s.m.For(key)
+	sh.Lock()
+	sh.Restore(key, ls)
+	sh.Unlock()
 	return true
 }
 
@@ -125,28 +105,6 @@ func raise(a *atomic.Int64, v int64) {
 		if v <= cur || a.CompareAndSwap(cur, v) {
 			return
 		}
-	}
-}
-
-func (sh *shard) put(key string, ls []lease) {
-	sh.m[key] = ls
-	if sh.journal != nil {
-		b := make([]byte, 0, 16*len(ls))
-		for _, l := range ls {
-			b = binary.BigEndian.AppendUint64(b, uint64(l.id))
-			b = binary.BigEndian.AppendUint64(b, uint64(l.expires))
-		}
-		sh.journal.Put([]byte(key), b)
-	}
-}
-
-func (sh *shard) drop(key string) {
-	if _, ok := sh.m[key]; !ok {
-		return
-	}
-	delete(sh.m, key)
-	if sh.journal != nil {
-		sh.journal.Delete([]byte(key))
 	}
 }
 
@@ -202,10 +160,10 @@ func (s *Store) Acquire(key []byte, now, max, ttlMS int64) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	sh := s.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	ls, found := sh.m[string(key)]
+	sh := s.m.For(key)
+	sh.Lock()
+	defer sh.Unlock()
+	ls, found := sh.Get(key)
 	ls = live(ls, now)
 	r := Result{ID: -1, Max: max}
 	if int64(len(ls)) < max {
@@ -217,12 +175,12 @@ func (s *Store) Acquire(key []byte, now, max, ttlMS int64) (Result, error) {
 	r.FreeAfter = freeAfter(ls, max, now)
 	switch {
 	case len(ls) == 0:
-		sh.drop(string(key))
+		sh.Drop(key)
 	case found:
-		sh.put(string(key), ls)
+		sh.Put(key, ls)
 	default:
-		sh.sweep(now, sampleOnWrite)
-		sh.put(string(key), ls)
+		sh.Sweep(sampleOnWrite, expired(now))
+		sh.Put(key, ls)
 	}
 	return r, nil
 }
@@ -230,10 +188,11 @@ func (s *Store) Acquire(key []byte, now, max, ttlMS int64) (Result, error) {
 // Release ends lease id on key. It reports whether the lease was held (not
 // already released or expired) and how many leases remain in flight.
 func (s *Store) Release(key []byte, id, now int64) (released bool, inFlight int64) {
-	sh := s.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	ls := live(sh.m[string(key)], now)
+	sh := s.m.For(key)
+	sh.Lock()
+	defer sh.Unlock()
+	ls, _ := sh.Get(key)
+	ls = live(ls, now)
 	for i, l := range ls {
 		if l.id == id {
 			ls[i] = ls[len(ls)-1]
@@ -243,7 +202,7 @@ func (s *Store) Release(key []byte, id, now int64) (released bool, inFlight int6
 			break
 		}
 	}
-	sh.store(key, ls)
+	store(sh, key, ls)
 	return released, int64(len(ls))
 }
 
@@ -255,10 +214,11 @@ func (s *Store) Renew(key []byte, id, now, ttlMS int64) (renewed bool, inFlight 
 	if err != nil {
 		return false, 0, err
 	}
-	sh := s.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	ls := live(sh.m[string(key)], now)
+	sh := s.m.For(key)
+	sh.Lock()
+	defer sh.Unlock()
+	ls, _ := sh.Get(key)
+	ls = live(ls, now)
 	for i := range ls {
 		if ls[i].id == id {
 			ls[i].expires = now + ttl
@@ -266,17 +226,18 @@ func (s *Store) Renew(key []byte, id, now, ttlMS int64) (renewed bool, inFlight 
 			break
 		}
 	}
-	sh.store(key, ls)
+	store(sh, key, ls)
 	return renewed, int64(len(ls)), nil
 }
 
 // InFlight counts key's unexpired leases at now.
 func (s *Store) InFlight(key []byte, now int64) int64 {
-	sh := s.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+	sh := s.m.For(key)
+	sh.Lock()
+	defer sh.Unlock()
+	ls, _ := sh.Get(key)
 	n := int64(0)
-	for _, l := range sh.m[string(key)] {
+	for _, l := range ls {
 		if l.expires > now {
 			n++
 		}
@@ -285,94 +246,48 @@ func (s *Store) InFlight(key []byte, now int64) int64 {
 }
 
 // store writes ls back for an existing key, or drops the key when empty.
-func (sh *shard) store(key []byte, ls []lease) {
+func store(sh *shardmap.Shard[[]lease], key []byte, ls []lease) {
 	if len(ls) == 0 {
-		sh.drop(string(key))
+		sh.Drop(key)
 		return
 	}
-	if _, ok := sh.m[string(key)]; ok {
-		sh.put(string(key), ls)
+	if _, ok := sh.Get(key); ok {
+		sh.Put(key, ls)
 	}
 }
 
-// sweep examines up to budget keys from a random one and drops expired
-// leases, and keys left without any.
-func (sh *shard) sweep(now int64, budget int) int {
-	n, removed := 0, 0
-	for k, ls := range sh.m {
-		if n >= budget {
-			break
-		}
-		n++
-		n0 := len(ls)
+// expired is the sweep's trim: a key keeps its unexpired leases.
+func expired(now int64) func([]lease) ([]lease, bool, bool) {
+	return func(ls []lease) ([]lease, bool, bool) {
+		n := len(ls)
 		ls = live(ls, now)
-		switch {
-		case len(ls) == 0:
-			sh.drop(k)
-			removed++
-		case len(ls) != n0:
-			sh.put(k, ls)
-		}
+		return ls, len(ls) > 0, len(ls) != n
 	}
-	return removed
 }
 
 // Sweep examines up to budget keys of every shard, one shard lock at a
 // time, drops expired leases and returns how many keys it removed.
-func (s *Store) Sweep(now int64, budget int) int {
-	removed := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		removed += sh.sweep(now, budget)
-		sh.mu.Unlock()
-	}
-	return removed
-}
+func (s *Store) Sweep(now int64, budget int) int { return s.m.Sweep(budget, expired(now)) }
 
 // Len is the number of keys holding leases, including expired ones not yet
 // swept.
-func (s *Store) Len() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
-}
+func (s *Store) Len() int { return s.m.Len() }
 
 // Flush removes every key and its leases and returns how many keys there
 // were. Lease ids keep counting, so an id from before is never reused. It
 // holds every shard lock at once, so the flush and its journal record are
 // one step.
-func (s *Store) Flush() int {
-	n := 0
-	for i := range s.shards {
-		s.shards[i].mu.Lock()
-	}
-	for i := range s.shards {
-		n += len(s.shards[i].m)
-		s.shards[i].m = map[string][]lease{}
-	}
-	if j := s.shards[0].journal; j != nil {
-		j.Flush()
-	}
-	for i := range s.shards {
-		s.shards[i].mu.Unlock()
-	}
-	return n
-}
+func (s *Store) Flush() int { return s.m.Flush() }
 
 // Expires returns when key's last unexpired lease expires, if it holds one
 // at now (EXISTS, TTL).
 func (s *Store) Expires(key []byte, now int64) (int64, bool) {
-	sh := s.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+	sh := s.m.For(key)
+	sh.Lock()
+	defer sh.Unlock()
+	ls, _ := sh.Get(key)
 	last := int64(0)
-	for _, l := range sh.m[string(key)] {
+	for _, l := range ls {
 		last = max(last, l.expires)
 	}
 	return last, last > now
