@@ -68,9 +68,6 @@ func leaseAcquire(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(err.Error())
 		return
 	}
-	if r.Acquired {
-		s.durable(c)
-	}
 	c.WriteArray(5)
 	c.WriteInt(int64(boolInt(!r.Acquired)))
 	c.WriteInt(r.Max)
@@ -87,9 +84,6 @@ func leaseRelease(s *Server, c *resp.Conn, args [][]byte) {
 		return
 	}
 	ok, n := beyondOf(s).leases.Release(args[1], id, s.clock.Now())
-	if ok {
-		s.durable(c)
-	}
 	c.WriteArray(2)
 	c.WriteInt(int64(boolInt(ok)))
 	c.WriteInt(n)
@@ -106,9 +100,6 @@ func leaseRenew(s *Server, c *resp.Conn, args [][]byte) {
 	if err != nil {
 		c.WriteError(err.Error())
 		return
-	}
-	if ok {
-		s.durable(c)
 	}
 	c.WriteArray(2)
 	c.WriteInt(int64(boolInt(ok)))

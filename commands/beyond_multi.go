@@ -61,9 +61,6 @@ func throttleMulti(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(err.Error())
 		return
 	}
-	if !limited && q != 0 {
-		s.durable(c)
-	}
 	c.WriteArray(1 + len(results))
 	writeResult(c, overall(limited, results))
 	for _, r := range results {

@@ -107,9 +107,6 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 		}
 		limited = b.windows.TakeMulti(p.Algorithm.Window(), checks, now, q, results)
 	}
-	if !limited && q != 0 {
-		s.durable(c)
-	}
 	o := overall(limited, results)
 	if !headers {
 		writeResult(c, o)

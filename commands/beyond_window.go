@@ -69,9 +69,5 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(err.Error())
 		return
 	}
-	r := beyondOf(s).windows.Take(algo, args[1], s.clock.Now(), l, q)
-	if !r.Limited && q != 0 {
-		s.durable(c)
-	}
-	writeResult(c, r)
+	writeResult(c, beyondOf(s).windows.Take(algo, args[1], s.clock.Now(), l, q))
 }

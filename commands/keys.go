@@ -9,18 +9,10 @@ import (
 func del(s *Server, c *resp.Conn, args [][]byte) {
 	now := s.clock.Now()
 	n := int64(0)
-	durable := false
 	for _, k := range args[1:] {
-		switch {
-		case s.table.Delete(k, now):
-			n++
-			durable = true
-		case s.beyond.windows.Delete(k, now): // THROTTLE.WINDOW state (in memory only)
+		if s.table.Delete(k, now) || s.beyond.windows.Delete(k, now) {
 			n++
 		}
-	}
-	if durable {
-		s.durable(c)
 	}
 	c.WriteInt(n)
 }
@@ -86,7 +78,6 @@ func flush(s *Server, c *resp.Conn, args [][]byte) {
 		return
 	}
 	n := s.table.Flush() + s.beyond.windows.Flush() + s.beyond.leases.Flush()
-	s.durable(c)
 	s.log.Info("flushed all throttle state", "keys", n, "client", sessionOf(c).addr)
 	c.WriteSimple("OK")
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/gcra"
-	"github.com/sluicehq/sluice/resp"
 )
 
 // Persistence is the durable copy of the table as the handlers see it;
@@ -21,6 +20,9 @@ type Persistence interface {
 	Wait() error
 	// Info lists the fields of INFO's persistence section.
 	Info() []Setting
+	// Recorded counts the changes recorded so far: a command that moved it
+	// made a change its reply must not outrun (see Server.run).
+	Recorded() uint64
 	// RecordPut, RecordDrop and RecordFlushPrefix journal state other than
 	// TATs (window counters, leases) under a namespace such as "w/";
 	// LoadValues reads a namespace back, deleting what fn does not keep.
@@ -64,18 +66,6 @@ func (s *Server) RecoverBeyond(now int64) (windows, leases int, err error) {
 	}
 	s.beyond.leases.SeedIDs(now / 1e3)
 	return windows, leases, nil
-}
-
-// durable makes the reply being written wait, with persistence on, until
-// the changes made so far are as durable as the mode promises: it sets a
-// barrier on the connection, so a pipeline's replies share one wait. If the
-// changes cannot be made durable, the replies are replaced by an error and
-// the connection closes. Without persistence it does nothing (inlined: the
-// in-memory hot path pays one nil check).
-func (s *Server) durable(c *resp.Conn) {
-	if s.cfg.Persistence != nil {
-		c.Barrier(s.waitDurable)
-	}
 }
 
 // waitDurableFn is the barrier durable sets, bound once at NewServer.

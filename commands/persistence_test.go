@@ -21,22 +21,31 @@ import (
 
 // fakePersistence journals into a list and counts waits.
 type fakePersistence struct {
-	mu      sync.Mutex
-	journal []string
-	waits   int
-	err     error
+	mu       sync.Mutex
+	recorded uint64 // changes ever journalled
+	journal  []string
+	waits    int
+	err      error
 }
 
 func (f *fakePersistence) Record(key []byte, tat int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.recorded++
 	f.journal = append(f.journal, fmt.Sprintf("%s=%d", key, tat))
 }
 
 func (f *fakePersistence) RecordFlush() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.recorded++
 	f.journal = append(f.journal, "FLUSH")
+}
+
+func (f *fakePersistence) Recorded() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.recorded
 }
 
 func (f *fakePersistence) Wait() error {
@@ -49,18 +58,21 @@ func (f *fakePersistence) Wait() error {
 func (f *fakePersistence) RecordPut(ns string, key, value []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.recorded++
 	f.journal = append(f.journal, fmt.Sprintf("%s%s=%dB", ns, key, len(value)))
 }
 
 func (f *fakePersistence) RecordDrop(ns string, key []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.recorded++
 	f.journal = append(f.journal, fmt.Sprintf("%s%s=0", ns, key))
 }
 
 func (f *fakePersistence) RecordFlushPrefix(ns string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.recorded++
 	f.journal = append(f.journal, "FLUSH "+ns)
 }
 

@@ -19,9 +19,6 @@ func throttle(s *Server, c *resp.Conn, args [][]byte) {
 		return
 	}
 	s.countDecision(args[0], r.Limited)
-	if !r.Limited && q != 0 {
-		s.durable(c)
-	}
 	writeResult(c, r)
 }
 

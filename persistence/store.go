@@ -443,6 +443,11 @@ func (s *Store) wake() {
 	}
 }
 
+// Recorded is how many changes have been handed to the store so far,
+// whether it kept them or, failed or closed, dropped them: a caller that
+// sees it move made a change, and Wait then tells whether it is durable.
+func (s *Store) Recorded() uint64 { return s.recorded.Load() + s.dropped.Load() }
+
 // Wait returns once every change recorded before the call is as durable as
 // the mode promises a reply can rely on. In Always mode that means synced to
 // stable storage: Wait blocks for the next group commit and returns the
