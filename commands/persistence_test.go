@@ -35,6 +35,8 @@ func (f *fakePersistence) Record(key []byte, tat int64) {
 	f.journal = append(f.journal, fmt.Sprintf("%s=%d", key, tat))
 }
 
+func (f *fakePersistence) RecordCreate(key []byte, tat int64) { f.Record(key, tat) }
+
 func (f *fakePersistence) RecordFlush() {
 	f.mu.Lock()
 	defer f.mu.Unlock()

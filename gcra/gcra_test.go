@@ -284,6 +284,10 @@ func (j *recordingJournal) Record(key []byte, tat int64) {
 	j.changes = append(j.changes, string(key)+":"+map[bool]string{true: "del", false: "set"}[tat == 0])
 }
 
+func (j *recordingJournal) RecordCreate(key []byte, tat int64) {
+	j.changes = append(j.changes, string(key)+":new")
+}
+
 func (j *recordingJournal) RecordFlush() { j.changes = append(j.changes, "flush") }
 
 func TestJournal(t *testing.T) {
@@ -291,16 +295,17 @@ func TestJournal(t *testing.T) {
 	tbl := NewTable(1, j)
 	l, _ := NewLimit(1, 1, 1)
 	now := int64(1e18)
-	_, _ = tbl.Throttle([]byte("a"), now, l, 1)  // set
+	_, _ = tbl.Throttle([]byte("a"), now, l, 1)  // new
 	_, _ = tbl.Throttle([]byte("a"), now, l, 0)  // peek: no change
 	_, _ = tbl.Throttle([]byte("a"), now, l, 5)  // refused: no change
 	_, _ = tbl.Throttle([]byte("a"), now, l, -5) // refund to full: del
-	_, _ = tbl.Throttle([]byte("b"), now, l, 1)  // set
+	_, _ = tbl.Throttle([]byte("b"), now, l, 1)  // new
 	tbl.Delete([]byte("b"), now)                 // del
+	_, _ = tbl.Throttle([]byte("c"), now, l, 1)  // new
 	_, _ = tbl.Throttle([]byte("c"), now, l, 1)  // set
 	tbl.Sweep(now+5e9, 100)                      // del
 	tbl.Flush()                                  // flush
-	assert.Equal(t, []string{"a:set", "a:del", "b:set", "b:del", "c:set", "c:del", "flush"}, j.changes)
+	assert.Equal(t, []string{"a:new", "a:del", "b:new", "b:del", "c:new", "c:set", "c:del", "flush"}, j.changes)
 }
 
 func FuzzParseInt(f *testing.F) {

@@ -17,12 +17,15 @@ var ErrShardFull = errors.New("ERR state table shard is full")
 
 // Journal receives every change to the table, in order per key, while the
 // key's shard lock is held: tat is the new TAT, or 0 when the key was
-// removed; key is valid only during the call. RecordFlush is called for
+// removed; key is valid only during the call. RecordCreate is Record for a
+// key the table did not hold (a journal may then know that the key has no
+// older state to remove). RecordFlush is called for
 // Flush while every shard lock is held, so no change can fall between the
 // flush and its record. Persistence implements it; the table never waits
 // on it.
 type Journal interface {
 	Record(key []byte, tat int64)
+	RecordCreate(key []byte, tat int64)
 	RecordFlush()
 }
 
@@ -113,7 +116,9 @@ func (t *Table) store(s *shard, i int, found bool, key []byte, h uint64, old, ne
 		if err := s.insert(key, h, newTAT); err != nil {
 			return err
 		}
-		t.record(key, newTAT)
+		if t.journal != nil {
+			t.journal.RecordCreate(key, newTAT)
+		}
 	}
 	return nil
 }

@@ -3,7 +3,7 @@ package persistence
 import "encoding/binary"
 
 // Operations in the pending log: opSet key tat, opDelete key, opFlush (the
-// TAT namespace); opPut key value, opDrop key, opFlushPrefix prefix (other
+// TAT namespace), opCreate key tat (opSet of a key that had no TAT); opPut key value, opDrop key, opFlushPrefix prefix (other
 // namespaces; their keys carry the namespace). A key or value is a uvarint
 // length and its bytes; a TAT is 8 bytes big-endian.
 const (
@@ -13,6 +13,7 @@ const (
 	opPut
 	opDrop
 	opFlushPrefix
+	opCreate
 )
 
 const (
@@ -46,10 +47,10 @@ func (p *pendingLog) tail(n int) *[]byte {
 	return &p.chunks[len(p.chunks)-1]
 }
 
-func (p *pendingLog) appendSet(key []byte, tat int64) {
+func (p *pendingLog) appendSet(op byte, key []byte, tat int64) {
 	c := p.tail(1 + binary.MaxVarintLen64 + len(key) + 8)
 	n := len(*c)
-	*c = append(*c, opSet)
+	*c = append(*c, op)
 	*c = binary.AppendUvarint(*c, uint64(len(key)))
 	*c = append(*c, key...)
 	*c = binary.BigEndian.AppendUint64(*c, uint64(tat))
@@ -106,7 +107,7 @@ func (p *pendingLog) recycle(chunks [][]byte) {
 
 // ops calls fn for every operation encoded in chunks, in order, stopping at
 // the first error. key and value alias the chunk; tat is 0 unless op is
-// opSet, value nil unless op is opPut.
+// opSet or opCreate, value nil unless op is opPut.
 func ops(chunks [][]byte, fn func(op byte, key []byte, tat int64, value []byte) error) error {
 	for _, c := range chunks {
 		for p := 0; p < len(c); {
@@ -120,7 +121,7 @@ func ops(chunks [][]byte, fn func(op byte, key []byte, tat int64, value []byte) 
 				key = c[p : p+int(n)]
 				p += int(n)
 				switch op {
-				case opSet:
+				case opSet, opCreate:
 					tat = int64(binary.BigEndian.Uint64(c[p:]))
 					p += 8
 				case opPut:

@@ -28,7 +28,7 @@ func TestPendingLogRoundTrip(t *testing.T) {
 			switch {
 			case i%1000 == 999:
 				key = string(bytes.Repeat([]byte{'x'}, chunkSize+i)) // bigger than a chunk
-				p.appendSet([]byte(key), int64(i+1))
+				p.appendSet(opSet, []byte(key), int64(i+1))
 				want = append(want, decoded{opSet, key, int64(i + 1)})
 			case i%7 == 0:
 				p.appendDelete([]byte(key))
@@ -37,7 +37,7 @@ func TestPendingLogRoundTrip(t *testing.T) {
 				p.appendFlush()
 				want = append(want, decoded{opFlush, "", 0})
 			default:
-				p.appendSet([]byte(key), int64(i)<<40|int64(i))
+				p.appendSet(opSet, []byte(key), int64(i)<<40|int64(i))
 				want = append(want, decoded{opSet, key, int64(i)<<40 | int64(i)})
 			}
 		}

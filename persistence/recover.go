@@ -87,6 +87,8 @@ func (s *Store) Load(dst Setter, now int64) (Recovery, error) {
 	}
 	rec.Duration = time.Since(start)
 	s.recMu.Lock()
+	rec.Replayed = s.recovery.Replayed
+	rec.Duration += s.recovery.Duration
 	s.recovery = rec
 	s.recMu.Unlock()
 	return rec, nil

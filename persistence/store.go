@@ -29,7 +29,10 @@ const (
 const (
 	tatPrefix     = "t/"
 	metaFormat    = "m/format"
-	formatVersion = "1"
+	formatVersion = "2"
+	// formatV1 is the layout without the journal; it reads the same and is
+	// upgraded in place.
+	formatV1 = "1"
 )
 
 var (
@@ -57,6 +60,11 @@ type Options struct {
 	// DefaultMemTableSize. Larger tables absorb more rewrites of hot keys
 	// before they reach an sstable, at the cost of memory and WAL replay.
 	MemTableSize uint64
+	// FoldBytes is how many bytes of journalled changes are folded into
+	// the key space at once (see journal.go); zero means DefaultFoldBytes.
+	// Larger folds write a key changed many times once, at the cost of a
+	// longer replay at start-up and more memory while folding.
+	FoldBytes int
 	// Logger receives the store's and Pebble's messages; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -74,16 +82,19 @@ type Store struct {
 	lock *pebble.Lock
 	gate *atomic.Bool // walFS's: log syncs reach the disk; nil in Always mode
 
-	// Always mode pipelines its fsyncs: the writer applies a batch without
-	// waiting for its sync and hands it here; the syncer waits for the syncs
-	// in commit order and advances synced. Meanwhile the writer applies the
-	// next batch, which Pebble's log writer syncs together with whatever
-	// else is waiting, so a slow fsync never idles the writer.
-	inflight   chan inflightBatch
-	syncerDone chan struct{}
-	dir        string
-	mode       Mode
-	log        *slog.Logger
+	// Always mode commits in groups (see group): joined counts the callers
+	// of Wait since the writer last took the pending log, want is how many
+	// had joined the previous group, ready wakes the writer when joined
+	// reaches want, and delay (the writer's own) is the longest a group
+	// waits for its members: the previous commit's duration.
+	joined atomic.Int64
+	want   atomic.Int64
+	delay  time.Duration
+	ready  chan struct{}
+
+	dir  string
+	mode Mode
+	log  *slog.Logger
 
 	interval   time.Duration
 	maxPending int
@@ -96,6 +107,19 @@ type Store struct {
 	broken  bool       // the writer has failed; operations are dropped
 
 	batch *pebble.Batch // the writer's, reused
+
+	// The journal (journal.go): the writer numbers its entries and asks the
+	// folder to fold them once foldBytes accumulated.
+	jseq          uint64 // the next journal entry's number (the writer's)
+	unfolded      atomic.Int64
+	foldBytes     int
+	foldReq       chan uint64 // entries below this number may be folded
+	folderDone    chan struct{}
+	folding       atomic.Bool // a fold was asked for and has not finished
+	lastFoldKeys  int         // the folder's: keys in its last fold, to size the next
+	folds         atomic.Uint64
+	foldedChanges atomic.Uint64
+	foldedKeys    atomic.Uint64
 
 	kick    chan struct{} // wakes the writer: pending became non-empty
 	syncReq chan struct{} // asks the writer to sync now (Sync)
@@ -144,15 +168,20 @@ type Stats struct {
 	Dropped     uint64    // changes discarded because the store had failed or closed
 	Err         error     // why the store stopped writing; nil while healthy
 	DiskBytes   uint64    // Pebble's disk usage
+	Folds       uint64    // journal folds into the key space
+	Folded      uint64    // journalled changes folded
+	FoldedKeys  uint64    // keys those folds wrote or deleted
+	Unfolded    uint64    // bytes journalled since the last fold began
 	Recovery    Recovery  // what Load found
 }
 
 // Recovery describes one Load.
 type Recovery struct {
 	Keys     int           // unexpired TATs loaded into the table
+	Replayed int           // journalled changes folded into the key space at Open
 	Expired  int           // TATs that had passed, deleted from disk
 	Invalid  int           // malformed entries, deleted from disk
-	Duration time.Duration // how long loading took
+	Duration time.Duration // how long replaying (at Open) and loading took
 }
 
 // Open opens (creating if needed) the data directory and starts the writer.
@@ -174,6 +203,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = DefaultMaxPending
+	}
+	if opts.FoldBytes <= 0 {
+		opts.FoldBytes = DefaultFoldBytes
 	}
 	if opts.MemTableSize == 0 {
 		opts.MemTableSize = DefaultMemTableSize
@@ -214,10 +246,15 @@ func Open(opts Options) (*Store, error) {
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 		waitCh:     make(chan struct{}),
-		inflight:   make(chan inflightBatch, maxInflight),
-		syncerDone: make(chan struct{}),
+		ready:      make(chan struct{}, 1),
+		jseq:       1,
+		foldBytes:  opts.FoldBytes,
+		foldReq:    make(chan uint64, 1),
+		folderDone: make(chan struct{}),
+		delay:      minGroupDelay,
 	}
 	s.room.L = &s.mu
+	s.want.Store(1)
 	if err := checkContents(dir, fs); err != nil {
 		_ = lock.Close()
 		return nil, err
@@ -243,8 +280,18 @@ func Open(opts Options) (*Store, error) {
 		_ = lock.Close()
 		return nil, err
 	}
+	start := time.Now()
+	f, err := s.fold(journalLower, journalUpper)
+	if err != nil {
+		_ = db.Close()
+		_ = lock.Close()
+		return nil, fmt.Errorf("replay journal in %s: %w", dir, err)
+	}
+	s.recovery.Replayed = f.changes
+	s.recovery.Duration = time.Since(start)
 	s.openGate(false)
 	go s.run()
+	go s.folder()
 	return s, nil
 }
 
@@ -325,6 +372,12 @@ func (s *Store) checkFormat() error {
 	}
 	got := string(v)
 	_ = closer.Close()
+	if got == formatV1 {
+		if err := s.db.Set([]byte(metaFormat), []byte(formatVersion), pebble.Sync); err != nil {
+			return fmt.Errorf("write data dir %s: %w", s.dir, err)
+		}
+		return nil
+	}
 	if got != formatVersion {
 		return fmt.Errorf("data dir %s holds layout version %q; this sluice reads version %s", s.dir, got, formatVersion)
 	}
@@ -358,7 +411,13 @@ func (s *Store) Dir() string { return s.dir }
 // changes of one key arrive in order. It does no I/O: it appends to the
 // pending buffer and wakes the writer; it blocks only while MaxPending bytes
 // already wait for a writer that cannot keep up.
-func (s *Store) Record(key []byte, tat int64) {
+func (s *Store) Record(key []byte, tat int64) { s.record(opSet, key, tat) }
+
+// RecordCreate is Record for a key the table did not hold: should the key
+// be removed before the journal is folded, the fold writes nothing for it.
+func (s *Store) RecordCreate(key []byte, tat int64) { s.record(opCreate, key, tat) }
+
+func (s *Store) record(op byte, key []byte, tat int64) {
 	s.mu.Lock()
 	if !s.admit() {
 		s.mu.Unlock()
@@ -367,8 +426,10 @@ func (s *Store) Record(key []byte, tat int64) {
 	wake := s.pending.size == 0
 	if tat == 0 {
 		s.pending.appendDelete(key)
+		s.keysDeleted.Add(1)
 	} else {
-		s.pending.appendSet(key, tat)
+		s.pending.appendSet(op, key, tat)
+		s.keysWritten.Add(1)
 	}
 	s.seq++
 	s.recorded.Store(s.seq)
@@ -388,6 +449,7 @@ func (s *Store) RecordFlush() {
 	}
 	wake := s.pending.size == 0
 	s.pending.appendFlush()
+	s.flushes.Add(1)
 	s.seq++
 	s.recorded.Store(s.seq)
 	s.mu.Unlock()
@@ -415,6 +477,14 @@ func (s *Store) recordRaw(op byte, ns string, key, value []byte) {
 	}
 	wake := s.pending.size == 0
 	s.pending.appendRaw(op, ns, key, value)
+	switch op {
+	case opPut:
+		s.keysWritten.Add(1)
+	case opDrop:
+		s.keysDeleted.Add(1)
+	default:
+		s.flushes.Add(1)
+	}
 	s.seq++
 	s.recorded.Store(s.seq)
 	s.mu.Unlock()
@@ -461,7 +531,17 @@ func (s *Store) Wait() error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	return s.waitSynced(s.recorded.Load())
+	target := s.recorded.Load()
+	if s.synced.Load() >= target {
+		return nil
+	}
+	if s.joined.Add(1) >= s.want.Load() {
+		select {
+		case s.ready <- struct{}{}:
+		default:
+		}
+	}
+	return s.waitSynced(target)
 }
 
 // Sync makes every change recorded before the call durable now, whatever the
@@ -553,8 +633,7 @@ func (s *Store) give(chunks [][]byte) {
 // until Close.
 func (s *Store) run() {
 	defer close(s.done)
-	go s.syncer()
-	defer func() { close(s.inflight); <-s.syncerDone }()
+	defer close(s.foldReq)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	armed := false // timer runs: EverySec has unsynced writes
@@ -565,7 +644,9 @@ func (s *Store) run() {
 		var forced, due, quit bool
 		select {
 		case <-s.kick:
-			if s.mode != Always {
+			if s.mode == Always {
+				forced, quit = s.group(gather)
+			} else {
 				forced, quit = s.gather(gather)
 			}
 		case <-s.syncReq:
@@ -577,6 +658,9 @@ func (s *Store) run() {
 		}
 		chunks, seq := s.take(spare)
 		spare = chunks[:0] // the next take's storage; the chunks go back by give
+		if s.mode == Always {
+			s.want.Store(max(1, s.joined.Swap(0)))
+		}
 		if s.failure() != nil {
 			s.give(chunks)
 			if quit {
@@ -584,19 +668,9 @@ func (s *Store) run() {
 			}
 			continue
 		}
-		if s.mode == Always && len(chunks) > 0 {
-			err := s.commitPipelined(chunks, seq)
-			s.give(chunks)
-			if err != nil {
-				s.fail(err)
-			}
-			if quit {
-				return
-			}
-			continue
-		}
 		syncNow := forced || due || quit || s.mode == Always
 		if len(chunks) > 0 {
+			start := time.Now()
 			err := s.commit(chunks, syncNow)
 			s.give(chunks)
 			if err != nil {
@@ -607,6 +681,10 @@ func (s *Store) run() {
 			if syncNow {
 				s.advance(seq)
 			}
+			if s.mode == Always {
+				s.delay = min(max(time.Since(start), minGroupDelay), maxGroupDelay)
+			}
+			s.maybeFold()
 		} else if syncNow && s.synced.Load() < s.written.Load() {
 			if err := s.syncWAL(); err != nil {
 				s.fail(err)
@@ -624,95 +702,40 @@ func (s *Store) run() {
 	}
 }
 
-// maxInflight bounds the batches applied but not yet known synced.
-const maxInflight = 64
+// Bounds of how long an Always group waits for its members (see group).
+const (
+	minGroupDelay = 50 * time.Microsecond
+	maxGroupDelay = 10 * time.Millisecond
+)
 
-// inflightBatch is a batch applied with its sync still pending, and the
-// sequence number of its last operation.
-type inflightBatch struct {
-	b   *pebble.Batch
-	seq uint64
-}
-
-// commitPipelined applies the operations in chunks as one batch whose log
-// sync the syncer waits for (Always mode); the writer goes on meanwhile.
-func (s *Store) commitPipelined(chunks [][]byte, seq uint64) error {
-	b := s.db.NewBatch()
-	// push applies b without waiting for its sync and queues it for the
-	// syncer; pieces of a large backlog carry seq 0 (nothing to advance).
-	push := func(seq uint64) error {
-		if err := guard(func() error { return s.db.ApplyNoSyncWait(b, pebble.Sync) }); err != nil {
-			return err // b is closed below
-		}
-		s.batches.Add(1)
-		s.inflight <- inflightBatch{b: b, seq: seq}
-		b = s.db.NewBatch()
-		return nil
+// group lets an Always-mode group commit form before the writer takes it.
+// Replies wait for the commit, so with N clients in a closed loop the N
+// requests released by one commit come back together; committing the first
+// at once would split them into two groups that alternate, each waiting for
+// the other's fsync. The writer therefore waits until as many callers of
+// Wait have joined as joined the previous group, or for at most the
+// duration of the previous commit (so a caller never waits longer than two
+// commits, as with no waiting at all), or until Sync or Close asks.
+func (s *Store) group(t *time.Timer) (forced, quit bool) {
+	if s.joined.Load() >= s.want.Load() {
+		return false, false
 	}
-	var counts opCounts
-	err := ops(chunks, func(op byte, key []byte, tat int64, value []byte) error {
-		err := counts.add(b, op, key, tat, value)
-		if err != nil || b.Len() < maxBatchBytes {
-			return err
-		}
-		return push(0)
-	})
-	if err == nil {
-		if b.Empty() {
-			err = b.LogData(nil, nil) // a record to sync, so seq is advanced in order
-		}
-		if err == nil {
-			err = push(seq)
+	t.Reset(s.delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ready:
+			if s.joined.Load() >= s.want.Load() {
+				return false, false
+			}
+		case <-t.C:
+			return false, false
+		case <-s.syncReq:
+			return true, false
+		case <-s.quit:
+			return false, true
 		}
 	}
-	_ = b.Close()
-	if err != nil {
-		return err
-	}
-	s.count(counts)
-	s.written.Store(seq)
-	return nil
-}
-
-// opCounts tallies the operations of a commit for Stats.
-type opCounts struct{ sets, dels, flushes uint64 }
-
-// add applies one pending-log operation to b.
-func (c *opCounts) add(b *pebble.Batch, op byte, key []byte, tat int64, value []byte) error {
-	switch op {
-	case opSet:
-		c.sets++
-		d := b.SetDeferred(len(tatPrefix)+len(key), 8)
-		copy(d.Key, tatPrefix)
-		copy(d.Key[len(tatPrefix):], key)
-		binary.BigEndian.PutUint64(d.Value, uint64(tat))
-		return d.Finish()
-	case opDelete:
-		c.dels++
-		d := b.DeleteDeferred(len(tatPrefix) + len(key))
-		copy(d.Key, tatPrefix)
-		copy(d.Key[len(tatPrefix):], key)
-		return d.Finish()
-	case opFlush:
-		c.flushes++
-		return b.DeleteRange(tatLower, tatUpper, nil)
-	case opPut:
-		c.sets++
-		return b.Set(key, value, nil)
-	case opDrop:
-		c.dels++
-		return b.Delete(key, nil)
-	case opFlushPrefix:
-		c.flushes++
-		return b.DeleteRange(key, prefixEnd(key), nil)
-	}
-	return fmt.Errorf("corrupt pending log: operation %d", op)
-}
-
-func (s *Store) count(c opCounts) {
-	s.keysWritten.Add(c.sets)
-	s.keysDeleted.Add(c.dels)
-	s.flushes.Add(c.flushes)
 }
 
 // prefixEnd is the first key after every key starting with prefix (whose
@@ -721,23 +744,6 @@ func prefixEnd(prefix []byte) []byte {
 	end := append([]byte(nil), prefix...)
 	end[len(end)-1]++
 	return end
-}
-
-// syncer waits, in commit order, for the syncs of pipelined batches and
-// advances synced (Always mode), until the writer closes inflight.
-func (s *Store) syncer() {
-	defer close(s.syncerDone)
-	for f := range s.inflight {
-		err := f.b.SyncWait()
-		_ = f.b.Close()
-		if err != nil {
-			s.fail(err)
-			continue
-		}
-		if f.seq != 0 && s.failure() == nil {
-			s.advance(f.seq)
-		}
-	}
 }
 
 // coalesce is how long the writer lets changes gather in EverySec and No
@@ -791,37 +797,55 @@ func (s *Store) openGate(open bool) {
 // reused and to stay under Pebble's large-batch threshold.
 const maxBatchBytes = 512 << 10
 
-// commit applies the operations in chunks to Pebble and hands them to the
-// operating system before returning; sync makes it wait for the disk too.
-// Far-behind backlogs go in several batches, the last one synced: a log
-// sync covers everything before it.
+// commit journals the operations in chunks (see journal.go) and hands them
+// to the operating system before returning; sync makes it wait for the disk
+// too. A far-behind backlog goes in several entries of at most
+// maxBatchBytes (whole chunks each), committed in several batches, the last
+// one synced: a log sync covers everything before it.
 func (s *Store) commit(chunks [][]byte, sync bool) error {
 	if s.batch == nil {
 		s.batch = s.db.NewBatch()
 	}
 	b := s.batch
-	var counts opCounts
-	err := ops(chunks, func(op byte, key []byte, tat int64, value []byte) error {
-		if err := counts.add(b, op, key, tat, value); err != nil {
+	for i := 0; i < len(chunks); {
+		n, j := len(chunks[i]), i+1
+		for ; j < len(chunks) && n+len(chunks[j]) <= maxBatchBytes; j++ {
+			n += len(chunks[j])
+		}
+		d := b.SetDeferred(len(journalPrefix)+8, n)
+		copy(d.Key, journalPrefix)
+		binary.BigEndian.PutUint64(d.Key[len(journalPrefix):], s.jseq)
+		v := d.Value[:0]
+		for _, c := range chunks[i:j] {
+			v = append(v, c...)
+		}
+		if err := d.Finish(); err != nil {
 			return err
 		}
-		if b.Len() < maxBatchBytes {
-			return nil
+		s.jseq++
+		s.unfolded.Add(int64(n))
+		if i = j; i < len(chunks) {
+			if err := s.apply(b, pebble.NoSync); err != nil {
+				return err
+			}
 		}
-		return s.apply(b, pebble.NoSync)
-	})
-	if err != nil {
-		return err
 	}
 	if sync {
 		s.openGate(true)
 		defer s.openGate(false)
 	}
-	if err := s.apply(b, pebble.Sync); err != nil {
-		return err
+	return s.apply(b, pebble.Sync)
+}
+
+// maybeFold asks the folder to fold the journal written so far once
+// foldBytes accumulated and no fold is running.
+func (s *Store) maybeFold() {
+	if s.unfolded.Load() < int64(s.foldBytes) || s.folding.Load() {
+		return
 	}
-	s.count(counts)
-	return nil
+	s.folding.Store(true)
+	s.unfolded.Store(0)
+	s.foldReq <- s.jseq
 }
 
 // apply commits b and resets it for reuse. An empty batch still commits
@@ -868,6 +892,7 @@ func (s *Store) Close() error {
 		s.room.Broadcast()
 		close(s.quit)
 		<-s.done
+		<-s.folderDone
 		err := s.failure()
 		s.openGate(true)
 		if s.batch != nil {
@@ -906,6 +931,10 @@ func (s *Store) Stats() Stats {
 		Fsyncs:      s.fsyncs.Load(),
 		WriteErrors: s.writeErrors.Load(),
 		Dropped:     s.dropped.Load(),
+		Folds:       s.folds.Load(),
+		Folded:      s.foldedChanges.Load(),
+		FoldedKeys:  s.foldedKeys.Load(),
+		Unfolded:    uint64(s.unfolded.Load()),
 	}
 	if ns := s.lastSync.Load(); ns != 0 {
 		st.LastSync = time.Unix(0, ns)

@@ -406,7 +406,7 @@ func dirSize(t testing.TB, dir string) int64 {
 func TestDiskStaysFlatUnderChurn(t *testing.T) {
 	dir := t.TempDir()
 	const memtable = 1 << 20
-	s, err := Open(Options{Dir: dir, Mode: No, Logger: quiet(), MemTableSize: memtable})
+	s, err := Open(Options{Dir: dir, Mode: No, Logger: quiet(), MemTableSize: memtable, FoldBytes: memtable})
 	require.NoError(t, err)
 	defer s.Close()
 	tb := gcra.NewTable(16, s)
@@ -432,15 +432,16 @@ func TestDiskStaysFlatUnderChurn(t *testing.T) {
 	st := s.Stats()
 	assert.EqualValues(t, rounds*perRound, st.KeysWritten)
 	assert.EqualValues(t, rounds*perRound, st.KeysDeleted)
+	assert.Greater(t, st.Folds, uint64(rounds/4), "the journal was folded as it grew")
 	t.Logf("dir size after each round of %d keys written and expired: %v", perRound, sizes)
 	// Everything ever written is ~rounds*perRound*110 bytes (a Set and a
 	// Delete of a 40-byte key) = 53 MB (14 MB under the race detector); the
-	// directory holds the write-ahead logs of about two memtables plus a
-	// little sstable data, whatever the history.
+	// directory holds the write-ahead logs of about two memtables, a journal
+	// not yet folded and a little sstable data, whatever the history.
 	early := slices.Max(sizes[:rounds/4])
 	for r := rounds / 2; r < rounds; r++ {
 		assert.LessOrEqual(t, sizes[r], early+4<<20, "round %d grew past the early rounds' %d bytes", r, early)
-		assert.LessOrEqual(t, sizes[r], int64(3*memtable+4<<20), "round %d", r)
+		assert.LessOrEqual(t, sizes[r], int64(3*memtable+2*memtable+4<<20), "round %d", r) // + journal
 		assert.Less(t, sizes[r], int64(rounds*perRound*110/4), "round %d", r)
 	}
 	require.NoError(t, s.Close())
@@ -472,6 +473,13 @@ func TestRecoveryIntoATable(t *testing.T) {
 	assert.True(t, mustThrottle(t, tb2, "k7", epoch, 1).Limited)
 }
 
+// countOps counts the operations in a journal entry.
+func countOps(v []byte) (int, error) {
+	n := 0
+	err := ops([][]byte{v}, func(byte, []byte, int64, []byte) error { n++; return nil })
+	return n, err
+}
+
 // encodedTAT is the on-disk value for tat.
 func encodedTAT(tat int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(tat)) }
 
@@ -480,7 +488,21 @@ func TestOnDiskLayout(t *testing.T) {
 	s := open(t, dir, Always)
 	s.Record([]byte("api:alice"), epoch+5)
 	require.NoError(t, s.Wait())
-	v, closer, err := s.db.Get([]byte("t/api:alice"))
+	// The change is journalled first, in one entry with the pending log's
+	// encoding...
+	v, closer, err := s.db.Get(journalKey(1))
+	require.NoError(t, err)
+	n, err := countOps(v)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	require.NoError(t, closer.Close())
+	// ... and folded into the key space at the next Open.
+	require.NoError(t, s.Close())
+	s = open(t, dir, Always)
+	assert.Equal(t, 1, s.Stats().Recovery.Replayed)
+	_, _, err = s.db.Get(journalKey(1))
+	assert.ErrorIs(t, err, pebble.ErrNotFound, "folded entries are deleted")
+	v, closer, err = s.db.Get([]byte("t/api:alice"))
 	require.NoError(t, err)
 	assert.Equal(t, encodedTAT(epoch+5), v)
 	require.NoError(t, closer.Close())

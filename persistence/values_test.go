@@ -33,6 +33,8 @@ func TestValuesNamespaces(t *testing.T) {
 	assert.Empty(t, load("l/", true))
 	s.RecordFlushPrefix("w/")
 	require.NoError(t, s.Wait())
+	require.NoError(t, s.Close())
+	s = open(t, dir, Always)
 	assert.Empty(t, load("w/", true))
 	require.NoError(t, s.Close())
 	got, _ := reload(t, dir, epoch)
