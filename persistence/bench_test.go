@@ -131,3 +131,32 @@ func BenchmarkRecover(b *testing.B) {
 	b.ReportMetric(opening.Seconds()/float64(b.N), "open-s/op")
 	b.ReportMetric(loading.Seconds()/float64(b.N), "load-s/op")
 }
+
+// BenchmarkFold measures folding a journal of 600,000 changes (about
+// 16 MiB, the default FoldBytes) over 100,000 keys into the key space: the
+// fold's cost per journalled change, which the server pays in the
+// background.
+//
+//	go test -run '^$' -bench Fold -benchtime 5x ./persistence/
+func BenchmarkFold(b *testing.B) {
+	const changes, keys = 600_000, 100_000
+	s, err := Open(Options{Dir: b.TempDir(), Mode: No, Logger: quiet(), FoldBytes: 1 << 40})
+	require.NoError(b, err)
+	defer s.Close()
+	key := make([]byte, 0, 32)
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		for i := range changes {
+			key = fmt.Appendf(key[:0], "bench:%07d", (i*7919)%keys)
+			s.Record(key, epoch+int64(i+1))
+		}
+		require.NoError(b, s.Sync())
+		upper := journalKey(s.jseq)
+		b.StartTimer()
+		f, err := s.fold(journalLower, upper)
+		require.NoError(b, err)
+		require.Equal(b, changes, f.changes)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*changes), "ns/change")
+}

@@ -3,6 +3,7 @@ package persistence
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -27,6 +28,10 @@ var (
 	journalUpper = []byte("j0") // the first key after every "j/..." key
 )
 
+// foldSlice is how many changes a fold reads, or keys it writes, between
+// yields to the scheduler.
+const foldSlice = 1024
+
 // DefaultFoldBytes is how many bytes of journalled changes trigger a fold
 // when Options.FoldBytes is zero.
 const DefaultFoldBytes = 16 << 20
@@ -43,9 +48,9 @@ type folded struct {
 }
 
 // fold rewrites the journal entries in [lower, upper) into the key space
-// and deletes them, in one batch, so a crash leaves either the journal or
-// its fold. Folding is idempotent: the journal replays to the same state
-// over a partly folded key space.
+// and then deletes them. The journal goes last, so a crash mid-fold leaves
+// it in place, and folding is idempotent: the journal folds to the same
+// state over a partly folded key space.
 func (s *Store) fold(lower, upper []byte) (folded, error) {
 	var out folded
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
@@ -97,6 +102,9 @@ func (s *Store) fold(lower, upper []byte) (folded, error) {
 		}
 		err = ops([][]byte{v}, func(op byte, key []byte, tat int64, value []byte) error {
 			out.changes++
+			if out.changes%foldSlice == 0 {
+				runtime.Gosched()
+			}
 			switch op {
 			case opSet, opCreate, opDelete:
 				scratch = append(append(scratch[:0], tatPrefix...), key...)
@@ -124,7 +132,7 @@ func (s *Store) fold(lower, upper []byte) (folded, error) {
 		return out, err
 	}
 	b := s.db.NewBatch()
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	for _, ns := range flushed {
 		if err := b.DeleteRange([]byte(ns), prefixEnd([]byte(ns)), nil); err != nil {
 			return out, err
@@ -150,6 +158,17 @@ func (s *Store) fold(lower, upper []byte) (folded, error) {
 			return out, err
 		}
 		out.keys++
+		if out.keys%foldSlice == 0 {
+			// Commit in slices, letting connections run in between (with
+			// one CPU a long fold would otherwise hold it for a whole
+			// scheduler time slice). A crash between slices is harmless:
+			// the journal is only deleted by the last one.
+			if err := guard(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
+				return out, err
+			}
+			b.Reset()
+			runtime.Gosched()
+		}
 	}
 	if err := b.DeleteRange(lower, upper, nil); err != nil {
 		return out, err
