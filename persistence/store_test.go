@@ -410,7 +410,7 @@ func TestDiskStaysFlatUnderChurn(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	tb := gcra.NewTable(16, s)
-	rounds, perRound := 32, 15000
+	rounds, perRound := 64, 15000
 	if raceEnabled {
 		perRound = 4000
 	}
@@ -432,18 +432,19 @@ func TestDiskStaysFlatUnderChurn(t *testing.T) {
 	st := s.Stats()
 	assert.EqualValues(t, rounds*perRound, st.KeysWritten)
 	assert.EqualValues(t, rounds*perRound, st.KeysDeleted)
-	assert.Greater(t, st.Folds, uint64(rounds/4), "the journal was folded as it grew")
+	assert.Greater(t, st.Folds, uint64(rounds/8), "the journal was folded as it grew")
 	t.Logf("dir size after each round of %d keys written and expired: %v", perRound, sizes)
 	// Everything ever written is ~rounds*perRound*110 bytes (a Set and a
-	// Delete of a 40-byte key) = 53 MB (14 MB under the race detector); the
+	// Delete of a 40-byte key) = 106 MB (28 MB under the race detector); the
 	// directory holds the write-ahead logs of about two memtables, a journal
 	// not yet folded and a little sstable data, whatever the history.
-	early := slices.Max(sizes[:rounds/4])
-	for r := rounds / 2; r < rounds; r++ {
-		assert.LessOrEqual(t, sizes[r], early+4<<20, "round %d grew past the early rounds' %d bytes", r, early)
-		assert.LessOrEqual(t, sizes[r], int64(3*memtable+2*memtable+4<<20), "round %d", r) // + journal
-		assert.Less(t, sizes[r], int64(rounds*perRound*110/4), "round %d", r)
-	}
+	// Compactions make the size saw-tooth, so the check is on the peaks:
+	// the last quarter's peak is no higher than the second quarter's plus
+	// slack, and far below what was ever written.
+	second := slices.Max(sizes[rounds/4 : rounds/2])
+	last := slices.Max(sizes[3*rounds/4:])
+	assert.LessOrEqual(t, last, second*3/2+4<<20, "the directory grew with the keys ever written")
+	assert.Less(t, last, int64(rounds*perRound*110/4))
 	require.NoError(t, s.Close())
 	got, _ := reload(t, dir, epoch)
 	assert.Empty(t, got)
