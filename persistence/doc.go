@@ -8,17 +8,20 @@
 // [Store.RecordFlush] for FLUSHALL. Record does no I/O and never allocates
 // in steady state: it appends the change to an in-memory pending log (64 KiB
 // chunks, reused) and gives it a sequence number. A single writer goroutine
-// takes whatever accumulated and commits it to Pebble — a Set of the key's
-// TAT, a Delete, or for FLUSHALL a DeleteRange over the whole TAT namespace —
-// in one batch (split at 512 KiB when it fell far behind), so the changes of
-// one key reach disk in the order they happened. Without a data directory
+// takes whatever accumulated and commits it to Pebble as one journal entry
+// (split at 512 KiB when it fell far behind), so the changes of one key reach
+// disk in the order they happened. A folder goroutine later folds the
+// journal into the key space (see journal.go). Without a data directory
 // there is no Store and the table journals nothing.
 //
 // # Layout
 //
 // Every live key is stored as "t/" + key -> its TAT, 8 bytes of big-endian
-// Unix nanoseconds (absolute, so it means the same after a restart). "m/format"
-// holds the layout version; other prefixes are free for later namespaces.
+// Unix nanoseconds (absolute, so it means the same after a restart); window
+// counters and leases live under "w/" and "l/". "j/" + an 8-byte entry
+// number holds journal entries not yet folded: the pending log's encoding of
+// one batch of changes. "m/format" holds the layout version (2; version 1,
+// from before the journal, is upgraded in place).
 //
 // # Guarantees
 //
@@ -35,7 +38,9 @@
 //     [Store.Wait] returns only once every change recorded before the call
 //     is synced, so a reply sent after Wait never promises what a crash could
 //     forget. Decisions made while a sync runs share the next one (group
-//     commit). If a write fails, Wait returns the error from then on.
+//     commit), and the writer lets a group gather as many callers of Wait as
+//     the previous one had (or for one commit's duration) before taking it.
+//     If a write fails, Wait returns the error from then on.
 //   - [EverySec]: the write-ahead log is synced within SyncInterval (one
 //     second) of the first write after the previous sync, and when Pebble
 //     rotates a log file. A machine crash loses at most about the last
@@ -49,10 +54,12 @@
 // before it, and Pebble's write-ahead log makes every crash safe: the data
 // directory is never corrupted, only possibly behind.
 //
-// [Store.Load] rebuilds the table at start-up: every TAT still in the future
-// is set into the table; TATs that passed while Sluice was down are deleted
-// from disk instead. Keys the expiry sweep removes are deleted from disk as
-// they are swept, and Pebble's compactions reclaim the space.
+// [Open] folds whatever journal a previous run left into the key space;
+// [Store.Load] then rebuilds the table: every TAT still in the future is set
+// into the table; TATs that passed while Sluice was down are deleted from
+// disk instead. Keys the expiry sweep removes are deleted from disk when the
+// journal holding their removal is folded, and Pebble's compactions reclaim
+// the space.
 //
 // # Errors
 //

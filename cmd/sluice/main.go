@@ -63,6 +63,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}
 	if cfg.GOMAXPROCS > 0 {
 		runtime.GOMAXPROCS(cfg.GOMAXPROCS)
+	} else if cfg.DataDir != "" && cfg.Fsync == "always" && runtime.GOMAXPROCS(0) < 2 && os.Getenv("GOMAXPROCS") == "" {
+		// An fsync blocks its thread, and Go hands that thread's P to
+		// another only after sysmon notices (20 us to 10 ms later): with
+		// one P, every connection would stall behind each group commit.
+		runtime.GOMAXPROCS(2)
+		log.Info("GOMAXPROCS raised from 1 to 2 for --fsync always, so that requests are served while an fsync blocks a thread (set --gomaxprocs to choose)")
 	}
 
 	users, err := cfg.users()
@@ -337,8 +343,9 @@ type securityConfig struct {
 
 // persistenceConfig: the durable copy on Pebble.
 type persistenceConfig struct {
-	DataDir string `ff:"long: data-dir, nodefault, usage: 'keep a durable copy of the state here (Pebble) and reload it at start (empty: in memory only)'"`
-	Fsync   string `ff:"long: fsync, default: everysec, usage: 'with --data-dir, when changes reach the disk: always (before the reply) | everysec | no (the OS decides)'"`
+	DataDir   string `ff:"long: data-dir, nodefault, usage: 'keep a durable copy of the state here (Pebble) and reload it at start (empty: in memory only)'"`
+	Fsync     string `ff:"long: fsync, default: everysec, usage: 'with --data-dir, when changes reach the disk: always (before the reply) | everysec | no (the OS decides)'"`
+	FoldBytes int    `ff:"long: fold-bytes, default: 16777216, usage: 'with --data-dir, journalled bytes folded into the key space at once: larger writes a busy key fewer times but replays longer at start and takes more memory while folding'"`
 }
 
 // featureConfig: named policies.
@@ -465,6 +472,9 @@ func (c config) validate() error {
 	if c.Pprof && c.MetricsAddr == "" {
 		errs = append(errs, errors.New("--pprof needs --metrics-addr"))
 	}
+	if c.FoldBytes < 1<<16 {
+		errs = append(errs, fmt.Errorf("--fold-bytes %d: must be at least 65536", c.FoldBytes))
+	}
 	if c.GOMAXPROCS < 0 {
 		errs = append(errs, fmt.Errorf("--gomaxprocs %d: must not be negative", c.GOMAXPROCS))
 	}
@@ -515,6 +525,7 @@ func (c config) settings() []commands.Setting {
 		{Name: "metrics-addr", Value: c.MetricsAddr},
 		{Name: "data-dir", Value: c.DataDir},
 		{Name: "fsync", Value: c.Fsync},
+		{Name: "fold-bytes", Value: strconv.Itoa(c.FoldBytes)},
 		{Name: "enable-debug-command", Value: map[bool]string{true: "yes", false: "no"}[c.EnableDebug]},
 	}
 }

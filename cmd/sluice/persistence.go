@@ -38,7 +38,7 @@ func openDurability(cfg config, log *slog.Logger) (*durability, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := persistence.Open(persistence.Options{Dir: cfg.DataDir, Mode: mode, Logger: log})
+	store, err := persistence.Open(persistence.Options{Dir: cfg.DataDir, Mode: mode, FoldBytes: cfg.FoldBytes, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)
 	}
@@ -81,6 +81,7 @@ func (d *durability) load(table *gcra.Table, now int64) error {
 	d.log.Info("recovered throttle state",
 		slog.String("dir", d.store.Dir()),
 		slog.Int("keys", rec.Keys),
+		slog.Int("journal_replayed", rec.Replayed),
 		slog.Int("expired_dropped", rec.Expired),
 		slog.Int("invalid_dropped", rec.Invalid),
 		slog.Duration("took", rec.Duration))
@@ -162,12 +163,17 @@ func (v storeView) Info() []commands.Setting {
 		{Name: "persistence_keys_deleted", Value: u(st.KeysDeleted)},
 		{Name: "persistence_flushes", Value: u(st.Flushes)},
 		{Name: "persistence_batches", Value: u(st.Batches)},
+		{Name: "persistence_folds", Value: u(st.Folds)},
+		{Name: "persistence_folded_changes", Value: u(st.Folded)},
+		{Name: "persistence_folded_keys", Value: u(st.FoldedKeys)},
+		{Name: "persistence_unfolded_bytes", Value: u(st.Unfolded)},
 		{Name: "persistence_fsyncs", Value: u(st.Fsyncs)},
 		{Name: "persistence_last_sync_age_ms", Value: strconv.FormatInt(age, 10)},
 		{Name: "persistence_write_errors", Value: u(st.WriteErrors)},
 		{Name: "persistence_dropped_changes", Value: u(st.Dropped)},
 		{Name: "persistence_disk_bytes", Value: u(st.DiskBytes)},
 		{Name: "persistence_recovery_keys", Value: strconv.Itoa(st.Recovery.Keys)},
+		{Name: "persistence_recovery_replayed", Value: strconv.Itoa(st.Recovery.Replayed)},
 		{Name: "persistence_recovery_expired", Value: strconv.Itoa(st.Recovery.Expired)},
 		{Name: "persistence_recovery_invalid", Value: strconv.Itoa(st.Recovery.Invalid)},
 		{Name: "persistence_recovery_ms", Value: strconv.FormatInt(st.Recovery.Duration.Milliseconds(), 10)},
