@@ -61,6 +61,7 @@ func (s *Store) fold(lower, upper []byte) (folded, error) {
 	// had no TAT before its first one (created by the table, or after a
 	// flush), so if it ends removed there is nothing to delete.
 	type change struct {
+		key   string
 		op    byte
 		born  bool
 		tat   int64
@@ -70,26 +71,24 @@ func (s *Store) fold(lower, upper []byte) (folded, error) {
 	// journalled change, on a small map (the fold's main cost).
 	index := make(map[string]int32, s.lastFoldKeys)
 	var changes []change
-	var keys []string    // keys[i] is changes[i]'s key
 	var flushed []string // namespaces flushed, in order
 	flushedTATs := false
 	var scratch []byte
 	note := func(key []byte, c change) {
 		if i, ok := index[string(key)]; ok {
-			c.born = changes[i].born
+			c.key, c.born = changes[i].key, changes[i].born
 			changes[i] = c
 			return
 		}
-		k := string(key)
-		index[k] = int32(len(changes))
+		c.key = string(key)
+		index[c.key] = int32(len(changes))
 		changes = append(changes, c)
-		keys = append(keys, k)
 	}
 	flush := func(ns string) {
-		for i, k := range keys {
-			if strings.HasPrefix(k, ns) {
+		for i, c := range changes {
+			if strings.HasPrefix(c.key, ns) {
 				changes[i].op = opFlush // dropped: the range deletion covers it
-				delete(index, k)
+				delete(index, c.key)
 			}
 		}
 		flushed = append(flushed, ns)
@@ -139,8 +138,8 @@ func (s *Store) fold(lower, upper []byte) (folded, error) {
 		}
 	}
 	var val [8]byte
-	for i, c := range changes {
-		k := keys[i]
+	for _, c := range changes {
+		k := c.key
 		switch {
 		case c.op == opFlush:
 			continue // flushed after its change

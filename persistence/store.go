@@ -418,12 +418,10 @@ func (s *Store) Record(key []byte, tat int64) { s.record(opSet, key, tat) }
 func (s *Store) RecordCreate(key []byte, tat int64) { s.record(opCreate, key, tat) }
 
 func (s *Store) record(op byte, key []byte, tat int64) {
-	s.mu.Lock()
-	if !s.admit() {
-		s.mu.Unlock()
+	empty, ok := s.lockToAppend()
+	if !ok {
 		return
 	}
-	wake := s.pending.size == 0
 	if tat == 0 {
 		s.pending.appendDelete(key)
 		s.keysDeleted.Add(1)
@@ -431,31 +429,19 @@ func (s *Store) record(op byte, key []byte, tat int64) {
 		s.pending.appendSet(op, key, tat)
 		s.keysWritten.Add(1)
 	}
-	s.seq++
-	s.recorded.Store(s.seq)
-	s.mu.Unlock()
-	if wake {
-		s.wake()
-	}
+	s.appended(empty)
 }
 
 // RecordFlush journals that every key was removed (FLUSHALL); it becomes one
 // range deletion over the TAT namespace, ordered with the other changes.
 func (s *Store) RecordFlush() {
-	s.mu.Lock()
-	if !s.admit() {
-		s.mu.Unlock()
+	empty, ok := s.lockToAppend()
+	if !ok {
 		return
 	}
-	wake := s.pending.size == 0
 	s.pending.appendFlush()
 	s.flushes.Add(1)
-	s.seq++
-	s.recorded.Store(s.seq)
-	s.mu.Unlock()
-	if wake {
-		s.wake()
-	}
+	s.appended(empty)
 }
 
 // RecordPut journals that ns+key now holds value (state other than TATs:
@@ -470,12 +456,10 @@ func (s *Store) RecordDrop(ns string, key []byte) { s.recordRaw(opDrop, ns, key,
 func (s *Store) RecordFlushPrefix(ns string) { s.recordRaw(opFlushPrefix, ns, nil, nil) }
 
 func (s *Store) recordRaw(op byte, ns string, key, value []byte) {
-	s.mu.Lock()
-	if !s.admit() {
-		s.mu.Unlock()
+	empty, ok := s.lockToAppend()
+	if !ok {
 		return
 	}
-	wake := s.pending.size == 0
 	s.pending.appendRaw(op, ns, key, value)
 	switch op {
 	case opPut:
@@ -485,10 +469,29 @@ func (s *Store) recordRaw(op byte, ns string, key, value []byte) {
 	default:
 		s.flushes.Add(1)
 	}
+	s.appended(empty)
+}
+
+// lockToAppend takes s.mu for appending one operation to the pending log,
+// once there is room, and reports whether the log was empty (the writer
+// needs waking). When the store no longer accepts changes it counts the
+// change as dropped, releases s.mu and reports !ok.
+func (s *Store) lockToAppend() (empty, ok bool) {
+	s.mu.Lock()
+	if !s.admit() {
+		s.mu.Unlock()
+		return false, false
+	}
+	return s.pending.size == 0, true
+}
+
+// appended numbers the operation just appended, releases s.mu and wakes the
+// writer if the log had been empty.
+func (s *Store) appended(empty bool) {
 	s.seq++
 	s.recorded.Store(s.seq)
 	s.mu.Unlock()
-	if wake {
+	if empty {
 		s.wake()
 	}
 }
