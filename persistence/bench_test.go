@@ -144,17 +144,19 @@ func BenchmarkFold(b *testing.B) {
 	require.NoError(b, err)
 	defer s.Close()
 	key := make([]byte, 0, 32)
+	seg := uint64(1000) // beyond the writer's, which writes none
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
+		var p pendingLog
 		for i := range changes {
 			key = fmt.Appendf(key[:0], "bench:%07d", (i*7919)%keys)
-			s.Record(key, epoch+int64(i+1))
+			p.appendSet(opSet, key, epoch+int64(i+1))
 		}
-		require.NoError(b, s.Sync())
-		upper := journalKey(s.jseq)
+		writeSegment(b, s, seg, p.take(nil))
+		seg++
 		b.StartTimer()
-		f, err := s.fold(journalLower, upper)
+		f, err := s.foldSegments(seg)
 		require.NoError(b, err)
 		require.Equal(b, changes, f.changes)
 	}

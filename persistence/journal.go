@@ -2,25 +2,48 @@ package persistence
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/record"
+	"github.com/cockroachdb/pebble/vfs"
 )
 
-// The journal is how changes reach Pebble cheaply: each batch the writer
-// commits is one Pebble key, journalPrefix + an 8-byte big-endian entry
-// number, whose value is the batch's operations in the pending-log encoding.
-// A decision then costs Pebble a copy into its write-ahead log, not an
-// insert into its memtable and later flushes and compactions of its own.
-// Once FoldBytes have been journalled, the folder goroutine folds the
-// journal into the key space ("t/" + key -> TAT and the other namespaces):
-// the last change of each key wins, so a key changed a thousand times in
-// the meantime is written once, and the folded entries are removed with a
-// range deletion in the same batch. Open folds whatever journal a previous
-// run left, so Load and LoadValues read the key space alone.
+// The journal is how changes become durable cheaply. The writer appends
+// each batch it takes from the pending log as one record (Pebble's record
+// format: checksummed, block-framed) to a segment file in the journal
+// directory, in the pending-log encoding, and syncs the segment as the mode
+// asks. A decision then costs one write(2) shared with the others of its
+// batch, and in Always mode one fdatasync(2) shared with its group: no
+// Pebble commit pipeline, memtable insert or goroutine hand-off per batch.
+//
+// Once a segment holds FoldBytes it is closed and the folder goroutine
+// folds it into Pebble's key space ("t/" + key -> TAT and the other
+// namespaces): the last change of each key wins, so a key changed a
+// thousand times in the meantime is written once. The fold's last batch
+// records, synced, which segments it covered (metaFolded), and only then
+// are their files removed. Open folds whatever segments a previous run
+// left, skipping those the mark covers, so Load and LoadValues read the key
+// space alone and a segment folded twice can never undo a later change.
+const (
+	journalDir = "journal"
+	segmentExt = ".log"
+	// metaFolded holds the number of the first segment not yet folded
+	// (8 bytes big-endian).
+	metaFolded = "m/folded"
+)
+
+// Layout version 2 kept the journal inside Pebble as journalPrefix + an
+// 8-byte entry number; such entries are folded once when a version-2
+// directory is opened.
 const journalPrefix = "j/"
 
 var (
@@ -36,9 +59,255 @@ const foldSlice = 1024
 // when Options.FoldBytes is zero.
 const DefaultFoldBytes = 16 << 20
 
-// journalKey is the Pebble key of journal entry n.
-func journalKey(n uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte(journalPrefix), n)
+// segmentName is the file name of journal segment n.
+func segmentName(n uint64) string { return fmt.Sprintf("%016d%s", n, segmentExt) }
+
+// parseSegmentName is segmentName's inverse.
+func parseSegmentName(name string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, segmentExt)
+	if !ok || len(digits) != 16 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	return n, err == nil
+}
+
+// maxPrealloc bounds a segment's preallocation.
+const maxPrealloc = 64 << 20
+
+// segment is the journal file the writer appends to.
+type segment struct {
+	num uint64
+	f   vfs.File
+	w   *record.Writer
+}
+
+// openSegment creates the writer's next segment: preallocated (with the OS
+// file system), so that appending does not change the file's size and a
+// data sync has no metadata to write, and with its directory entry synced
+// before anything that a reply waits for is written to it.
+func (s *Store) openSegment() error {
+	name := s.fs.PathJoin(s.journal, segmentName(s.nextSegment))
+	f, err := s.fs.Create(name)
+	if err != nil {
+		return err
+	}
+	// Allocate (and size) the file now; the record reader stops at the
+	// zeros after the last record. This is only an optimisation: without
+	// room for it (a nearly full disk) the segment grows as it is written.
+	if s.rawSync && syscall.Fallocate(int(f.Fd()), 0, 0, int64(min(s.foldBytes, maxPrealloc))+maxBatchBytes) == nil {
+		if err := f.Sync(); err != nil {
+			_ = f.Close()
+			return err
+		}
+	}
+	if err := s.syncJournalDir(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	s.seg = &segment{num: s.nextSegment, f: f, w: record.NewWriter(f)}
+	s.nextSegment++
+	return nil
+}
+
+func (s *Store) syncJournalDir() error {
+	d, err := s.fs.OpenDir(s.journal)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncSegment makes the writer's segment durable. With the OS file system
+// it issues fdatasync(2) as a raw system call: the Go runtime then does not
+// see a blocking call, so it neither hands the goroutine's P to another
+// thread nor wakes its monitor thread for it, which on a small machine cost
+// as much CPU as the sync itself. The price is that a stop-the-world pause
+// of the garbage collector waits for a sync in flight (one disk flush).
+func (s *Store) syncSegment() error {
+	if s.seg == nil {
+		return nil
+	}
+	s.fsyncs.Add(1)
+	if !s.rawSync {
+		return s.seg.f.SyncData()
+	}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_FDATASYNC, s.seg.f.Fd(), 0, 0); e != 0 {
+		return fmt.Errorf("sync journal: %w", e)
+	}
+	return nil
+}
+
+// closeSegment syncs and closes the writer's segment, if any, and reports
+// whether there was one.
+func (s *Store) closeSegment() (bool, error) {
+	if s.seg == nil {
+		return false, nil
+	}
+	err := s.syncSegment()
+	if cerr := s.seg.f.Close(); err == nil {
+		err = cerr
+	}
+	s.seg = nil
+	return true, err
+}
+
+// segments lists the journal's segment numbers in order.
+func (s *Store) segments() ([]uint64, error) {
+	names, err := s.fs.List(s.journal)
+	if err != nil {
+		return nil, err
+	}
+	var nums []uint64
+	for _, name := range names {
+		if n, ok := parseSegmentName(name); ok {
+			nums = append(nums, n)
+		}
+	}
+	slices.Sort(nums)
+	return nums, nil
+}
+
+// journalUsage is the journal's size on disk.
+func (s *Store) journalUsage() uint64 {
+	nums, err := s.segments()
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, num := range nums {
+		if st, err := s.fs.Stat(s.fs.PathJoin(s.journal, segmentName(num))); err == nil {
+			n += uint64(st.Size())
+		}
+	}
+	return n
+}
+
+// readSegment calls each with every record of segment n, in order, up to
+// the end of the file or the first torn or zeroed record (the tail a crash
+// or the preallocation left: every record a reply waited for precedes it).
+func (s *Store) readSegment(n uint64, each func(v []byte) error) error {
+	f, err := s.fs.Open(s.fs.PathJoin(s.journal, segmentName(n)))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	r := record.NewReader(f, 0)
+	var buf []byte
+	for {
+		rr, err := r.Next()
+		if err == nil {
+			buf, err = appendAll(buf[:0], rr)
+		}
+		switch {
+		case errors.Is(err, io.EOF) || record.IsInvalidRecord(err):
+			return nil
+		case err != nil:
+			return fmt.Errorf("read journal segment %d: %w", n, err)
+		}
+		if err := each(buf); err != nil {
+			return err
+		}
+	}
+}
+
+// appendAll appends what r holds to buf.
+func appendAll(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// foldedThrough reads metaFolded: segments below it are in the key space.
+func (s *Store) foldedThrough() (uint64, error) {
+	v, closer, err := s.db.Get([]byte(metaFolded))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = closer.Close() }()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("corrupt %s entry (%d bytes)", metaFolded, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// foldSegments folds the segments numbered below to that the mark does not
+// cover yet, then removes every segment file below to.
+func (s *Store) foldSegments(to uint64) (folded, error) {
+	from, err := s.foldedThrough()
+	if err != nil {
+		return folded{}, err
+	}
+	nums, err := s.segments()
+	if err != nil {
+		return folded{}, err
+	}
+	var todo []uint64
+	for _, n := range nums {
+		if n >= from && n < to {
+			todo = append(todo, n)
+		}
+	}
+	read := func(each func(v []byte) error) error {
+		for _, n := range todo {
+			if err := s.readSegment(n, each); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	mark := binary.BigEndian.AppendUint64(nil, to)
+	f, err := s.fold(read, func(b *pebble.Batch) error { return b.Set([]byte(metaFolded), mark, nil) }, pebble.Sync)
+	if err != nil {
+		return f, err
+	}
+	for _, n := range nums {
+		if n < to {
+			if err := s.fs.Remove(s.fs.PathJoin(s.journal, segmentName(n))); err != nil {
+				return f, err
+			}
+		}
+	}
+	return f, nil
+}
+
+// foldLegacyJournal folds a version-2 directory's in-Pebble journal.
+func (s *Store) foldLegacyJournal() (folded, error) {
+	read := func(each func(v []byte) error) error {
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: journalLower, UpperBound: journalUpper})
+		if err != nil {
+			return err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			v, err := it.ValueAndErr()
+			if err == nil {
+				err = each(v)
+			}
+			if err != nil {
+				_ = it.Close()
+				return err
+			}
+		}
+		return it.Close()
+	}
+	return s.fold(read, func(b *pebble.Batch) error { return b.DeleteRange(journalLower, journalUpper, nil) }, pebble.Sync)
 }
 
 // folded is the outcome of one fold.
@@ -47,16 +316,14 @@ type folded struct {
 	keys    int // keys written or deleted in the key space
 }
 
-// fold rewrites the journal entries in [lower, upper) into the key space
-// and then deletes them. The journal goes last, so a crash mid-fold leaves
-// it in place, and folding is idempotent: the journal folds to the same
-// state over a partly folded key space.
-func (s *Store) fold(lower, upper []byte) (folded, error) {
+// fold rewrites the journal records read yields into the key space, last
+// change of each key winning, and commits finish's changes (which mark the
+// records folded) in its last batch, with wo. Until that batch the records
+// stay unmarked, so a crash mid-fold leaves them to be folded again, and
+// folding is idempotent: the same records fold to the same state over a
+// partly folded key space.
+func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pebble.Batch) error, wo *pebble.WriteOptions) (folded, error) {
 	var out folded
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return out, err
-	}
 	// change is a key's last operation in the journal; born says the key
 	// had no TAT before its first one (created by the table, or after a
 	// flush), so if it ends removed there is nothing to delete.
@@ -93,13 +360,8 @@ func (s *Store) fold(lower, upper []byte) (folded, error) {
 		}
 		flushed = append(flushed, ns)
 	}
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			_ = it.Close()
-			return out, err
-		}
-		err = ops([][]byte{v}, func(op byte, key []byte, tat int64, value []byte) error {
+	err := read(func(v []byte) error {
+		return ops([][]byte{v}, func(op byte, key []byte, tat int64, value []byte) error {
 			out.changes++
 			if out.changes%foldSlice == 0 {
 				runtime.Gosched()
@@ -118,16 +380,12 @@ func (s *Store) fold(lower, upper []byte) (folded, error) {
 			case opFlushPrefix:
 				flush(string(key))
 			default:
-				return fmt.Errorf("corrupt journal entry %x: operation %d", it.Key(), op)
+				return fmt.Errorf("corrupt journal record: operation %d", op)
 			}
 			return nil
 		})
-		if err != nil {
-			_ = it.Close()
-			return out, err
-		}
-	}
-	if err := it.Close(); err != nil {
+	})
+	if err != nil {
 		return out, err
 	}
 	b := s.db.NewBatch()
@@ -169,30 +427,26 @@ func (s *Store) fold(lower, upper []byte) (folded, error) {
 			runtime.Gosched()
 		}
 	}
-	if err := b.DeleteRange(lower, upper, nil); err != nil {
+	if err := finish(b); err != nil {
 		return out, err
 	}
-	// NoSync: the journal stays until the fold is on disk, so a fold lost
-	// to a crash is simply done again.
-	if err := guard(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
+	if err := guard(func() error { return s.db.Apply(b, wo) }); err != nil {
 		return out, err
 	}
 	s.lastFoldKeys = len(changes)
 	return out, nil
 }
 
-// folder folds the journal below each entry number the writer sends, until
-// the writer closes foldReq.
+// folder folds the segments below each number the writer sends, until the
+// writer closes foldReq.
 func (s *Store) folder() {
 	defer close(s.folderDone)
-	from := uint64(1)
 	for to := range s.foldReq {
 		start := time.Now()
-		f, err := s.fold(journalKey(from), journalKey(to))
+		f, err := s.foldSegments(to)
 		if err != nil {
 			s.fail(fmt.Errorf("fold journal: %w", err))
 		} else {
-			from = to
 			s.folds.Add(1)
 			s.foldedChanges.Add(uint64(f.changes))
 			s.foldedKeys.Add(uint64(f.keys))

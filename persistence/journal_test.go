@@ -1,17 +1,19 @@
 package persistence
 
 import (
+	"encoding/binary"
 	"fmt"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/record"
 	"github.com/sluicehq/sluice/gcra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// keySpace lists what the key space (everything but the journal and the
-// format stamp) holds on disk.
+// keySpace lists what the key space (everything but the marks under "m/"
+// and a version-2 journal) holds on disk.
 func keySpace(t *testing.T, s *Store) map[string]string {
 	t.Helper()
 	it, err := s.db.NewIter(nil)
@@ -19,7 +21,7 @@ func keySpace(t *testing.T, s *Store) map[string]string {
 	got := map[string]string{}
 	for ok := it.First(); ok; ok = it.Next() {
 		k := string(it.Key())
-		if k == metaFormat || k[:2] == journalPrefix {
+		if k[:2] == "m/" || k[:2] == journalPrefix {
 			continue
 		}
 		got[k] = string(it.Value())
@@ -28,17 +30,43 @@ func keySpace(t *testing.T, s *Store) map[string]string {
 	return got
 }
 
-// journalEntries counts the journal entries on disk.
-func journalEntries(t *testing.T, s *Store) int {
+// journalSegments lists the journal's segment files.
+func journalSegments(t *testing.T, s *Store) []uint64 {
 	t.Helper()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: journalLower, UpperBound: journalUpper})
+	nums, err := s.segments()
 	require.NoError(t, err)
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
+	return nums
+}
+
+// writeSegment writes chunks in the pending-log encoding as journal segment
+// num, one record each, as the writer would.
+func writeSegment(t testing.TB, s *Store, num uint64, chunks [][]byte) {
+	t.Helper()
+	f, err := s.fs.Create(s.fs.PathJoin(s.journal, segmentName(num)))
+	require.NoError(t, err)
+	w := record.NewWriter(f)
+	for _, c := range chunks {
+		_, err := w.WriteRecord(c)
+		require.NoError(t, err)
 	}
-	require.NoError(t, it.Close())
-	return n
+	require.NoError(t, w.Close())
+	require.NoError(t, f.Sync())
+	require.NoError(t, f.Close())
+}
+
+// readJournal decodes every journalled change on disk, in order.
+func readJournal(t *testing.T, s *Store) []string {
+	t.Helper()
+	var got []string
+	for _, n := range journalSegments(t, s) {
+		require.NoError(t, s.readSegment(n, func(v []byte) error {
+			return ops([][]byte{v}, func(op byte, key []byte, tat int64, _ []byte) error {
+				got = append(got, fmt.Sprintf("%d %s %d", op, key, tat))
+				return nil
+			})
+		}))
+	}
+	return got
 }
 
 // TestFoldKeepsTheLastChangeOfEachKey: a key changed many times is written
@@ -76,7 +104,7 @@ func TestFoldKeepsTheLastChangeOfEachKey(t *testing.T) {
 	f := s.lastFoldKeys
 	assert.Equal(t, 9, s.Stats().Recovery.Replayed)
 	assert.Equal(t, 4, f, "hot, brief, doomed and w/win folded")
-	assert.Zero(t, journalEntries(t, s), "folded entries are deleted")
+	assert.Empty(t, journalSegments(t, s), "folded segments are removed")
 	space := keySpace(t, s)
 	assert.Equal(t, map[string]string{
 		"t/old": string(encodedTAT(mustTAT(t, tb, "old"))),
@@ -149,4 +177,56 @@ func TestLayoutVersion1IsUpgraded(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, formatVersion, string(v))
 	require.NoError(t, closer.Close())
+}
+
+// TestLayoutVersion2IsUpgraded: a data directory whose journal is inside
+// Pebble (layout "2") opens with its journal folded into the key space and
+// is stamped with the current layout.
+func TestLayoutVersion2IsUpgraded(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{quiet()}})
+	require.NoError(t, err)
+	require.NoError(t, db.Set([]byte(metaFormat), []byte("2"), pebble.Sync))
+	require.NoError(t, db.Set([]byte("t/old"), encodedTAT(epoch+5e9), pebble.Sync))
+	var p pendingLog
+	p.appendSet(opSet, []byte("old"), epoch+7e9)
+	p.appendSet(opCreate, []byte("new"), epoch+9e9)
+	for i, c := range p.take(nil) {
+		key := binary.BigEndian.AppendUint64([]byte(journalPrefix), uint64(i+1))
+		require.NoError(t, db.Set(key, c, pebble.Sync))
+	}
+	require.NoError(t, db.Close())
+
+	got, rec := reload(t, dir, epoch)
+	assert.Equal(t, map[string]int64{"old": epoch + 7e9, "new": epoch + 9e9}, got)
+	assert.Equal(t, 2, rec.Replayed)
+	s := open(t, dir, EverySec)
+	assert.Equal(t, 0, s.Stats().Recovery.Replayed, "the old journal is gone")
+	v, closer, err := s.db.Get([]byte(metaFormat))
+	require.NoError(t, err)
+	assert.Equal(t, formatVersion, string(v))
+	require.NoError(t, closer.Close())
+}
+
+// TestAFoldedSegmentIsNeverFoldedAgain: should a segment's file outlive its
+// fold (its removal lost to a crash), the mark written with the fold keeps
+// it from undoing the later changes of its keys.
+func TestAFoldedSegmentIsNeverFoldedAgain(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Always)
+	var old, later pendingLog
+	old.appendSet(opSet, []byte("k"), epoch+1e9)
+	later.appendSet(opSet, []byte("k"), epoch+2e9)
+	writeSegment(t, s, 100, old.take(nil))
+	_, err := s.foldSegments(101)
+	require.NoError(t, err)
+	writeSegment(t, s, 100, old.take(nil)) // back from the dead
+	writeSegment(t, s, 101, later.take(nil))
+	require.NoError(t, s.Close())
+
+	got, rec := reload(t, dir, epoch)
+	assert.Equal(t, map[string]int64{"k": epoch + 2e9}, got)
+	assert.Equal(t, 1, rec.Replayed, "only the segment the mark does not cover")
+	s = open(t, dir, Always)
+	assert.Empty(t, journalSegments(t, s))
 }

@@ -1,7 +1,6 @@
 package persistence
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,10 +28,12 @@ const (
 const (
 	tatPrefix     = "t/"
 	metaFormat    = "m/format"
-	formatVersion = "2"
-	// formatV1 is the layout without the journal; it reads the same and is
-	// upgraded in place.
+	formatVersion = "3"
+	// formatV1 is the layout without the journal, formatV2 the one with
+	// the journal inside Pebble; both read the same and are upgraded in
+	// place.
 	formatV1 = "1"
+	formatV2 = "2"
 )
 
 var (
@@ -80,7 +81,13 @@ type Options struct {
 type Store struct {
 	db   *pebble.DB
 	lock *pebble.Lock
-	gate *atomic.Bool // walFS's: log syncs reach the disk; nil in Always mode
+	fs   vfs.FS
+	// rawSync: fs is the OS's, so the journal is synced with a raw
+	// fdatasync(2) (see syncSegment) and preallocated.
+	rawSync bool
+	journal string // the journal directory
+	// formatWas is the layout version the directory had when opened.
+	formatWas string
 
 	// Always mode commits in groups (see group): joined counts the callers
 	// of Wait since the writer last took the pending log, want is how many
@@ -106,14 +113,14 @@ type Store struct {
 	closing bool       // no more operations are accepted
 	broken  bool       // the writer has failed; operations are dropped
 
-	batch *pebble.Batch // the writer's, reused
-
-	// The journal (journal.go): the writer numbers its entries and asks the
-	// folder to fold them once foldBytes accumulated.
-	jseq          uint64 // the next journal entry's number (the writer's)
+	// The journal (journal.go): the writer appends to seg, closes it once
+	// it holds foldBytes, and asks the folder to fold the closed segments.
+	seg           *segment // the writer's; nil until its first commit
+	nextSegment   uint64   // the number of the writer's next segment
+	foldAsked     uint64   // the writer's: segments below it were handed to the folder
 	unfolded      atomic.Int64
 	foldBytes     int
-	foldReq       chan uint64 // entries below this number may be folded
+	foldReq       chan uint64 // segments below this number may be folded
 	folderDone    chan struct{}
 	folding       atomic.Bool // a fold was asked for and has not finished
 	lastFoldKeys  int         // the folder's: keys in its last fold, to size the next
@@ -138,7 +145,7 @@ type Store struct {
 	keysDeleted atomic.Uint64
 	flushes     atomic.Uint64
 	batches     atomic.Uint64
-	fsyncs      *atomic.Uint64 // write-ahead log syncs that reached the disk (walFS)
+	fsyncs      atomic.Uint64 // journal syncs
 	writeErrors atomic.Uint64
 	dropped     atomic.Uint64
 	lastSync    atomic.Int64 // Unix ns of the last completed sync, 0 before any
@@ -161,8 +168,8 @@ type Stats struct {
 	KeysWritten uint64    // TATs written
 	KeysDeleted uint64    // keys deleted (DEL, expiry, refunds to full)
 	Flushes     uint64    // FLUSHALLs applied as range deletions
-	Batches     uint64    // Pebble batches committed
-	Fsyncs      uint64    // syncs of Pebble's write-ahead log
+	Batches     uint64    // journal records written
+	Fsyncs      uint64    // syncs of the journal
 	LastSync    time.Time // when the last sync completed; zero before any
 	WriteErrors uint64    // failed writes and Pebble background errors
 	Dropped     uint64    // changes discarded because the store had failed or closed
@@ -217,13 +224,6 @@ func Open(opts Options) (*Store, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
-	var gate *atomic.Bool
-	if opts.Mode != Always {
-		gate = new(atomic.Bool)
-		gate.Store(true) // until the writer starts: opening and stamping sync
-	}
-	syncs := new(atomic.Uint64)
-	fs = walFS{FS: fs, gate: gate, syncs: syncs, syncOnClose: opts.Mode == EverySec}
 	dir := opts.Dir
 	if err := prepareDir(dir); err != nil {
 		return nil, err
@@ -233,25 +233,26 @@ func Open(opts Options) (*Store, error) {
 		return nil, lockError(dir, err)
 	}
 	s := &Store{
-		lock:       lock,
-		gate:       gate,
-		fsyncs:     syncs,
-		dir:        dir,
-		mode:       opts.Mode,
-		log:        opts.Logger,
-		interval:   opts.SyncInterval,
-		maxPending: opts.MaxPending,
-		kick:       make(chan struct{}, 1),
-		syncReq:    make(chan struct{}, 1),
-		quit:       make(chan struct{}),
-		done:       make(chan struct{}),
-		waitCh:     make(chan struct{}),
-		ready:      make(chan struct{}, 1),
-		jseq:       1,
-		foldBytes:  opts.FoldBytes,
-		foldReq:    make(chan uint64, 1),
-		folderDone: make(chan struct{}),
-		delay:      minGroupDelay,
+		lock:        lock,
+		fs:          fs,
+		rawSync:     opts.fs == nil,
+		journal:     fs.PathJoin(dir, journalDir),
+		dir:         dir,
+		mode:        opts.Mode,
+		log:         opts.Logger,
+		interval:    opts.SyncInterval,
+		maxPending:  opts.MaxPending,
+		kick:        make(chan struct{}, 1),
+		syncReq:     make(chan struct{}, 1),
+		quit:        make(chan struct{}),
+		done:        make(chan struct{}),
+		waitCh:      make(chan struct{}),
+		ready:       make(chan struct{}, 1),
+		nextSegment: 1,
+		foldBytes:   opts.FoldBytes,
+		foldReq:     make(chan uint64, 1),
+		folderDone:  make(chan struct{}),
+		delay:       minGroupDelay,
 	}
 	s.room.L = &s.mu
 	s.want.Store(1)
@@ -281,18 +282,51 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	start := time.Now()
-	f, err := s.fold(journalLower, journalUpper)
+	replayed, err := s.replay()
 	if err != nil {
 		_ = db.Close()
 		_ = lock.Close()
 		return nil, fmt.Errorf("replay journal in %s: %w", dir, err)
 	}
-	s.recovery.Replayed = f.changes
+	s.recovery.Replayed = replayed
 	s.recovery.Duration = time.Since(start)
-	s.openGate(false)
 	go s.run()
 	go s.folder()
 	return s, nil
+}
+
+// replay folds what a previous run left in the journal (and, in a
+// version-2 directory, in Pebble) into the key space, and numbers the
+// writer's first segment after every segment found.
+func (s *Store) replay() (int, error) {
+	var legacy folded
+	if s.formatWas == formatV2 {
+		var err error
+		if legacy, err = s.foldLegacyJournal(); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.fs.MkdirAll(s.journal, 0o750); err != nil {
+		return 0, err
+	}
+	nums, err := s.segments()
+	if err != nil {
+		return 0, err
+	}
+	through, err := s.foldedThrough()
+	if err != nil {
+		return 0, err
+	}
+	s.nextSegment = max(1, through)
+	if len(nums) > 0 {
+		s.nextSegment = max(s.nextSegment, nums[len(nums)-1]+1)
+	}
+	s.foldAsked = s.nextSegment
+	if len(nums) == 0 {
+		return legacy.changes, nil
+	}
+	f, err := s.foldSegments(s.nextSegment)
+	return legacy.changes + f.changes, err
 }
 
 // prepareDir makes sure dir is a directory, creating it when missing.
@@ -348,7 +382,7 @@ func checkContents(dir string, fs vfs.FS) error {
 // pebbleFile reports whether name is one Pebble writes in its directory.
 func pebbleFile(name string) bool {
 	switch {
-	case name == "LOCK", name == "CURRENT", name == "archive",
+	case name == "LOCK", name == "CURRENT", name == "archive", name == journalDir,
 		strings.HasPrefix(name, "OPTIONS-"), strings.HasPrefix(name, "MANIFEST-"),
 		strings.HasPrefix(name, "marker."), strings.HasSuffix(name, ".log"),
 		strings.HasSuffix(name, ".sst"), strings.HasSuffix(name, ".dbtmp"):
@@ -372,7 +406,8 @@ func (s *Store) checkFormat() error {
 	}
 	got := string(v)
 	_ = closer.Close()
-	if got == formatV1 {
+	s.formatWas = got
+	if got == formatV1 || got == formatV2 {
 		if err := s.db.Set([]byte(metaFormat), []byte(formatVersion), pebble.Sync); err != nil {
 			return fmt.Errorf("write data dir %s: %w", s.dir, err)
 		}
@@ -687,9 +722,18 @@ func (s *Store) run() {
 			if s.mode == Always {
 				s.delay = min(max(time.Since(start), minGroupDelay), maxGroupDelay)
 			}
+			if s.seg.w.Size() >= int64(s.foldBytes) {
+				// The segment is full: closing syncs it, so everything
+				// written so far is durable.
+				if _, err := s.closeSegment(); err != nil {
+					s.fail(err)
+					continue
+				}
+				s.advance(seq)
+			}
 			s.maybeFold()
 		} else if syncNow && s.synced.Load() < s.written.Load() {
-			if err := s.syncWAL(); err != nil {
+			if err := s.syncSegment(); err != nil {
 				s.fail(err)
 				continue
 			}
@@ -700,6 +744,9 @@ func (s *Store) run() {
 			armed = true
 		}
 		if quit {
+			if _, err := s.closeSegment(); err != nil {
+				s.fail(err)
+			}
 			return
 		}
 	}
@@ -789,97 +836,62 @@ func guard(fn func() error) (err error) {
 	return fn()
 }
 
-// openGate lets the write-ahead log's syncs reach the disk, or not (walFS).
-func (s *Store) openGate(open bool) {
-	if s.gate != nil {
-		s.gate.Store(open)
-	}
-}
-
-// maxBatchBytes splits a commit into Pebble batches small enough to be
-// reused and to stay under Pebble's large-batch threshold.
+// maxBatchBytes bounds a journal record: a far-behind backlog goes in
+// several records, which folds and replays read one at a time.
 const maxBatchBytes = 512 << 10
 
-// commit journals the operations in chunks (see journal.go) and hands them
-// to the operating system before returning; sync makes it wait for the disk
-// too. A far-behind backlog goes in several entries of at most
-// maxBatchBytes (whole chunks each), committed in several batches, the last
-// one synced: a log sync covers everything before it.
+// commit appends the pending chunks to the journal (see journal.go) as
+// records of at most maxBatchBytes (whole chunks each), hands them to the
+// operating system in one write where it can, and with sync waits for the
+// disk too.
 func (s *Store) commit(chunks [][]byte, sync bool) error {
-	if s.batch == nil {
-		s.batch = s.db.NewBatch()
+	if s.seg == nil {
+		if err := s.openSegment(); err != nil {
+			return err
+		}
 	}
-	b := s.batch
+	w := s.seg.w
 	for i := 0; i < len(chunks); {
 		n, j := len(chunks[i]), i+1
 		for ; j < len(chunks) && n+len(chunks[j]) <= maxBatchBytes; j++ {
 			n += len(chunks[j])
 		}
-		d := b.SetDeferred(len(journalPrefix)+8, n)
-		copy(d.Key, journalPrefix)
-		binary.BigEndian.PutUint64(d.Key[len(journalPrefix):], s.jseq)
-		v := d.Value[:0]
-		for _, c := range chunks[i:j] {
-			v = append(v, c...)
-		}
-		if err := d.Finish(); err != nil {
+		rw, err := w.Next()
+		if err != nil {
 			return err
 		}
-		s.jseq++
-		s.unfolded.Add(int64(n))
-		if i = j; i < len(chunks) {
-			if err := s.apply(b, pebble.NoSync); err != nil {
+		for _, c := range chunks[i:j] {
+			if _, err := rw.Write(c); err != nil {
 				return err
 			}
 		}
+		s.unfolded.Add(int64(n))
+		s.batches.Add(1)
+		i = j
+	}
+	if err := w.Flush(); err != nil {
+		return err
 	}
 	if sync {
-		s.openGate(true)
-		defer s.openGate(false)
+		return s.syncSegment()
 	}
-	return s.apply(b, pebble.Sync)
+	return nil
 }
 
-// maybeFold asks the folder to fold the journal written so far once
-// foldBytes accumulated and no fold is running.
+// maybeFold hands the folder the segments the writer closed, unless it is
+// still folding earlier ones.
 func (s *Store) maybeFold() {
-	if s.unfolded.Load() < int64(s.foldBytes) || s.folding.Load() {
+	closed := s.nextSegment
+	if s.seg != nil {
+		closed = s.seg.num
+	}
+	if closed <= s.foldAsked || s.folding.Load() {
 		return
 	}
 	s.folding.Store(true)
 	s.unfolded.Store(0)
-	s.foldReq <- s.jseq
-}
-
-// apply commits b and resets it for reuse. An empty batch still commits
-// when wo syncs: the empty log record makes Pebble write out and sync what
-// earlier NoSync batches left in its buffer.
-func (s *Store) apply(b *pebble.Batch, wo *pebble.WriteOptions) error {
-	if b.Empty() {
-		if !wo.GetSync() {
-			return nil
-		}
-		if err := b.LogData(nil, nil); err != nil {
-			return err
-		}
-	}
-	if err := guard(func() error { return s.db.Apply(b, wo) }); err != nil {
-		return err
-	}
-	b.Reset()
-	s.batches.Add(1)
-	return nil
-}
-
-// syncWAL syncs everything applied so far, writing an empty log record with
-// Sync (Pebble syncs the write-ahead log up to and including it).
-func (s *Store) syncWAL() error {
-	s.openGate(true)
-	defer s.openGate(false)
-	if err := guard(func() error { return s.db.LogData(nil, pebble.Sync) }); err != nil {
-		return err
-	}
-	return nil
+	s.foldAsked = closed
+	s.foldReq <- closed
 }
 
 // Close stops accepting changes, commits and syncs everything recorded,
@@ -897,10 +909,6 @@ func (s *Store) Close() error {
 		<-s.done
 		<-s.folderDone
 		err := s.failure()
-		s.openGate(true)
-		if s.batch != nil {
-			_ = s.batch.Close()
-		}
 		if cerr := guard(s.db.Close); cerr != nil && err == nil {
 			err = fmt.Errorf("close data dir %s: %w", s.dir, cerr)
 		}
@@ -948,7 +956,7 @@ func (s *Store) Stats() Stats {
 	select {
 	case <-s.done: // closed: Pebble's metrics are gone
 	default:
-		st.DiskBytes = s.diskUsage()
+		st.DiskBytes = s.diskUsage() + s.journalUsage()
 	}
 	s.recMu.Lock()
 	st.Recovery = s.recovery

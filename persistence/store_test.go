@@ -383,19 +383,24 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 
 func dirSize(t testing.TB, dir string) int64 {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
 	var n int64
-	for _, e := range entries {
+	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed by a concurrent compaction or fold
+		}
+		if err != nil || e.IsDir() {
+			return err
+		}
 		info, err := e.Info()
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed by a concurrent compaction
+			return nil
 		}
-		require.NoError(t, err)
-		if !info.IsDir() {
+		if err == nil {
 			n += info.Size()
 		}
-	}
+		return err
+	})
+	require.NoError(t, err)
 	return n
 }
 
@@ -489,23 +494,22 @@ func TestOnDiskLayout(t *testing.T) {
 	s := open(t, dir, Always)
 	s.Record([]byte("api:alice"), epoch+5)
 	require.NoError(t, s.Wait())
-	// The change is journalled first, in one entry with the pending log's
-	// encoding...
-	v, closer, err := s.db.Get(journalKey(1))
-	require.NoError(t, err)
-	n, err := countOps(v)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-	require.NoError(t, closer.Close())
+	// The change is journalled first, as one record of a journal segment
+	// in the pending log's encoding...
+	assert.Equal(t, []string{fmt.Sprintf("%d api:alice %d", opSet, epoch+5)}, readJournal(t, s))
+	assert.Equal(t, []uint64{1}, journalSegments(t, s))
 	// ... and folded into the key space at the next Open.
 	require.NoError(t, s.Close())
 	s = open(t, dir, Always)
 	assert.Equal(t, 1, s.Stats().Recovery.Replayed)
-	_, _, err = s.db.Get(journalKey(1))
-	assert.ErrorIs(t, err, pebble.ErrNotFound, "folded entries are deleted")
-	v, closer, err = s.db.Get([]byte("t/api:alice"))
+	assert.Empty(t, journalSegments(t, s), "folded segments are removed")
+	v, closer, err := s.db.Get([]byte("t/api:alice"))
 	require.NoError(t, err)
 	assert.Equal(t, encodedTAT(epoch+5), v)
+	require.NoError(t, closer.Close())
+	v, closer, err = s.db.Get([]byte(metaFolded))
+	require.NoError(t, err)
+	assert.Equal(t, binary.BigEndian.AppendUint64(nil, 2), v, "segments below 2 are folded")
 	require.NoError(t, closer.Close())
 	v, closer, err = s.db.Get([]byte(metaFormat))
 	require.NoError(t, err)
@@ -518,19 +522,30 @@ func TestOnDiskLayout(t *testing.T) {
 func copyDir(t *testing.T, from string) string {
 	t.Helper()
 	to := t.TempDir()
-	entries, err := os.ReadDir(from)
-	require.NoError(t, err)
-	for _, e := range entries {
-		if e.IsDir() || e.Name() == "LOCK" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+	err := filepath.WalkDir(from, func(path string, e fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) {
-			continue
+			return nil
 		}
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(to, e.Name()), b, 0o600))
-	}
+		if err != nil || e.Name() == "LOCK" {
+			return err
+		}
+		rel, err := filepath.Rel(from, path)
+		if err != nil {
+			return err
+		}
+		if e.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o750)
+		}
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o600)
+	})
+	require.NoError(t, err)
 	return to
 }
 
