@@ -310,6 +310,17 @@ func (s *Store) foldLegacyJournal() (folded, error) {
 	return s.fold(read, func(b *pebble.Batch) error { return b.DeleteRange(journalLower, journalUpper, nil) }, pebble.Sync)
 }
 
+// change is a key's last operation in the journal being folded; born says
+// the key had no TAT before its first one (created by the table, or after a
+// flush), so if it ends removed there is nothing to delete.
+type change struct {
+	key   string
+	op    byte
+	born  bool
+	tat   int64
+	value []byte
+}
+
 // folded is the outcome of one fold.
 type folded struct {
 	changes int // journalled changes read
@@ -324,20 +335,11 @@ type folded struct {
 // partly folded key space.
 func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pebble.Batch) error, wo *pebble.WriteOptions) (folded, error) {
 	var out folded
-	// change is a key's last operation in the journal; born says the key
-	// had no TAT before its first one (created by the table, or after a
-	// flush), so if it ends removed there is nothing to delete.
-	type change struct {
-		key   string
-		op    byte
-		born  bool
-		tat   int64
-		value []byte
-	}
 	// index maps a key to its change in changes: one hash lookup per
-	// journalled change, on a small map (the fold's main cost).
+	// journalled change (the fold's main cost). Both are sized for as many
+	// keys as the last fold had, so filling them rarely grows them.
 	index := make(map[string]int32, s.lastFoldKeys)
-	var changes []change
+	changes := make([]change, 0, s.lastFoldKeys)
 	var flushed []string // namespaces flushed, in order
 	flushedTATs := false
 	var scratch []byte
