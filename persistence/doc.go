@@ -8,25 +8,28 @@
 // [Store.RecordFlush] for FLUSHALL. Record does no I/O and never allocates
 // in steady state: it appends the change to an in-memory pending log (64 KiB
 // chunks, reused) and gives it a sequence number. A single writer goroutine
-// takes whatever accumulated and commits it to Pebble as one journal entry
-// (split at 512 KiB when it fell far behind), so the changes of one key reach
-// disk in the order they happened. A folder goroutine later folds the
-// journal into the key space (see journal.go). Without a data directory
+// takes whatever accumulated and appends it to the journal, a segment file
+// beside Pebble, as one record (split at 512 KiB when it fell far behind),
+// so the changes of one key reach disk in the order they happened. A folder
+// goroutine later folds full segments into Pebble's key space (see
+// journal.go). Without a data directory
 // there is no Store and the table journals nothing.
 //
 // # Layout
 //
 // Every live key is stored as "t/" + key -> its TAT, 8 bytes of big-endian
 // Unix nanoseconds (absolute, so it means the same after a restart); window
-// counters and leases live under "w/" and "l/". "j/" + an 8-byte entry
-// number holds journal entries not yet folded: the pending log's encoding of
-// one batch of changes. "m/format" holds the layout version (2; version 1,
-// from before the journal, is upgraded in place).
+// counters and leases live under "w/" and "l/". "m/format" holds the layout
+// version (3; version 1, from before the journal, and version 2, whose
+// journal was "j/" + an entry number inside Pebble, are upgraded in place)
+// and "m/folded" the number of the first journal segment not yet folded.
+// The journal directory holds the segments, numbered in order: records in
+// Pebble's record format, each the pending log's encoding of one batch.
 //
 // # Guarantees
 //
 // Each batch is handed to the operating system as soon as it is committed
-// (the writer waits for Pebble's log write; see walFS), so a crash of the
+// (one write(2) to the journal), so a crash of the
 // process alone (kill -9, out of memory, a panic) loses only changes
 // recorded but not yet committed — in EverySec and No modes the writer lets
 // changes gather for a millisecond first, so about the last millisecond of
@@ -41,18 +44,21 @@
 //     commit), and the writer lets a group gather as many callers of Wait as
 //     the previous one had (or for one commit's duration) before taking it.
 //     If a write fails, Wait returns the error from then on.
-//   - [EverySec]: the write-ahead log is synced within SyncInterval (one
-//     second) of the first write after the previous sync, and when Pebble
-//     rotates a log file. A machine crash loses at most about the last
+//   - [EverySec]: the journal is synced within SyncInterval (one second) of
+//     the first write after the previous sync, and when a full segment is
+//     closed. A machine crash loses at most about the last
 //     SyncInterval of changes plus the duration of one sync.
-//   - [No]: the store never asks for a sync until Close; the operating
+//   - [No]: the store asks for a sync only when a full segment is closed
+//     (before it is folded) and at Close; the operating
 //     system writes the log back when it decides (on Linux typically within
 //     30 seconds), and a machine crash loses whatever it had not.
 //
-// Pebble still syncs its own sstables and manifest in every mode.
-// In every mode a clean [Store.Close] commits and syncs everything recorded
-// before it, and Pebble's write-ahead log makes every crash safe: the data
-// directory is never corrupted, only possibly behind.
+// Folds are synced into Pebble before their segments are removed, and
+// Pebble syncs its own sstables and manifest, in every mode. In every mode
+// a clean [Store.Close] commits and syncs everything recorded before it, and
+// every crash is safe: a torn last journal record is ignored at replay and
+// Pebble's write-ahead log recovers the rest, so the data directory is never
+// corrupted, only possibly behind.
 //
 // [Open] folds whatever journal a previous run left into the key space;
 // [Store.Load] then rebuilds the table: every TAT still in the future is set
@@ -64,9 +70,9 @@
 // # Errors
 //
 // [Open] refuses a path that is a file, cannot be created or written, is
-// locked by another process (Pebble's LOCK file), or holds files that are not
-// Pebble's; it never removes anything. A failed write at run time (Pebble
-// treats a write-ahead log error as fatal) stops the store: it is logged and
+// locked by another process (Pebble's LOCK file), or holds files that are
+// neither Pebble's nor the journal; it never removes anything. A failed
+// journal write or sync, or a failed fold, at run time stops the store: it is logged and
 // counted, later changes are dropped, and in Always mode Wait reports the
 // error so replies stop claiming durability. The on-disk state stays as of the
 // last successful write; a restart recovers from it.

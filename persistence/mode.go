@@ -12,7 +12,7 @@ const (
 	// synced. Concurrent decisions share one fsync (group commit).
 	Always Mode = iota + 1
 	// EverySec writes changes through to the operating system without
-	// waiting and fsyncs the write-ahead log within SyncInterval (one
+	// waiting and fsyncs the journal within SyncInterval (one
 	// second) of the first unsynced write. A crash of the machine loses at
 	// most about that second.
 	EverySec

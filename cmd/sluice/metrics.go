@@ -36,8 +36,8 @@ func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability) *coll
 	return &collector{
 		cmds: cmds, net: rs, dur: dur,
 		lagOps:      d("persistence_unsynced_changes", "Changes recorded but not yet known to be on stable storage."),
-		lagSeconds:  d("persistence_last_sync_age_seconds", "Seconds since the write-ahead log was last synced."),
-		walSyncs:    d("persistence_fsyncs_total", "Write-ahead log syncs that reached the disk."),
+		lagSeconds:  d("persistence_last_sync_age_seconds", "Seconds since the journal was last synced."),
+		walSyncs:    d("persistence_fsyncs_total", "Journal syncs (fdatasync)."),
 		diskBytes:   d("persistence_disk_bytes", "Bytes the data directory uses."),
 		commands:    d("commands_total", "Commands executed, by command.", "command"),
 		decisions:   d("throttle_decisions_total", "THROTTLE decisions, by command and decision.", "command", "decision"),
