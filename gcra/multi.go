@@ -151,7 +151,8 @@ func (t *Table) commitMulti(checks []Check, ms []multiSlot, now int64) error {
 			continue
 		}
 		s := &t.shards[ms[i].shard]
-		if err := s.insert(c.Key, ms[i].hash, ms[i].newTAT); err != nil {
+		slot, err := s.insert(c.Key, ms[i].hash, ms[i].newTAT)
+		if err != nil {
 			for _, j := range inserted {
 				js := &t.shards[ms[j].shard]
 				if slot, ok := js.find(checks[j].Key, ms[j].hash); ok {
@@ -160,6 +161,7 @@ func (t *Table) commitMulti(checks []Check, ms []multiSlot, now int64) error {
 			}
 			return err
 		}
+		s.slots[slot].off |= dirtyBit
 		inserted = append(inserted, i)
 		t.record(c.Key, ms[i].newTAT)
 	}
@@ -179,6 +181,7 @@ func (t *Table) commitMulti(checks []Check, ms []multiSlot, now int64) error {
 			t.record(c.Key, 0)
 		case tat != s.slots[slot].tat:
 			s.slots[slot].tat = tat
+			s.slots[slot].off |= dirtyBit
 			t.record(c.Key, tat)
 		}
 	}

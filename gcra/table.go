@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
-	"math"
 	"math/bits"
 	"sync"
 	"time"
@@ -110,12 +109,15 @@ func (t *Table) store(s *shard, i int, found bool, key []byte, h uint64, old, ne
 	case found:
 		if newTAT != old {
 			s.slots[i].tat = newTAT
+			s.slots[i].off |= dirtyBit
 			t.record(key, newTAT)
 		}
 	default:
-		if err := s.insert(key, h, newTAT); err != nil {
+		i, err := s.insert(key, h, newTAT)
+		if err != nil {
 			return err
 		}
+		s.slots[i].off |= dirtyBit
 		if t.journal != nil {
 			t.journal.RecordCreate(key, newTAT)
 		}
@@ -155,7 +157,8 @@ func (t *Table) Set(key []byte, tat, now int64) error {
 	case found:
 		s.slots[i].tat = tat
 	default:
-		return s.insert(key, h, tat)
+		_, err := s.insert(key, h, tat)
+		return err
 	}
 	return nil
 }
@@ -240,6 +243,26 @@ func (t *Table) Len() int {
 	return n
 }
 
+// Dirty calls fn for every key whose TAT a journalled change (not Set) gave
+// it since the previous call, with that TAT, and forgets that they changed.
+// It works one shard at a time under that shard's lock, so fn must be quick
+// (copy what it needs: key is only valid during the call). A journal can
+// thus take the last state of every changed key from the table instead of
+// replaying each change.
+func (t *Table) Dirty(fn func(key []byte, tat int64)) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for j := range s.slots {
+			if sl := &s.slots[j]; sl.off&dirtyBit != 0 && sl.tat != 0 {
+				sl.off &^= dirtyBit
+				fn(s.key(sl.off), sl.tat)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
 // Range calls fn for every key whose TAT is after now, one shard at a time
 // under that shard's lock; key is only valid during the call.
 func (t *Table) Range(now int64, fn func(key []byte, tat int64)) {
@@ -256,7 +279,9 @@ func (t *Table) Range(now int64, fn func(key []byte, tat int64)) {
 }
 
 // slot is one open-addressing cell; tat == 0 marks it empty. Keys are stored
-// in the shard's arena as a uvarint length followed by the bytes.
+// in the shard's arena as a uvarint length followed by the bytes, at off
+// without dirtyBit; dirtyBit says a journalled change set tat since the last
+// Dirty.
 type slot struct {
 	tat  int64
 	off  uint32
@@ -304,7 +329,12 @@ func (s *shard) dist(i, j int) int {
 // factor moves between 1/2 and 3/4 instead of 3/8 and 3/4.
 func grown(n int) int { return n + n/2 }
 
+// dirtyBit is the flag of slot.off that Dirty reports and clears; arena
+// offsets stay below it.
+const dirtyBit = 1 << 31
+
 func (s *shard) key(off uint32) []byte {
+	off &^= dirtyBit
 	n, w := binary.Uvarint(s.arena[off:])
 	start := int(off) + w
 	return s.arena[start : start+int(n)]
@@ -323,15 +353,16 @@ func (s *shard) find(key []byte, h uint64) (int, bool) {
 	}
 }
 
-func (s *shard) insert(key []byte, h uint64, tat int64) error {
+// insert stores a new key and returns its slot.
+func (s *shard) insert(key []byte, h uint64, tat int64) (int, error) {
 	if (s.count+1)*4 > len(s.slots)*3 {
 		s.resize(grown(len(s.slots)))
 	}
 	need := binary.MaxVarintLen64 + len(key)
-	if len(s.arena)+need > math.MaxUint32 {
+	if len(s.arena)+need > dirtyBit {
 		s.compact()
-		if len(s.arena)+need > math.MaxUint32 {
-			return ErrShardFull
+		if len(s.arena)+need > dirtyBit {
+			return 0, ErrShardFull
 		}
 	}
 	s.growArena(need)
@@ -341,7 +372,7 @@ func (s *shard) insert(key []byte, h uint64, tat int64) error {
 	i, _ := s.find(key, h)
 	s.slots[i] = slot{tat: tat, off: off, hash: uint32(h >> 32)}
 	s.count++
-	return nil
+	return i, nil
 }
 
 // remove empties slot i with backward-shift deletion, so lookups need no
@@ -366,6 +397,7 @@ func (s *shard) remove(i int) {
 }
 
 func (s *shard) entryLen(off uint32) int {
+	off &^= dirtyBit
 	n, w := binary.Uvarint(s.arena[off:])
 	return w + int(n)
 }
@@ -392,8 +424,9 @@ func (s *shard) resize(n int) {
 		if sl.tat == 0 {
 			continue
 		}
-		nl, w := binary.Uvarint(oldArena[sl.off:])
-		e := oldArena[sl.off : int(sl.off)+w+int(nl)]
+		at := sl.off &^ dirtyBit
+		nl, w := binary.Uvarint(oldArena[at:])
+		e := oldArena[at : int(at)+w+int(nl)]
 		off := uint32(len(s.arena))
 		s.growArena(len(e))
 		s.arena = append(s.arena, e...)
@@ -401,7 +434,7 @@ func (s *shard) resize(n int) {
 		for s.slots[i].tat != 0 {
 			i = s.next(i)
 		}
-		s.slots[i] = slot{tat: sl.tat, off: off, hash: sl.hash}
+		s.slots[i] = slot{tat: sl.tat, off: off | sl.off&dirtyBit, hash: sl.hash}
 	}
 }
 
