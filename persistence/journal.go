@@ -274,7 +274,11 @@ func (s *Store) foldSegments(to uint64) (folded, error) {
 		return nil
 	}
 	mark := binary.BigEndian.AppendUint64(nil, to)
-	f, err := s.fold(read, func(b *pebble.Batch) error { return b.Set([]byte(metaFolded), mark, nil) }, pebble.Sync)
+	var table DirtySource
+	if t := s.table.Load(); t != nil {
+		table = *t
+	}
+	f, err := s.fold(read, func(b *pebble.Batch) error { return b.Set([]byte(metaFolded), mark, nil) }, pebble.Sync, table)
 	if err != nil {
 		return f, err
 	}
@@ -307,7 +311,7 @@ func (s *Store) foldLegacyJournal() (folded, error) {
 		}
 		return it.Close()
 	}
-	return s.fold(read, func(b *pebble.Batch) error { return b.DeleteRange(journalLower, journalUpper, nil) }, pebble.Sync)
+	return s.fold(read, func(b *pebble.Batch) error { return b.DeleteRange(journalLower, journalUpper, nil) }, pebble.Sync, nil)
 }
 
 // change is a key's last operation in the journal being folded; born says
@@ -319,6 +323,13 @@ type change struct {
 	born  bool
 	tat   int64
 	value []byte
+}
+
+// DirtySource is what a table offers a fold (gcra.Table implements it):
+// every key a journalled change gave a TAT since the previous call, with
+// its TAT now (see gcra.Table.Dirty).
+type DirtySource interface {
+	Dirty(fn func(key []byte, tat int64))
 }
 
 // folded is the outcome of one fold.
@@ -333,7 +344,13 @@ type folded struct {
 // stay unmarked, so a crash mid-fold leaves them to be folded again, and
 // folding is idempotent: the same records fold to the same state over a
 // partly folded key space.
-func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pebble.Batch) error, wo *pebble.WriteOptions) (folded, error) {
+//
+// With a table (the one Load filled, see Dirty), an update of a key's TAT
+// is not looked up at all: the table reports, once, every key changed since
+// the previous fold with its TAT now, which is at least as recent as the
+// records folded (a later change is in a later segment and folds again over
+// it), and the records only tell creations and removals apart.
+func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pebble.Batch) error, wo *pebble.WriteOptions, table DirtySource) (folded, error) {
 	var out folded
 	// index maps a key to its change in changes: one hash lookup per
 	// journalled change (the fold's main cost). Both are sized for as many
@@ -369,7 +386,13 @@ func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pe
 				runtime.Gosched()
 			}
 			switch op {
-			case opSet, opCreate, opDelete:
+			case opSet:
+				if table != nil {
+					return nil // the table has the key's last TAT
+				}
+				scratch = append(append(scratch[:0], tatPrefix...), key...)
+				note(scratch, change{op: op, born: flushedTATs, tat: tat})
+			case opCreate, opDelete:
 				scratch = append(append(scratch[:0], tatPrefix...), key...)
 				note(scratch, change{op: op, born: op == opCreate || flushedTATs, tat: tat})
 			case opPut:
@@ -397,7 +420,46 @@ func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pe
 			return out, err
 		}
 	}
+	// The table's changed keys: those the records created or removed take
+	// their TAT now in changes; the others are written from dirty.
+	var dirty []byte // "t/" + key and 8 bytes of TAT, for each changed key
+	var rest [][2]int
+	if table != nil {
+		var ends []int
+		table.Dirty(func(key []byte, tat int64) { // quick: under a shard lock
+			dirty = append(append(dirty, tatPrefix...), key...)
+			dirty = binary.BigEndian.AppendUint64(dirty, uint64(tat))
+			ends = append(ends, len(dirty))
+		})
+		start := 0
+		for _, end := range ends {
+			if i, ok := index[string(dirty[start:end-8])]; ok {
+				changes[i].op, changes[i].tat = opSet, int64(binary.BigEndian.Uint64(dirty[end-8:end]))
+			} else {
+				rest = append(rest, [2]int{start, end})
+			}
+			start = end
+		}
+	}
 	var val [8]byte
+	put := func(set func() error) error {
+		if err := set(); err != nil {
+			return err
+		}
+		out.keys++
+		if out.keys%foldSlice == 0 {
+			// Commit in slices, letting connections run in between (with
+			// one CPU a long fold would otherwise hold it for a whole
+			// scheduler time slice). A crash between slices is harmless:
+			// the records are only marked folded by the last one.
+			if err := guard(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
+				return err
+			}
+			b.Reset()
+			runtime.Gosched()
+		}
+		return nil
+	}
 	for _, c := range changes {
 		k := c.key
 		switch {
@@ -407,26 +469,20 @@ func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pe
 			continue // created and removed within the journal
 		case c.op == opSet || c.op == opCreate:
 			binary.BigEndian.PutUint64(val[:], uint64(c.tat))
-			err = b.Set([]byte(k), val[:], nil)
+			err = put(func() error { return b.Set([]byte(k), val[:], nil) })
 		case c.op == opPut:
-			err = b.Set([]byte(k), c.value, nil)
+			err = put(func() error { return b.Set([]byte(k), c.value, nil) })
 		default:
-			err = b.Delete([]byte(k), nil)
+			err = put(func() error { return b.Delete([]byte(k), nil) })
 		}
 		if err != nil {
 			return out, err
 		}
-		out.keys++
-		if out.keys%foldSlice == 0 {
-			// Commit in slices, letting connections run in between (with
-			// one CPU a long fold would otherwise hold it for a whole
-			// scheduler time slice). A crash between slices is harmless:
-			// the journal is only deleted by the last one.
-			if err := guard(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
-				return out, err
-			}
-			b.Reset()
-			runtime.Gosched()
+	}
+	for _, r := range rest {
+		e := dirty[r[0]:r[1]]
+		if err := put(func() error { return b.Set(e[:len(e)-8], e[len(e)-8:], nil) }); err != nil {
+			return out, err
 		}
 	}
 	if err := finish(b); err != nil {

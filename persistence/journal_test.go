@@ -133,29 +133,52 @@ func mustTAT(t *testing.T, tb *gcra.Table, key string) int64 {
 
 // TestFoldWhileRunning: with a small FoldBytes the folder folds as the
 // journal grows, concurrently with the writer; nothing is lost and the
-// journal stays short.
+// journal stays short. With the table attached (Load), folds take updated
+// TATs from it; keys are also removed and created again meanwhile.
 func TestFoldWhileRunning(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir, Mode: EverySec, Logger: quiet(), FoldBytes: 4 << 10})
-	require.NoError(t, err)
-	tb := gcra.NewTable(8, s)
-	const keys, rounds = 50, 200
-	roomy := mustLimit(1e6, 1, 1) // never limited: every request changes its key
-	for range rounds {
-		for k := range keys {
-			_, err := tb.Throttle(fmt.Appendf(nil, "key:%03d", k), epoch, roomy, 1)
+	for _, attached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("table=%v", attached), func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(Options{Dir: dir, Mode: EverySec, Logger: quiet(), FoldBytes: 64 << 10})
 			require.NoError(t, err)
-		}
-		require.NoError(t, s.Sync())
+			tb := gcra.NewTable(8, s)
+			if attached {
+				_, err := s.Load(tb, epoch)
+				require.NoError(t, err)
+			}
+			const keys, rounds = 50, 400
+			roomy := mustLimit(1e6, 1, 1) // never limited: every request changes its key
+			for r := range rounds {
+				for k := range keys {
+					_, err := tb.Throttle(fmt.Appendf(nil, "key:%03d", k), epoch, roomy, 1)
+					require.NoError(t, err)
+				}
+				// A key removed (and some created again next round).
+				tb.Delete(fmt.Appendf(nil, "key:%03d", r%keys), epoch)
+				require.NoError(t, s.Sync())
+			}
+			// Then other keys only, until the segments holding the last
+			// updates of the first ones have been folded.
+			folds := s.Stats().Folds
+			for r := 0; s.Stats().Folds < folds+3; r++ {
+				require.Less(t, r, 100*rounds, "no fold")
+				for k := range keys {
+					_, err := tb.Throttle(fmt.Appendf(nil, "other:%03d", k), epoch, roomy, 1)
+					require.NoError(t, err)
+				}
+				require.NoError(t, s.Sync())
+			}
+			want := snapshot(tb, epoch)
+			st := s.Stats()
+			assert.Greater(t, st.Folds, uint64(3))
+			assert.Less(t, st.FoldedKeys, st.Folded, "repeated keys are written once per fold")
+			require.NoError(t, s.Close())
+			got, rec := reload(t, dir, epoch)
+			assert.Equal(t, want, got)
+			assert.Less(t, rec.Replayed, keys*rounds/2, "most of the journal was folded before closing")
+			assert.Len(t, got, 2*keys-1, "the key removed last stays removed")
+		})
 	}
-	want := snapshot(tb, epoch)
-	st := s.Stats()
-	assert.Greater(t, st.Folds, uint64(10))
-	assert.Less(t, st.FoldedKeys, st.Folded, "repeated keys are written once per fold")
-	require.NoError(t, s.Close())
-	got, rec := reload(t, dir, epoch)
-	assert.Equal(t, want, got)
-	assert.Less(t, rec.Replayed, keys*rounds/2, "most of the journal was folded before closing")
 }
 
 // TestLayoutVersion1IsUpgraded: a data directory written before the journal

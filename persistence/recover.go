@@ -16,8 +16,13 @@ type Setter interface {
 
 // Load puts every TAT still after now into dst and deletes from disk the ones
 // that have passed (and any malformed entry). Call it once, before serving:
-// changes recorded meanwhile are not ordered with it.
+// changes recorded meanwhile are not ordered with it. When dst is also a
+// DirtySource (a gcra.Table is), it must be the table that journals to s:
+// folds then read the last TAT of every changed key from it.
 func (s *Store) Load(dst Setter, now int64) (Recovery, error) {
+	if d, ok := dst.(DirtySource); ok {
+		s.table.Store(&d)
+	}
 	start := time.Now()
 	var rec Recovery
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: tatLower, UpperBound: tatUpper})

@@ -115,15 +115,18 @@ type Store struct {
 
 	// The journal (journal.go): the writer appends to seg, closes it once
 	// it holds foldBytes, and asks the folder to fold the closed segments.
-	seg           *segment // the writer's; nil until its first commit
-	nextSegment   uint64   // the number of the writer's next segment
-	foldAsked     uint64   // the writer's: segments below it were handed to the folder
-	unfolded      atomic.Int64
-	foldBytes     int
-	foldReq       chan uint64 // segments below this number may be folded
-	folderDone    chan struct{}
-	folding       atomic.Bool // a fold was asked for and has not finished
-	lastFoldKeys  int         // the folder's: keys in its last fold, to size the next
+	seg          *segment // the writer's; nil until its first commit
+	nextSegment  uint64   // the number of the writer's next segment
+	foldAsked    uint64   // the writer's: segments below it were handed to the folder
+	unfolded     atomic.Int64
+	foldBytes    int
+	foldReq      chan uint64 // segments below this number may be folded
+	folderDone   chan struct{}
+	folding      atomic.Bool // a fold was asked for and has not finished
+	lastFoldKeys int         // the folder's: keys in its last fold, to size the next
+	// table is the table Load filled when it is a DirtySource: folds take
+	// the last TAT of changed keys from it (see fold).
+	table         atomic.Pointer[DirtySource]
 	folds         atomic.Uint64
 	foldedChanges atomic.Uint64
 	foldedKeys    atomic.Uint64
