@@ -479,13 +479,6 @@ func TestRecoveryIntoATable(t *testing.T) {
 	assert.True(t, mustThrottle(t, tb2, "k7", epoch, 1).Limited)
 }
 
-// countOps counts the operations in a journal entry.
-func countOps(v []byte) (int, error) {
-	n := 0
-	err := ops([][]byte{v}, func(byte, []byte, int64, []byte) error { n++; return nil })
-	return n, err
-}
-
 // encodedTAT is the on-disk value for tat.
 func encodedTAT(tat int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(tat)) }
 
