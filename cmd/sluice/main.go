@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	if err != nil {
 		return err
 	}
-	defer dur.close()
+	defer func() { _ = dur.close() }() // early returns; a no-op after the shutdown's
 	table := gcra.NewTable(cfg.Shards, dur.journal())
 	clock := gcra.NewSettableClock(gcra.NewSystemClock())
 	if err := dur.load(table, clock.Now()); err != nil {
@@ -222,9 +222,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		_ = rs.Close()
 	}
 	stopSweeper()
-	dur.close()
+	err = dur.close()
 	log.Info("sluice stopped", slog.Int("keys", table.Len()))
-	return nil
+	return err
 }
 
 // listen opens one listener per host on port, wrapped in TLS when tc is set.

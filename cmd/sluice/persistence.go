@@ -27,6 +27,7 @@ type durability struct {
 	store *persistence.Store
 	log   *slog.Logger
 	once  sync.Once
+	err   error // close's outcome
 }
 
 // openDurability opens the data directory when one is configured.
@@ -89,10 +90,13 @@ func (d *durability) load(table *gcra.Table, now int64) error {
 }
 
 // close commits and syncs what was recorded and closes the store, once;
-// call it after the network layer and the sweeper have stopped.
-func (d *durability) close() {
+// call it after the network layer and the sweeper have stopped. It returns
+// why persistence failed, if it did during the run or while closing, so the
+// process exits non-zero: a supervisor then sees that the last changes may
+// not be on disk.
+func (d *durability) close() error {
 	if d == nil {
-		return
+		return nil
 	}
 	d.once.Do(func() {
 		done := make(chan error, 1)
@@ -102,14 +106,17 @@ func (d *durability) close() {
 			st := d.store.Stats()
 			if err != nil {
 				d.log.Error("persistence: close failed", slog.Any("err", err))
+				d.err = fmt.Errorf("persistence: %w", err)
 				return
 			}
 			d.log.Info("persistence closed", slog.String("dir", d.store.Dir()), slog.Uint64("changes_synced", st.Synced))
 		case <-time.After(closeTimeout):
 			d.log.Error("persistence: close did not finish; exiting anyway (the data dir recovers as after a crash)",
 				slog.Duration("waited", closeTimeout))
+			d.err = fmt.Errorf("persistence: close did not finish within %v", closeTimeout)
 		}
 	})
+	return d.err
 }
 
 // hurryOnSignal makes a second SIGINT or SIGTERM during shutdown cut the wait

@@ -522,7 +522,7 @@ func TestDiskFullInAlwaysModeAnswersErrors(t *testing.T) {
 	require.NoError(t, err, "a peek needs nothing durable")
 	assert.Equal(t, []int64{0, 5, 4, -1, 60}, v)
 	assert.Contains(t, p.Logs(), "persistence: write failed")
-	p.Signal(t, syscall.SIGTERM)
+	assert.Equal(t, 1, p.Signal(t, syscall.SIGTERM), "a run whose persistence failed exits non-zero")
 
 	require.NoError(t, syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT, "size=64m"))
 	p = startPersistent(t, dir, "always")
