@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type Conn struct {
 	authed     atomic.Bool
 	closeAfter bool
 	barrier    func() error // runs before the next flush (see Barrier)
+	waited     bool         // a barrier ran since the last read
 
 	// Deadline bookkeeping (conn goroutine only).
 	rdl          time.Time     // read deadline currently set
@@ -149,6 +151,16 @@ func (c *Conn) serve() {
 		if !c.armRead() {
 			c.linger()
 			return
+		}
+		if c.waited {
+			// The replies waited on a barrier (a durable sync), and the
+			// other connections of the same group commit were released
+			// with this one: let them write their replies first. Reading
+			// at once would mostly fail (EAGAIN: the client has not yet
+			// seen its reply) and park on the poller, a wasted system
+			// call per request; after the others it is usually there.
+			c.waited = false
+			runtime.Gosched()
 		}
 		n, err := c.rd.fill(c.nc)
 		if n > 0 {
@@ -279,7 +291,7 @@ func (c *Conn) Barrier(fn func() error) { c.barrier = fn }
 // returns false on failure.
 func (c *Conn) flush() bool {
 	if fn := c.barrier; fn != nil {
-		c.barrier = nil
+		c.barrier, c.waited = nil, true
 		if err := fn(); err != nil {
 			c.wbuf = c.wbuf[:0]
 			c.WriteError(err.Error())
