@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,14 +91,8 @@ type Store struct {
 	formatWas string
 
 	// Always mode commits in groups (see group): joined counts the callers
-	// of Wait since the writer last took the pending log, want is how many
-	// had joined the previous group, ready wakes the writer when joined
-	// reaches want, and delay (the writer's own) is the longest a group
-	// waits for its members: the previous commit's duration.
+	// of Wait since the writer last took the pending log.
 	joined atomic.Int64
-	want   atomic.Int64
-	delay  time.Duration
-	ready  chan struct{}
 
 	dir  string
 	mode Mode
@@ -250,15 +245,12 @@ func Open(opts Options) (*Store, error) {
 		quit:        make(chan struct{}),
 		done:        make(chan struct{}),
 		waitCh:      make(chan struct{}),
-		ready:       make(chan struct{}, 1),
 		nextSegment: 1,
 		foldBytes:   opts.FoldBytes,
 		foldReq:     make(chan uint64, 1),
 		folderDone:  make(chan struct{}),
-		delay:       minGroupDelay,
 	}
 	s.room.L = &s.mu
-	s.want.Store(1)
 	if err := checkContents(dir, fs); err != nil {
 		_ = lock.Close()
 		return nil, err
@@ -576,12 +568,7 @@ func (s *Store) Wait() error {
 	if s.synced.Load() >= target {
 		return nil
 	}
-	if s.joined.Add(1) >= s.want.Load() {
-		select {
-		case s.ready <- struct{}{}:
-		default:
-		}
-	}
+	s.joined.Add(1)
 	return s.waitSynced(target)
 }
 
@@ -686,7 +673,7 @@ func (s *Store) run() {
 		select {
 		case <-s.kick:
 			if s.mode == Always {
-				forced, quit = s.group(gather)
+				s.group()
 			} else {
 				forced, quit = s.gather(gather)
 			}
@@ -700,7 +687,7 @@ func (s *Store) run() {
 		chunks, seq := s.take(spare)
 		spare = chunks[:0] // the next take's storage; the chunks go back by give
 		if s.mode == Always {
-			s.want.Store(max(1, s.joined.Swap(0)))
+			s.joined.Store(0)
 		}
 		if s.failure() != nil {
 			s.give(chunks)
@@ -711,7 +698,6 @@ func (s *Store) run() {
 		}
 		syncNow := forced || due || quit || s.mode == Always
 		if len(chunks) > 0 {
-			start := time.Now()
 			err := s.commit(chunks, syncNow)
 			s.give(chunks)
 			if err != nil {
@@ -721,9 +707,6 @@ func (s *Store) run() {
 			s.written.Store(seq)
 			if syncNow {
 				s.advance(seq)
-			}
-			if s.mode == Always {
-				s.delay = min(max(time.Since(start), minGroupDelay), maxGroupDelay)
 			}
 			if s.seg.w.Size() >= int64(s.foldBytes) {
 				// The segment is full: closing syncs it, so everything
@@ -755,38 +738,27 @@ func (s *Store) run() {
 	}
 }
 
-// Bounds of how long an Always group waits for its members (see group).
-const (
-	minGroupDelay = 50 * time.Microsecond
-	maxGroupDelay = 10 * time.Millisecond
-)
+// maxGroupYields bounds how many times the writer yields while an
+// Always-mode group forms (see group).
+const maxGroupYields = 64
 
 // group lets an Always-mode group commit form before the writer takes it.
-// Replies wait for the commit, so with N clients in a closed loop the N
-// requests released by one commit come back together; committing the first
-// at once would split them into two groups that alternate, each waiting for
-// the other's fsync. The writer therefore waits until as many callers of
-// Wait have joined as joined the previous group, or for at most the
-// duration of the previous commit (so a caller never waits longer than two
-// commits, as with no waiting at all), or until Sync or Close asks.
-func (s *Store) group(t *time.Timer) (forced, quit bool) {
-	if s.joined.Load() >= s.want.Load() {
-		return false, false
-	}
-	t.Reset(s.delay)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ready:
-			if s.joined.Load() >= s.want.Load() {
-				return false, false
-			}
-		case <-t.C:
-			return false, false
-		case <-s.syncReq:
-			return true, false
-		case <-s.quit:
-			return false, true
+// The connection that woke the writer has just recorded a change, and the
+// others whose requests arrived with it are runnable but have not run yet:
+// a woken goroutine takes the scheduler's next slot. Committing at once
+// would sync one change while they wait for the next sync, and on one CPU,
+// where the sync holds the only scheduler thread (see syncSegment), groups
+// collapse to a change or two. The writer therefore yields to every
+// runnable goroutine, again while a yield brought new callers of Wait (at
+// most maxGroupYields times), and then takes the group: every request
+// already read joins this sync, and those arriving during it are gathered
+// for the next one, as in a single-threaded server such as Redis.
+func (s *Store) group() {
+	for range maxGroupYields {
+		n := s.joined.Load()
+		runtime.Gosched()
+		if s.joined.Load() == n {
+			return
 		}
 	}
 }

@@ -63,12 +63,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}
 	if cfg.GOMAXPROCS > 0 {
 		runtime.GOMAXPROCS(cfg.GOMAXPROCS)
-	} else if cfg.DataDir != "" && cfg.Fsync == "always" && runtime.GOMAXPROCS(0) < 2 && os.Getenv("GOMAXPROCS") == "" {
-		// An fsync blocks its thread, and Go hands that thread's P to
-		// another only after sysmon notices (20 us to 10 ms later): with
-		// one P, every connection would stall behind each group commit.
-		runtime.GOMAXPROCS(2)
-		log.Info("GOMAXPROCS raised from 1 to 2 for --fsync always, so that requests are served while an fsync blocks a thread (set --gomaxprocs to choose)")
 	}
 
 	users, err := cfg.users()
