@@ -41,8 +41,8 @@
 //     [Store.Wait] returns only once every change recorded before the call
 //     is synced, so a reply sent after Wait never promises what a crash could
 //     forget. Decisions made while a sync runs share the next one (group
-//     commit), and the writer lets a group gather as many callers of Wait as
-//     the previous one had (or for one commit's duration) before taking it.
+//     commit), and before taking a group the writer yields to the goroutines
+//     already runnable, so every request already read joins it.
 //     If a write fails, Wait returns the error from then on.
 //   - [EverySec]: the journal is synced within SyncInterval (one second) of
 //     the first write after the previous sync, and when a full segment is
