@@ -95,7 +95,7 @@ func (s *Store) openSegment() error {
 	// Allocate (and size) the file now; the record reader stops at the
 	// zeros after the last record. This is only an optimisation: without
 	// room for it (a nearly full disk) the segment grows as it is written.
-	if s.rawSync && syscall.Fallocate(int(f.Fd()), 0, 0, int64(min(s.foldBytes, maxPrealloc))+maxBatchBytes) == nil {
+	if s.osFS && syscall.Fallocate(int(f.Fd()), 0, 0, int64(min(s.foldBytes, maxPrealloc))+maxBatchBytes) == nil {
 		if err := f.Sync(); err != nil {
 			_ = f.Close()
 			return err
@@ -122,12 +122,16 @@ func (s *Store) syncJournalDir() error {
 	return err
 }
 
-// syncSegment makes the writer's segment durable. With the OS file system
-// it issues fdatasync(2) as a raw system call: the Go runtime then does not
-// see a blocking call, so it neither hands the goroutine's P to another
-// thread nor wakes its monitor thread for it, which on a small machine cost
-// as much CPU as the sync itself. The price is that a stop-the-world pause
-// of the garbage collector waits for a sync in flight (one disk flush).
+// syncSegment makes the writer's segment durable. In Always mode, with the
+// OS file system, it issues fdatasync(2) as a raw system call: the Go
+// runtime then does not see a blocking call, so it neither hands the
+// goroutine's P to another thread nor wakes its monitor thread for it,
+// which on a small machine cost as much CPU as the sync itself. The price
+// is that the sync holds its P (with one, the whole process waits for the
+// disk, as Redis does with appendfsync always) and that a stop-the-world
+// pause of the garbage collector waits for a sync in flight. In the other
+// modes replies do not wait for syncs, so a slow disk must not hold up the
+// process: they sync with an ordinary, blocking call.
 func (s *Store) syncSegment() error {
 	if s.seg == nil {
 		return nil

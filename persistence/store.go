@@ -83,10 +83,11 @@ type Store struct {
 	db   *pebble.DB
 	lock *pebble.Lock
 	fs   vfs.FS
-	// rawSync: fs is the OS's, so the journal is synced with a raw
-	// fdatasync(2) (see syncSegment) and preallocated.
-	rawSync bool
-	journal string // the journal directory
+	// osFS: fs is the operating system's, so journal segments are
+	// preallocated; rawSync: and the mode is Always, so they are synced
+	// with a raw fdatasync(2) (see syncSegment).
+	osFS, rawSync bool
+	journal       string // the journal directory
 	// formatWas is the layout version the directory had when opened.
 	formatWas string
 
@@ -233,7 +234,8 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		lock:        lock,
 		fs:          fs,
-		rawSync:     opts.fs == nil,
+		osFS:        opts.fs == nil,
+		rawSync:     opts.fs == nil && opts.Mode == Always,
 		journal:     fs.PathJoin(dir, journalDir),
 		dir:         dir,
 		mode:        opts.Mode,
