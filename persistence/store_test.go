@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -189,6 +190,31 @@ func TestAlwaysWaitGroupCommits(t *testing.T) {
 	assert.Less(t, st.Fsyncs, uint64(workers*each), "concurrent waits share fsyncs")
 	assert.False(t, st.LastSync.IsZero())
 	t.Logf("%d admissions, %d batches, %d fsyncs", workers*each, st.Batches, st.Fsyncs)
+}
+
+// TestAlwaysGroupsGatherEveryWaiterOnOneThread: with one scheduler thread,
+// where the sync holds the only P, a group commit still takes every caller
+// that was ready to join it: groups of the workers' size, not of one or two
+// (which a writer committing as soon as it is woken would give).
+func TestAlwaysGroupsGatherEveryWaiterOnOneThread(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s := open(t, t.TempDir(), Always)
+	tb := gcra.NewTable(16, s)
+	const workers, each = 16, 20
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				_, err := tb.Throttle(fmt.Appendf(nil, "w%d-%d", w, i), epoch, limit, 1)
+				assert.NoError(t, err)
+				assert.NoError(t, s.Wait())
+			}
+		})
+	}
+	wg.Wait()
+	st := s.Stats()
+	t.Logf("%d admissions, %d fsyncs", workers*each, st.Fsyncs)
+	assert.LessOrEqual(t, st.Fsyncs, uint64(workers*each/(workers/2)), "groups average at least half the workers")
 }
 
 func TestEverySecSyncsWithinInterval(t *testing.T) {
