@@ -74,7 +74,9 @@ func startProc(t *testing.T, env []string, args ...string) *proc {
 	require.NoError(t, err)
 	require.NoError(t, p.cmd.Start())
 	ready := make(chan string, 1)
+	read := make(chan struct{}) // stderr reached EOF: every log line is in p.logs
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
@@ -90,7 +92,9 @@ func startProc(t *testing.T, env []string, args ...string) *proc {
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	// Wait closes the pipe, so it must only be called once everything was
+	// read: otherwise the last lines before exit can be lost.
+	go func() { <-read; p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.done })
 	select {
 	case p.Addr = <-ready:
