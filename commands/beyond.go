@@ -1,9 +1,7 @@
 package commands
 
 import (
-	"context"
 	"sync/atomic"
-	"time"
 
 	"github.com/sluicehq/sluice/lease"
 	"github.com/sluicehq/sluice/policy"
@@ -62,22 +60,3 @@ func (s *Server) SweepBeyond(budget int) int {
 	now := s.clock.Now()
 	return b.windows.Sweep(now, budget) + b.leases.Sweep(now, budget)
 }
-
-// SweepBeyondLoop sweeps the window and lease state every interval until
-// ctx ends, a bounded number of keys per shard per pass (writes also
-// reclaim as they go, so this only bounds what idle keys keep).
-func (s *Server) SweepBeyondLoop(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			s.SweepBeyond(sweepBudget)
-		}
-	}
-}
-
-// sweepBudget is how many keys per shard one background pass examines.
-const sweepBudget = 256

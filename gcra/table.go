@@ -2,13 +2,11 @@ package gcra
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
 	"math/bits"
 	"sync"
-	"time"
 )
 
 // ErrShardFull is returned when one shard's key arena would pass 4 GiB.
@@ -465,25 +463,15 @@ func (s *shard) sweep(t *Table, now int64, budget int) int {
 	return removed
 }
 
-// SweepLoop reclaims expired keys in the background until ctx ends: every
-// interval it examines a tenth of each shard's slots (at least 64), so every
-// slot is visited within about ten intervals, holding one shard lock for one
+// SweepStep is one background pass of reclaiming expired keys at instant
+// now: it examines a tenth of each shard's slots (at least 64), so every
+// slot is visited within about ten passes, holding one shard lock for one
 // bounded step at a time.
-func (t *Table) SweepLoop(ctx context.Context, clock Clock, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		now := clock.Now()
-		for i := range t.shards {
-			s := &t.shards[i]
-			s.mu.Lock()
-			s.sweep(t, now, len(s.slots)/10+64)
-			s.mu.Unlock()
-		}
+func (t *Table) SweepStep(now int64) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		s.sweep(t, now, len(s.slots)/10+64)
+		s.mu.Unlock()
 	}
 }

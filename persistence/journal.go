@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -137,7 +138,7 @@ func (s *Store) syncSegment() error {
 		return nil
 	}
 	s.fsyncs.Add(1)
-	if !s.rawSync {
+	if !s.osFS || s.mode != Always {
 		return s.seg.f.SyncData()
 	}
 	if _, _, e := syscall.RawSyscall(syscall.SYS_FDATASYNC, s.seg.f.Fd(), 0, 0); e != 0 {
@@ -201,11 +202,12 @@ func (s *Store) readSegment(n uint64, each func(v []byte) error) error {
 	}
 	defer func() { _ = f.Close() }()
 	r := record.NewReader(f, 0)
-	var buf []byte
+	var buf bytes.Buffer // reused: one record at a time
 	for {
 		rr, err := r.Next()
 		if err == nil {
-			buf, err = appendAll(buf[:0], rr)
+			buf.Reset()
+			_, err = buf.ReadFrom(rr)
 		}
 		switch {
 		case errors.Is(err, io.EOF) || record.IsInvalidRecord(err):
@@ -213,25 +215,8 @@ func (s *Store) readSegment(n uint64, each func(v []byte) error) error {
 		case err != nil:
 			return fmt.Errorf("read journal segment %d: %w", n, err)
 		}
-		if err := each(buf); err != nil {
+		if err := each(buf.Bytes()); err != nil {
 			return err
-		}
-	}
-}
-
-// appendAll appends what r holds to buf.
-func appendAll(buf []byte, r io.Reader) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
 		}
 	}
 }
@@ -445,25 +430,23 @@ func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pe
 			start = end
 		}
 	}
-	var val [8]byte
-	put := func(set func() error) error {
-		if err := set(); err != nil {
+	// wrote counts a key written and commits the batch every foldSlice
+	// keys, letting connections run in between (with one CPU a long fold
+	// would otherwise hold it for a whole scheduler time slice). A crash
+	// between slices is harmless: the records are only marked folded by
+	// the last one.
+	wrote := func() error {
+		if out.keys++; out.keys%foldSlice != 0 {
+			return nil
+		}
+		if err := guard(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
 			return err
 		}
-		out.keys++
-		if out.keys%foldSlice == 0 {
-			// Commit in slices, letting connections run in between (with
-			// one CPU a long fold would otherwise hold it for a whole
-			// scheduler time slice). A crash between slices is harmless:
-			// the records are only marked folded by the last one.
-			if err := guard(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
-				return err
-			}
-			b.Reset()
-			runtime.Gosched()
-		}
+		b.Reset()
+		runtime.Gosched()
 		return nil
 	}
+	var val [8]byte
 	for _, c := range changes {
 		k := c.key
 		switch {
@@ -473,11 +456,14 @@ func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pe
 			continue // created and removed within the journal
 		case c.op == opSet || c.op == opCreate:
 			binary.BigEndian.PutUint64(val[:], uint64(c.tat))
-			err = put(func() error { return b.Set([]byte(k), val[:], nil) })
+			err = b.Set([]byte(k), val[:], nil)
 		case c.op == opPut:
-			err = put(func() error { return b.Set([]byte(k), c.value, nil) })
+			err = b.Set([]byte(k), c.value, nil)
 		default:
-			err = put(func() error { return b.Delete([]byte(k), nil) })
+			err = b.Delete([]byte(k), nil)
+		}
+		if err == nil {
+			err = wrote()
 		}
 		if err != nil {
 			return out, err
@@ -485,7 +471,11 @@ func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pe
 	}
 	for _, r := range rest {
 		e := dirty[r[0]:r[1]]
-		if err := put(func() error { return b.Set(e[:len(e)-8], e[len(e)-8:], nil) }); err != nil {
+		err = b.Set(e[:len(e)-8], e[len(e)-8:], nil)
+		if err == nil {
+			err = wrote()
+		}
+		if err != nil {
 			return out, err
 		}
 	}

@@ -84,12 +84,10 @@ type Store struct {
 	lock *pebble.Lock
 	fs   vfs.FS
 	// osFS: fs is the operating system's, so journal segments are
-	// preallocated; rawSync: and the mode is Always, so they are synced
-	// with a raw fdatasync(2) (see syncSegment).
-	osFS, rawSync bool
-	journal       string // the journal directory
-	// formatWas is the layout version the directory had when opened.
-	formatWas string
+	// preallocated and, in Always mode, synced with a raw fdatasync(2) (see
+	// syncSegment).
+	osFS    bool
+	journal string // the journal directory
 
 	// Always mode commits in groups (see group): joined counts the callers
 	// of Wait since the writer last took the pending log.
@@ -235,7 +233,6 @@ func Open(opts Options) (*Store, error) {
 		lock:        lock,
 		fs:          fs,
 		osFS:        opts.fs == nil,
-		rawSync:     opts.fs == nil && opts.Mode == Always,
 		journal:     fs.PathJoin(dir, journalDir),
 		dir:         dir,
 		mode:        opts.Mode,
@@ -273,13 +270,17 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open data dir %s: %w", dir, err)
 	}
 	s.db = db
-	if err := s.checkFormat(); err != nil {
+	found, err := s.layoutVersion()
+	if err != nil {
 		_ = db.Close()
 		_ = lock.Close()
 		return nil, err
 	}
 	start := time.Now()
-	replayed, err := s.replay()
+	replayed, err := s.replay(found)
+	if err == nil && found != formatVersion {
+		err = s.stampLayout()
+	}
 	if err != nil {
 		_ = db.Close()
 		_ = lock.Close()
@@ -293,11 +294,11 @@ func Open(opts Options) (*Store, error) {
 }
 
 // replay folds what a previous run left in the journal (and, in a
-// version-2 directory, in Pebble) into the key space, and numbers the
-// writer's first segment after every segment found.
-func (s *Store) replay() (int, error) {
+// directory of layout version 2, in Pebble) into the key space, and numbers
+// the writer's first segment after every segment found.
+func (s *Store) replay(version string) (int, error) {
 	var legacy folded
-	if s.formatWas == formatV2 {
+	if version == formatV2 {
 		var err error
 		if legacy, err = s.foldLegacyJournal(); err != nil {
 			return 0, err
@@ -388,30 +389,30 @@ func pebbleFile(name string) bool {
 	return false
 }
 
-// checkFormat stamps a new store with the layout version and refuses one
-// written in a layout this build does not know.
-func (s *Store) checkFormat() error {
+// layoutVersion reads the directory's layout version ("" for a new store)
+// and refuses one this build does not know. Open stamps the current version
+// only after replaying the journal, so an upgrade a crash interrupts is done
+// again from the start.
+func (s *Store) layoutVersion() (string, error) {
 	v, closer, err := s.db.Get([]byte(metaFormat))
 	if errors.Is(err, pebble.ErrNotFound) {
-		if err := s.db.Set([]byte(metaFormat), []byte(formatVersion), pebble.Sync); err != nil {
-			return fmt.Errorf("write data dir %s: %w", s.dir, err)
-		}
-		return nil
+		return "", nil
 	}
 	if err != nil {
-		return fmt.Errorf("read data dir %s: %w", s.dir, err)
+		return "", fmt.Errorf("read data dir %s: %w", s.dir, err)
 	}
 	got := string(v)
 	_ = closer.Close()
-	s.formatWas = got
-	if got == formatV1 || got == formatV2 {
-		if err := s.db.Set([]byte(metaFormat), []byte(formatVersion), pebble.Sync); err != nil {
-			return fmt.Errorf("write data dir %s: %w", s.dir, err)
-		}
-		return nil
+	if got != formatV1 && got != formatV2 && got != formatVersion {
+		return "", fmt.Errorf("data dir %s holds layout version %q; this sluice reads version %s", s.dir, got, formatVersion)
 	}
-	if got != formatVersion {
-		return fmt.Errorf("data dir %s holds layout version %q; this sluice reads version %s", s.dir, got, formatVersion)
+	return got, nil
+}
+
+// stampLayout records the current layout version.
+func (s *Store) stampLayout() error {
+	if err := s.db.Set([]byte(metaFormat), []byte(formatVersion), pebble.Sync); err != nil {
+		return fmt.Errorf("write data dir %s: %w", s.dir, err)
 	}
 	return nil
 }

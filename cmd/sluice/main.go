@@ -170,8 +170,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	sweepDone := make(chan struct{})
 	stopSweeper := func() { stopSweep(); <-sweepDone } // before closing persistence: the sweep journals
 	defer stopSweeper()
-	go func() { defer close(sweepDone); table.SweepLoop(sweepCtx, clock, cfg.SweepInterval) }()
-	go cmds.SweepBeyondLoop(sweepCtx, cfg.SweepInterval)
+	go func() {
+		defer close(sweepDone)
+		every(sweepCtx, cfg.SweepInterval, func() {
+			table.SweepStep(clock.Now())
+			cmds.SweepBeyond(beyondSweepBudget)
+		})
+	}()
 
 	errc := make(chan error, len(lns))
 	var addrs, tlsAddrs []net.Addr
@@ -549,4 +554,23 @@ func newLogger(c config, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// beyondSweepBudget is how many window and lease keys per shard one sweep
+// pass examines (writes also reclaim as they go, so the sweep only bounds
+// what idle keys keep).
+const beyondSweepBudget = 256
+
+// every calls fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn()
+		}
+	}
 }
