@@ -37,6 +37,8 @@ func (f *fakePersistence) Record(key []byte, tat int64) {
 
 func (f *fakePersistence) RecordCreate(key []byte, tat int64) { f.Record(key, tat) }
 
+func (f *fakePersistence) RecordForget(key []byte) { f.Record(key, 0) }
+
 func (f *fakePersistence) RecordFlush() {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -288,6 +288,10 @@ func (j *recordingJournal) RecordCreate(key []byte, tat int64) {
 	j.changes = append(j.changes, string(key)+":new")
 }
 
+func (j *recordingJournal) RecordForget(key []byte) {
+	j.changes = append(j.changes, string(key)+":forget")
+}
+
 func (j *recordingJournal) RecordFlush() { j.changes = append(j.changes, "flush") }
 
 func TestJournal(t *testing.T) {
@@ -298,14 +302,45 @@ func TestJournal(t *testing.T) {
 	_, _ = tbl.Throttle([]byte("a"), now, l, 1)  // new
 	_, _ = tbl.Throttle([]byte("a"), now, l, 0)  // peek: no change
 	_, _ = tbl.Throttle([]byte("a"), now, l, 5)  // refused: no change
-	_, _ = tbl.Throttle([]byte("a"), now, l, -5) // refund to full: del
+	_, _ = tbl.Throttle([]byte("a"), now, l, -5) // refund to full: forget (never stored)
 	_, _ = tbl.Throttle([]byte("b"), now, l, 1)  // new
-	tbl.Delete([]byte("b"), now)                 // del
+	tbl.Delete([]byte("b"), now)                 // forget
 	_, _ = tbl.Throttle([]byte("c"), now, l, 1)  // new
 	_, _ = tbl.Throttle([]byte("c"), now, l, 1)  // set
-	tbl.Sweep(now+5e9, 100)                      // del
-	tbl.Flush()                                  // flush
-	assert.Equal(t, []string{"a:new", "a:del", "b:new", "b:del", "c:new", "c:set", "c:del", "flush"}, j.changes)
+	_, _ = tbl.Throttle([]byte("d"), now, l, 1)  // new
+	_, _ = tbl.Throttle([]byte("e"), now, l, 1)  // new
+	require.NoError(t, tbl.Set([]byte("f"), now+1e9, now))
+	var reported []string
+	tbl.Dirty(func(key []byte, _ int64) { reported = append(reported, string(key)) })
+	assert.ElementsMatch(t, []string{"c", "d", "e"}, reported)
+	_, ok := tbl.Current([]byte("d"))
+	assert.True(t, ok)
+	tbl.Sweep(now+5e9, 100) // c, d, e, f: del (reported, or stored by Set)
+	tbl.Flush()             // flush
+	require.Len(t, j.changes, 13)
+	assert.Equal(t, []string{"a:new", "a:forget", "b:new", "b:forget", "c:new", "c:set",
+		"d:new", "e:new"}, j.changes[:8])
+	assert.ElementsMatch(t, []string{"c:del", "d:del", "e:del", "f:del"}, j.changes[8:12], "swept in slot order")
+	assert.Equal(t, "flush", j.changes[12])
+}
+
+// TestCurrentMarksAKeyStored: a key a journal read with Current is removed
+// with Record(key, 0), one it never saw with RecordForget.
+func TestCurrentMarksAKeyStored(t *testing.T) {
+	j := &recordingJournal{}
+	tbl := NewTable(1, j)
+	l, _ := NewLimit(1, 1, 1)
+	now := int64(1e18)
+	_, _ = tbl.Throttle([]byte("seen"), now, l, 1)
+	_, _ = tbl.Throttle([]byte("unseen"), now, l, 1)
+	tat, ok := tbl.Current([]byte("seen"))
+	assert.True(t, ok)
+	assert.Equal(t, now+1e9, tat)
+	_, ok = tbl.Current([]byte("absent"))
+	assert.False(t, ok)
+	tbl.Delete([]byte("seen"), now)
+	tbl.Delete([]byte("unseen"), now)
+	assert.Equal(t, []string{"seen:new", "unseen:new", "seen:del", "unseen:forget"}, j.changes)
 }
 
 func FuzzParseInt(f *testing.F) {

@@ -177,8 +177,7 @@ func (t *Table) commitMulti(checks []Check, ms []multiSlot, now int64) error {
 		}
 		switch tat := ms[i].newTAT; {
 		case tat <= now:
-			s.remove(slot)
-			t.record(c.Key, 0)
+			t.remove(s, slot, c.Key)
 		case tat != s.slots[slot].tat:
 			s.slots[slot].tat = tat
 			s.slots[slot].off |= dirtyBit

@@ -9,20 +9,25 @@ import (
 	"sync"
 )
 
-// ErrShardFull is returned when one shard's key arena would pass 4 GiB.
+// ErrShardFull is returned when one shard's key arena would pass 1 GiB.
 var ErrShardFull = errors.New("ERR state table shard is full")
 
 // Journal receives every change to the table, in order per key, while the
 // key's shard lock is held: tat is the new TAT, or 0 when the key was
 // removed; key is valid only during the call. RecordCreate is Record for a
 // key the table did not hold (a journal may then know that the key has no
-// older state to remove). RecordFlush is called for
+// older state to remove). RecordForget is Record(key, 0) for a key that
+// neither Dirty nor Current reported and Set did not store since the table
+// created it: a journal that stores only what its records, Dirty and
+// Current gave it has stored nothing of the key but what the key's own
+// records say. RecordFlush is called for
 // Flush while every shard lock is held, so no change can fall between the
 // flush and its record. Persistence implements it; the table never waits
 // on it.
 type Journal interface {
 	Record(key []byte, tat int64)
 	RecordCreate(key []byte, tat int64)
+	RecordForget(key []byte)
 	RecordFlush()
 }
 
@@ -101,8 +106,7 @@ func (t *Table) store(s *shard, i int, found bool, key []byte, h uint64, old, ne
 	switch {
 	case newTAT <= now:
 		if found {
-			s.remove(i)
-			t.record(key, 0)
+			t.remove(s, i, key)
 		}
 	case found:
 		if newTAT != old {
@@ -129,6 +133,19 @@ func (t *Table) record(key []byte, tat int64) {
 	}
 }
 
+// remove removes slot i of s, which holds key, and journals the removal.
+// Called with s.mu held.
+func (t *Table) remove(s *shard, i int, key []byte) {
+	switch {
+	case t.journal == nil:
+	case s.slots[i].off&storedBit != 0:
+		t.journal.Record(key, 0)
+	default:
+		t.journal.RecordForget(key)
+	}
+	s.remove(i) // last: key may alias the arena, which removing can free
+}
+
 // Get returns key's TAT when it is after now.
 func (t *Table) Get(key []byte, now int64) (int64, bool) {
 	s, h := t.locate(key)
@@ -141,7 +158,8 @@ func (t *Table) Get(key []byte, now int64) (int64, bool) {
 }
 
 // Set stores tat for key (recovery, replication). A tat not after now removes
-// the key. The journal is not told: the caller already has the change.
+// the key. The journal is not told: the caller already has the change (the
+// key counts as stored, see Journal).
 func (t *Table) Set(key []byte, tat, now int64) error {
 	s, h := t.locate(key)
 	s.mu.Lock()
@@ -154,9 +172,13 @@ func (t *Table) Set(key []byte, tat, now int64) error {
 		}
 	case found:
 		s.slots[i].tat = tat
+		s.slots[i].off |= storedBit
 	default:
-		_, err := s.insert(key, h, tat)
-		return err
+		i, err := s.insert(key, h, tat)
+		if err != nil {
+			return err
+		}
+		s.slots[i].off |= storedBit
 	}
 	return nil
 }
@@ -171,8 +193,7 @@ func (t *Table) Delete(key []byte, now int64) bool {
 		return false
 	}
 	live := s.slots[i].tat > now
-	s.remove(i)
-	t.record(key, 0)
+	t.remove(s, i, key)
 	return live
 }
 
@@ -253,12 +274,26 @@ func (t *Table) Dirty(fn func(key []byte, tat int64)) {
 		s.mu.Lock()
 		for j := range s.slots {
 			if sl := &s.slots[j]; sl.off&dirtyBit != 0 && sl.tat != 0 {
-				sl.off &^= dirtyBit
+				sl.off = sl.off&^dirtyBit | storedBit
 				fn(s.key(sl.off), sl.tat)
 			}
 		}
 		s.mu.Unlock()
 	}
+}
+
+// Current returns key's TAT, whether or not it has passed, for a journal
+// that stores it: the key then counts as stored (see Journal).
+func (t *Table) Current(key []byte) (int64, bool) {
+	s, h := t.locate(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.find(key, h)
+	if !ok {
+		return 0, false
+	}
+	s.slots[i].off |= storedBit
+	return s.slots[i].tat, true
 }
 
 // Range calls fn for every key whose TAT is after now, one shard at a time
@@ -278,8 +313,8 @@ func (t *Table) Range(now int64, fn func(key []byte, tat int64)) {
 
 // slot is one open-addressing cell; tat == 0 marks it empty. Keys are stored
 // in the shard's arena as a uvarint length followed by the bytes, at off
-// without dirtyBit; dirtyBit says a journalled change set tat since the last
-// Dirty.
+// without flagBits; dirtyBit says a journalled change set tat since the last
+// Dirty, storedBit that Dirty or Current reported the key or Set stored it.
 type slot struct {
 	tat  int64
 	off  uint32
@@ -327,12 +362,16 @@ func (s *shard) dist(i, j int) int {
 // factor moves between 1/2 and 3/4 instead of 3/8 and 3/4.
 func grown(n int) int { return n + n/2 }
 
-// dirtyBit is the flag of slot.off that Dirty reports and clears; arena
-// offsets stay below it.
-const dirtyBit = 1 << 31
+// dirtyBit and storedBit are flags of slot.off (see slot); arena offsets
+// stay below both.
+const (
+	dirtyBit  = 1 << 31
+	storedBit = 1 << 30
+	flagBits  = dirtyBit | storedBit
+)
 
 func (s *shard) key(off uint32) []byte {
-	off &^= dirtyBit
+	off &^= flagBits
 	n, w := binary.Uvarint(s.arena[off:])
 	start := int(off) + w
 	return s.arena[start : start+int(n)]
@@ -357,9 +396,9 @@ func (s *shard) insert(key []byte, h uint64, tat int64) (int, error) {
 		s.resize(grown(len(s.slots)))
 	}
 	need := binary.MaxVarintLen64 + len(key)
-	if len(s.arena)+need > dirtyBit {
+	if len(s.arena)+need > storedBit {
 		s.compact()
-		if len(s.arena)+need > dirtyBit {
+		if len(s.arena)+need > storedBit {
 			return 0, ErrShardFull
 		}
 	}
@@ -395,7 +434,7 @@ func (s *shard) remove(i int) {
 }
 
 func (s *shard) entryLen(off uint32) int {
-	off &^= dirtyBit
+	off &^= flagBits
 	n, w := binary.Uvarint(s.arena[off:])
 	return w + int(n)
 }
@@ -422,7 +461,7 @@ func (s *shard) resize(n int) {
 		if sl.tat == 0 {
 			continue
 		}
-		at := sl.off &^ dirtyBit
+		at := sl.off &^ flagBits
 		nl, w := binary.Uvarint(oldArena[at:])
 		e := oldArena[at : int(at)+w+int(nl)]
 		off := uint32(len(s.arena))
@@ -432,7 +471,7 @@ func (s *shard) resize(n int) {
 		for s.slots[i].tat != 0 {
 			i = s.next(i)
 		}
-		s.slots[i] = slot{tat: sl.tat, off: off | sl.off&dirtyBit, hash: sl.hash}
+		s.slots[i] = slot{tat: sl.tat, off: off | sl.off&flagBits, hash: sl.hash}
 	}
 }
 
@@ -446,11 +485,8 @@ func (s *shard) sweep(t *Table, now int64, budget int) int {
 		}
 		sl := s.slots[s.cursor]
 		if sl.tat != 0 && sl.tat <= now {
-			if t.journal != nil {
-				t.journal.Record(s.key(sl.off), 0)
-			}
 			size := len(s.slots)
-			s.remove(s.cursor)
+			t.remove(s, s.cursor, s.key(sl.off))
 			removed++
 			s.reclaimed++
 			if len(s.slots) != size {

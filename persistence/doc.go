@@ -20,8 +20,9 @@
 // Every live key is stored as "t/" + key -> its TAT, 8 bytes of big-endian
 // Unix nanoseconds (absolute, so it means the same after a restart); window
 // counters and leases live under "w/" and "l/". "m/format" holds the layout
-// version (3; version 1, from before the journal, and version 2, whose
-// journal was "j/" + an entry number inside Pebble, are upgraded in place)
+// version (4; version 1, from before the journal, version 2, whose
+// journal was "j/" + an entry number inside Pebble, and version 3, whose
+// journal had no opForget, are upgraded in place)
 // and "m/folded" the number of the first journal segment not yet folded.
 // The journal directory holds the segments, numbered in order: records in
 // Pebble's record format, each the pending log's encoding of one batch.
@@ -52,6 +53,12 @@
 //     (before it is folded) and at Close; the operating
 //     system writes the log back when it decides (on Linux typically within
 //     30 seconds), and a machine crash loses whatever it had not.
+//
+// A directory the store creates (and the journal directory) has its entry
+// synced in its parent, and a segment's entry is synced before anything a
+// reply waits for is written to it, so a power cut keeps the files as well
+// as their contents; a test cuts the power on a file system that forgets
+// everything unsynced and checks that each mode keeps what it promised.
 //
 // Folds are synced into Pebble before their segments are removed, and
 // Pebble syncs its own sstables and manifest, in every mode. In every mode

@@ -102,25 +102,13 @@ func (s *Store) openSegment() error {
 			return err
 		}
 	}
-	if err := s.syncJournalDir(); err != nil {
+	if err := syncDir(s.fs, s.journal); err != nil {
 		_ = f.Close()
 		return err
 	}
 	s.seg = &segment{num: s.nextSegment, f: f, w: record.NewWriter(f)}
 	s.nextSegment++
 	return nil
-}
-
-func (s *Store) syncJournalDir() error {
-	d, err := s.fs.OpenDir(s.journal)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // syncSegment makes the writer's segment durable. In Always mode, with the
@@ -303,22 +291,35 @@ func (s *Store) foldLegacyJournal() (folded, error) {
 	return s.fold(read, func(b *pebble.Batch) error { return b.DeleteRange(journalLower, journalUpper, nil) }, pebble.Sync, nil)
 }
 
-// change is a key's last operation in the journal being folded; born says
-// the key had no TAT before its first one (created by the table, or after a
-// flush), so if it ends removed there is nothing to delete.
+// change is a key's last operation in the journal being folded; reported
+// says the table's Dirty gave its TAT now, born why the key had no TAT
+// before its first operation in the journal.
 type change struct {
-	key   string
-	op    byte
-	born  bool
-	tat   int64
-	value []byte
+	key      string
+	op       byte
+	born     born
+	reported bool
+	tat      int64
+	value    []byte
 }
+
+// born is why a key had no TAT before its first change in a fold.
+type born byte
+
+const (
+	bornBefore  born = iota // it may have had one
+	bornCreated             // the table created it (but see fold)
+	bornFlushed             // a flush in the same fold removed it
+)
 
 // DirtySource is what a table offers a fold (gcra.Table implements it):
 // every key a journalled change gave a TAT since the previous call, with
-// its TAT now (see gcra.Table.Dirty).
+// its TAT now (see gcra.Table.Dirty), and any key's TAT now (Current).
+// Both mark the keys they report as stored, which their removal tells the
+// journal (RecordForget or not).
 type DirtySource interface {
 	Dirty(fn func(key []byte, tat int64))
+	Current(key []byte) (int64, bool)
 }
 
 // folded is the outcome of one fold.
@@ -338,7 +339,12 @@ type folded struct {
 // is not looked up at all: the table reports, once, every key changed since
 // the previous fold with its TAT now, which is at least as recent as the
 // records folded (a later change is in a later segment and folds again over
-// it), and the records only tell creations and removals apart.
+// it). A key the records create or remove, or update after a flush, takes
+// its state now from the table too, reported or not: an earlier fold may
+// have written a later state of it than these records hold (it reported
+// the key and forgot it), which neither a creation's TAT nor a flush may
+// undo. For the same reason a key the records create and remove is deleted
+// from the key space unless its removal says no fold stored it (opForget).
 func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pebble.Batch) error, wo *pebble.WriteOptions, table DirtySource) (folded, error) {
 	var out folded
 	// index maps a key to its change in changes: one hash lookup per
@@ -375,15 +381,19 @@ func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pe
 				runtime.Gosched()
 			}
 			switch op {
-			case opSet:
-				if table != nil {
+			case opSet, opCreate, opDelete, opForget:
+				if op == opSet && table != nil && !flushedTATs {
 					return nil // the table has the key's last TAT
 				}
+				c := change{op: op, tat: tat}
+				switch {
+				case flushedTATs:
+					c.born = bornFlushed
+				case op == opCreate:
+					c.born = bornCreated
+				}
 				scratch = append(append(scratch[:0], tatPrefix...), key...)
-				note(scratch, change{op: op, born: flushedTATs, tat: tat})
-			case opCreate, opDelete:
-				scratch = append(append(scratch[:0], tatPrefix...), key...)
-				note(scratch, change{op: op, born: op == opCreate || flushedTATs, tat: tat})
+				note(scratch, c)
 			case opPut:
 				note(key, change{op: op, value: append([]byte(nil), value...)})
 			case opDrop:
@@ -424,10 +434,22 @@ func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pe
 		for _, end := range ends {
 			if i, ok := index[string(dirty[start:end-8])]; ok {
 				changes[i].op, changes[i].tat = opSet, int64(binary.BigEndian.Uint64(dirty[end-8:end]))
+				changes[i].reported = true
 			} else {
 				rest = append(rest, [2]int{start, end})
 			}
 			start = end
+		}
+		for i, c := range changes {
+			if c.reported || c.op == opFlush || !strings.HasPrefix(c.key, tatPrefix) {
+				continue
+			}
+			scratch = append(scratch[:0], c.key[len(tatPrefix):]...)
+			if tat, ok := table.Current(scratch); ok {
+				changes[i].op, changes[i].tat = opSet, tat
+			} else if c.op == opSet || c.op == opCreate {
+				changes[i].op = opDelete // removed since; the removal folds later
+			}
 		}
 	}
 	// wrote counts a key written and commits the batch every foldSlice
@@ -452,8 +474,10 @@ func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pe
 		switch {
 		case c.op == opFlush:
 			continue // flushed after its change
-		case c.op == opDelete && c.born:
-			continue // created and removed within the journal
+		case (c.op == opDelete || c.op == opForget) && c.born == bornFlushed:
+			continue // the flush's range deletion, in this batch, removes it
+		case c.op == opForget && c.born == bornCreated:
+			continue // created and removed within the journal, never stored
 		case c.op == opSet || c.op == opCreate:
 			binary.BigEndian.PutUint64(val[:], uint64(c.tat))
 			err = b.Set([]byte(k), val[:], nil)

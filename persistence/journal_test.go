@@ -253,3 +253,54 @@ func TestAFoldedSegmentIsNeverFoldedAgain(t *testing.T) {
 	s = open(t, dir, Always)
 	assert.Empty(t, journalSegments(t, s))
 }
+
+// TestAFoldNeverUndoesWhatAnEarlierFoldWrote: a fold with the table attached
+// writes the state now of every key changed since the previous fold, which
+// can be later than any record it folds. Folding those later records must
+// then not put back a creation's older TAT, leave behind a key created and
+// removed, or lose a key that a flush before it in the same records would
+// otherwise remove with what an earlier fold wrote.
+func TestAFoldNeverUndoesWhatAnEarlierFoldWrote(t *testing.T) {
+	s := open(t, t.TempDir(), EverySec)
+	tb := gcra.NewTable(4, s)
+	_, err := s.Load(tb, epoch)
+	require.NoError(t, err)
+	roomy := mustLimit(1e6, 1, 1) // each request moves the TAT a second on
+	throttle := func(key string, n int) {
+		for range n {
+			_, err := tb.Throttle([]byte(key), epoch, roomy, 1)
+			require.NoError(t, err)
+		}
+	}
+	none := func(func(v []byte) error) error { return nil }
+	noMark := func(*pebble.Batch) error { return nil }
+	foldEarlier := func() { // folds no records: writes what the table reports
+		_, err := s.fold(none, noMark, pebble.Sync, tb)
+		require.NoError(t, err)
+	}
+	foldJournal := func() { // folds the writer's segment so far
+		require.NoError(t, s.Sync())
+		num := s.seg.num
+		_, err := s.fold(func(each func(v []byte) error) error { return s.readSegment(num, each) }, noMark, pebble.Sync, tb)
+		require.NoError(t, err)
+	}
+	tat := func(n int64) string { return string(encodedTAT(epoch + n*1e9)) }
+
+	throttle("grown", 3) // created at +1s, then +2s, +3s
+	throttle("brief", 1)
+	require.NoError(t, s.Sync())
+	foldEarlier()
+	tb.Delete([]byte("brief"), epoch)
+	throttle("unseen", 1)
+	tb.Delete([]byte("unseen"), epoch)
+	foldJournal()
+	assert.Equal(t, map[string]string{"t/grown": tat(3)}, keySpace(t, s),
+		"grown keeps its last TAT, brief is deleted, unseen never written")
+
+	tb.Flush()
+	throttle("after", 2)
+	require.NoError(t, s.Sync())
+	foldEarlier()
+	foldJournal()
+	assert.Equal(t, map[string]string{"t/after": tat(2)}, keySpace(t, s))
+}

@@ -3,7 +3,9 @@ package persistence
 import "encoding/binary"
 
 // Operations in the pending log: opSet key tat, opDelete key, opFlush (the
-// TAT namespace), opCreate key tat (opSet of a key that had no TAT); opPut key value, opDrop key, opFlushPrefix prefix (other
+// TAT namespace), opCreate key tat (opSet of a key that had no TAT),
+// opForget key (opDelete of a key no fold stored but from its records, see
+// gcra.Journal); opPut key value, opDrop key, opFlushPrefix prefix (other
 // namespaces; their keys carry the namespace). A key or value is a uvarint
 // length and its bytes; a TAT is 8 bytes big-endian.
 const (
@@ -14,6 +16,7 @@ const (
 	opDrop
 	opFlushPrefix
 	opCreate
+	opForget
 )
 
 const (
@@ -57,10 +60,10 @@ func (p *pendingLog) appendSet(op byte, key []byte, tat int64) {
 	p.size += len(*c) - n
 }
 
-func (p *pendingLog) appendDelete(key []byte) {
+func (p *pendingLog) appendDelete(op byte, key []byte) {
 	c := p.tail(1 + binary.MaxVarintLen64 + len(key))
 	n := len(*c)
-	*c = append(*c, opDelete)
+	*c = append(*c, op)
 	*c = binary.AppendUvarint(*c, uint64(len(key)))
 	*c = append(*c, key...)
 	p.size += len(*c) - n

@@ -31,7 +31,7 @@ func TestPendingLogRoundTrip(t *testing.T) {
 				p.appendSet(opSet, []byte(key), int64(i+1))
 				want = append(want, decoded{opSet, key, int64(i + 1)})
 			case i%7 == 0:
-				p.appendDelete([]byte(key))
+				p.appendDelete(opDelete, []byte(key))
 				want = append(want, decoded{opDelete, key, 0})
 			case i%501 == 0:
 				p.appendFlush()

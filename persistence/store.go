@@ -29,12 +29,15 @@ const (
 const (
 	tatPrefix     = "t/"
 	metaFormat    = "m/format"
-	formatVersion = "3"
+	formatVersion = "4"
 	// formatV1 is the layout without the journal, formatV2 the one with
-	// the journal inside Pebble; both read the same and are upgraded in
-	// place.
+	// the journal inside Pebble, formatV3 the one whose journal has no
+	// opForget; all read the same and are upgraded in place (version 3
+	// only needs the new stamp, which makes an older sluice refuse the
+	// directory rather than fail on a record it does not know).
 	formatV1 = "1"
 	formatV2 = "2"
+	formatV3 = "3"
 )
 
 var (
@@ -222,7 +225,7 @@ func Open(opts Options) (*Store, error) {
 		fs = vfs.Default
 	}
 	dir := opts.Dir
-	if err := prepareDir(dir); err != nil {
+	if err := prepareDir(dir, fs); err != nil {
 		return nil, err
 	}
 	lock, err := pebble.LockDirectory(dir, fs)
@@ -304,7 +307,12 @@ func (s *Store) replay(version string) (int, error) {
 			return 0, err
 		}
 	}
+	// The journal directory's own entry is synced (always: a crash may
+	// have come between creating and syncing it), as each segment's is.
 	if err := s.fs.MkdirAll(s.journal, 0o750); err != nil {
+		return 0, err
+	}
+	if err := syncDir(s.fs, s.dir); err != nil {
 		return 0, err
 	}
 	nums, err := s.segments()
@@ -327,22 +335,51 @@ func (s *Store) replay(version string) (int, error) {
 	return legacy.changes + f.changes, err
 }
 
-// prepareDir makes sure dir is a directory, creating it when missing.
-func prepareDir(dir string) error {
-	st, err := os.Stat(dir)
+// prepareDir makes sure dir is a directory, creating it (and missing
+// parents) when missing. Each directory it creates has its entry synced in
+// its parent, so that a power cut cannot take the data dir away with
+// everything later stored in it.
+func prepareDir(dir string, fs vfs.FS) error {
+	st, err := fs.Stat(dir)
 	switch {
 	case err == nil && !st.IsDir():
 		return fmt.Errorf("data dir %s is not a directory", dir)
 	case err == nil:
 		return nil
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return fmt.Errorf("create data dir: %w", err)
-		}
-		return nil
-	default:
+	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("data dir %s: %w", dir, err)
 	}
+	// The directories to create, innermost first.
+	var created []string
+	for d := fs.PathDir(dir); ; d = fs.PathDir(d) {
+		created = append(created, d)
+		if _, err := fs.Stat(d); err == nil || fs.PathDir(d) == d {
+			break
+		}
+	}
+	created = append([]string{dir}, created[:len(created)-1]...)
+	if err := fs.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		if err := syncDir(fs, fs.PathDir(created[i])); err != nil {
+			return fmt.Errorf("create data dir: sync %s: %w", fs.PathDir(created[i]), err)
+		}
+	}
+	return nil
+}
+
+// syncDir makes the entries of directory dir durable.
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // lockError explains why Pebble's LOCK file could not be taken.
@@ -403,7 +440,7 @@ func (s *Store) layoutVersion() (string, error) {
 	}
 	got := string(v)
 	_ = closer.Close()
-	if got != formatV1 && got != formatV2 && got != formatVersion {
+	if got != formatV1 && got != formatV2 && got != formatV3 && got != formatVersion {
 		return "", fmt.Errorf("data dir %s holds layout version %q; this sluice reads version %s", s.dir, got, formatVersion)
 	}
 	return got, nil
@@ -450,13 +487,20 @@ func (s *Store) Record(key []byte, tat int64) { s.record(opSet, key, tat) }
 // be removed before the journal is folded, the fold writes nothing for it.
 func (s *Store) RecordCreate(key []byte, tat int64) { s.record(opCreate, key, tat) }
 
+// RecordForget journals the removal of a key that nothing but its own
+// journalled changes stored (see gcra.Journal).
+func (s *Store) RecordForget(key []byte) { s.record(opForget, key, 0) }
+
 func (s *Store) record(op byte, key []byte, tat int64) {
 	empty, ok := s.lockToAppend()
 	if !ok {
 		return
 	}
-	if tat == 0 {
-		s.pending.appendDelete(key)
+	if tat == 0 || op == opForget {
+		if op != opForget {
+			op = opDelete
+		}
+		s.pending.appendDelete(op, key)
 		s.keysDeleted.Add(1)
 	} else {
 		s.pending.appendSet(op, key, tat)
