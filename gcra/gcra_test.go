@@ -393,3 +393,19 @@ func FuzzThrottleArgs(f *testing.F) {
 		require.GreaterOrEqual(t, r.Remaining, int64(0))
 	})
 }
+
+// TestMultiJournalsCreations: THROTTLE.MULTI journals a key it creates as a
+// creation, so its removal before any fold saw it is a RecordForget.
+func TestMultiJournalsCreations(t *testing.T) {
+	j := &recordingJournal{}
+	tbl := NewTable(1, j)
+	l, _ := NewLimit(1, 1, 1)
+	now := int64(1e18)
+	_, _ = tbl.Throttle([]byte("old"), now, l, 1)
+	checks := []Check{{Key: []byte("old"), Limit: l}, {Key: []byte("new"), Limit: l}}
+	limited, err := tbl.ThrottleMulti(checks, now+1e9, 1, make([]Result, 2))
+	require.NoError(t, err)
+	require.False(t, limited)
+	tbl.Delete([]byte("new"), now)
+	assert.Equal(t, []string{"old:new", "new:new", "old:set", "new:forget"}, j.changes)
+}

@@ -163,7 +163,9 @@ func (t *Table) commitMulti(checks []Check, ms []multiSlot, now int64) error {
 		}
 		s.slots[slot].off |= dirtyBit
 		inserted = append(inserted, i)
-		t.record(c.Key, ms[i].newTAT)
+		if t.journal != nil {
+			t.journal.RecordCreate(c.Key, ms[i].newTAT)
+		}
 	}
 	for i, c := range checks {
 		s := &t.shards[ms[i].shard]
