@@ -294,10 +294,16 @@ func (j *recordingJournal) RecordForget(key []byte) {
 
 func (j *recordingJournal) RecordFlush() { j.changes = append(j.changes, "flush") }
 
-func TestJournal(t *testing.T) {
+// journalled returns a one-shard table journalling to a recordingJournal,
+// and a limit of one request a second with no burst.
+func journalled() (*recordingJournal, *Table, Limit) {
 	j := &recordingJournal{}
-	tbl := NewTable(1, j)
 	l, _ := NewLimit(1, 1, 1)
+	return j, NewTable(1, j), l
+}
+
+func TestJournal(t *testing.T) {
+	j, tbl, l := journalled()
 	now := int64(1e18)
 	_, _ = tbl.Throttle([]byte("a"), now, l, 1)  // new
 	_, _ = tbl.Throttle([]byte("a"), now, l, 0)  // peek: no change
@@ -327,9 +333,7 @@ func TestJournal(t *testing.T) {
 // TestCurrentMarksAKeyStored: a key a journal read with Current is removed
 // with Record(key, 0), one it never saw with RecordForget.
 func TestCurrentMarksAKeyStored(t *testing.T) {
-	j := &recordingJournal{}
-	tbl := NewTable(1, j)
-	l, _ := NewLimit(1, 1, 1)
+	j, tbl, l := journalled()
 	now := int64(1e18)
 	_, _ = tbl.Throttle([]byte("seen"), now, l, 1)
 	_, _ = tbl.Throttle([]byte("unseen"), now, l, 1)
@@ -397,9 +401,7 @@ func FuzzThrottleArgs(f *testing.F) {
 // TestMultiJournalsCreations: THROTTLE.MULTI journals a key it creates as a
 // creation, so its removal before any fold saw it is a RecordForget.
 func TestMultiJournalsCreations(t *testing.T) {
-	j := &recordingJournal{}
-	tbl := NewTable(1, j)
-	l, _ := NewLimit(1, 1, 1)
+	j, tbl, l := journalled()
 	now := int64(1e18)
 	_, _ = tbl.Throttle([]byte("old"), now, l, 1)
 	checks := []Check{{Key: []byte("old"), Limit: l}, {Key: []byte("new"), Limit: l}}

@@ -161,11 +161,8 @@ func (t *Table) commitMulti(checks []Check, ms []multiSlot, now int64) error {
 			}
 			return err
 		}
-		s.slots[slot].off |= dirtyBit
 		inserted = append(inserted, i)
-		if t.journal != nil {
-			t.journal.RecordCreate(c.Key, ms[i].newTAT)
-		}
+		t.changed(s, slot, c.Key, true)
 	}
 	for i, c := range checks {
 		s := &t.shards[ms[i].shard]
@@ -182,8 +179,7 @@ func (t *Table) commitMulti(checks []Check, ms []multiSlot, now int64) error {
 			t.remove(s, slot, c.Key)
 		case tat != s.slots[slot].tat:
 			s.slots[slot].tat = tat
-			s.slots[slot].off |= dirtyBit
-			t.record(c.Key, tat)
+			t.changed(s, slot, c.Key, false)
 		}
 	}
 	return nil

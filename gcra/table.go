@@ -111,25 +111,29 @@ func (t *Table) store(s *shard, i int, found bool, key []byte, h uint64, old, ne
 	case found:
 		if newTAT != old {
 			s.slots[i].tat = newTAT
-			s.slots[i].off |= dirtyBit
-			t.record(key, newTAT)
+			t.changed(s, i, key, false)
 		}
 	default:
 		i, err := s.insert(key, h, newTAT)
 		if err != nil {
 			return err
 		}
-		s.slots[i].off |= dirtyBit
-		if t.journal != nil {
-			t.journal.RecordCreate(key, newTAT)
-		}
+		t.changed(s, i, key, true)
 	}
 	return nil
 }
 
-func (t *Table) record(key []byte, tat int64) {
-	if t.journal != nil {
-		t.journal.Record(key, tat)
+// changed marks slot i of s, which holds key and was just given its TAT by
+// a change, for Dirty and journals the change (created: the table did not
+// hold key before). Called with s.mu held.
+func (t *Table) changed(s *shard, i int, key []byte, created bool) {
+	s.slots[i].off |= dirtyBit
+	switch {
+	case t.journal == nil:
+	case created:
+		t.journal.RecordCreate(key, s.slots[i].tat)
+	default:
+		t.journal.Record(key, s.slots[i].tat)
 	}
 }
 

@@ -135,18 +135,17 @@ func (s *Store) syncSegment() error {
 	return nil
 }
 
-// closeSegment syncs and closes the writer's segment, if any, and reports
-// whether there was one.
-func (s *Store) closeSegment() (bool, error) {
+// closeSegment syncs and closes the writer's segment, if any.
+func (s *Store) closeSegment() error {
 	if s.seg == nil {
-		return false, nil
+		return nil
 	}
 	err := s.syncSegment()
 	if cerr := s.seg.f.Close(); err == nil {
 		err = cerr
 	}
 	s.seg = nil
-	return true, err
+	return err
 }
 
 // segments lists the journal's segment numbers in order.
@@ -255,7 +254,7 @@ func (s *Store) foldSegments(to uint64) (folded, error) {
 	if t := s.table.Load(); t != nil {
 		table = *t
 	}
-	f, err := s.fold(read, func(b *pebble.Batch) error { return b.Set([]byte(metaFolded), mark, nil) }, pebble.Sync, table)
+	f, err := s.fold(read, func(b *pebble.Batch) error { return b.Set([]byte(metaFolded), mark, nil) }, table)
 	if err != nil {
 		return f, err
 	}
@@ -288,7 +287,7 @@ func (s *Store) foldLegacyJournal() (folded, error) {
 		}
 		return it.Close()
 	}
-	return s.fold(read, func(b *pebble.Batch) error { return b.DeleteRange(journalLower, journalUpper, nil) }, pebble.Sync, nil)
+	return s.fold(read, func(b *pebble.Batch) error { return b.DeleteRange(journalLower, journalUpper, nil) }, nil)
 }
 
 // change is a key's last operation in the journal being folded; reported
@@ -330,7 +329,7 @@ type folded struct {
 
 // fold rewrites the journal records read yields into the key space, last
 // change of each key winning, and commits finish's changes (which mark the
-// records folded) in its last batch, with wo. Until that batch the records
+// records folded) in its last batch, synced. Until that batch the records
 // stay unmarked, so a crash mid-fold leaves them to be folded again, and
 // folding is idempotent: the same records fold to the same state over a
 // partly folded key space.
@@ -345,7 +344,7 @@ type folded struct {
 // the key and forgot it), which neither a creation's TAT nor a flush may
 // undo. For the same reason a key the records create and remove is deleted
 // from the key space unless its removal says no fold stored it (opForget).
-func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pebble.Batch) error, wo *pebble.WriteOptions, table DirtySource) (folded, error) {
+func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pebble.Batch) error, table DirtySource) (folded, error) {
 	var out folded
 	// index maps a key to its change in changes: one hash lookup per
 	// journalled change (the fold's main cost). Both are sized for as many
@@ -506,7 +505,7 @@ func (s *Store) fold(read func(each func(v []byte) error) error, finish func(*pe
 	if err := finish(b); err != nil {
 		return out, err
 	}
-	if err := guard(func() error { return s.db.Apply(b, wo) }); err != nil {
+	if err := guard(func() error { return s.db.Apply(b, pebble.Sync) }); err != nil {
 		return out, err
 	}
 	s.lastFoldKeys = len(changes)

@@ -185,17 +185,29 @@ func TestFoldWhileRunning(t *testing.T) {
 // existed (layout "1", TATs in the key space) opens, keeps its keys and is
 // stamped with the current layout.
 func TestLayoutVersion1IsUpgraded(t *testing.T) {
-	dir := t.TempDir()
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{quiet()}})
-	require.NoError(t, err)
-	require.NoError(t, db.Set([]byte(metaFormat), []byte("1"), pebble.Sync))
+	dir, db := oldLayout(t, formatV1)
 	require.NoError(t, db.Set([]byte("t/k"), encodedTAT(epoch+5e9), pebble.Sync))
 	require.NoError(t, db.Close())
 
 	got, rec := reload(t, dir, epoch)
 	assert.Equal(t, map[string]int64{"k": epoch + 5e9}, got)
 	assert.Equal(t, 1, rec.Keys)
-	s := open(t, dir, EverySec)
+	assertStamped(t, open(t, dir, EverySec))
+}
+
+// oldLayout creates a bare Pebble directory stamped with layout version.
+func oldLayout(t *testing.T, version string) (string, *pebble.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{quiet()}})
+	require.NoError(t, err)
+	require.NoError(t, db.Set([]byte(metaFormat), []byte(version), pebble.Sync))
+	return dir, db
+}
+
+// assertStamped checks that s holds the current layout version.
+func assertStamped(t *testing.T, s *Store) {
+	t.Helper()
 	v, closer, err := s.db.Get([]byte(metaFormat))
 	require.NoError(t, err)
 	assert.Equal(t, formatVersion, string(v))
@@ -206,10 +218,7 @@ func TestLayoutVersion1IsUpgraded(t *testing.T) {
 // Pebble (layout "2") opens with its journal folded into the key space and
 // is stamped with the current layout.
 func TestLayoutVersion2IsUpgraded(t *testing.T) {
-	dir := t.TempDir()
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{quiet()}})
-	require.NoError(t, err)
-	require.NoError(t, db.Set([]byte(metaFormat), []byte("2"), pebble.Sync))
+	dir, db := oldLayout(t, formatV2)
 	require.NoError(t, db.Set([]byte("t/old"), encodedTAT(epoch+5e9), pebble.Sync))
 	var p pendingLog
 	p.appendSet(opSet, []byte("old"), epoch+7e9)
@@ -225,10 +234,7 @@ func TestLayoutVersion2IsUpgraded(t *testing.T) {
 	assert.Equal(t, 2, rec.Replayed)
 	s := open(t, dir, EverySec)
 	assert.Equal(t, 0, s.Stats().Recovery.Replayed, "the old journal is gone")
-	v, closer, err := s.db.Get([]byte(metaFormat))
-	require.NoError(t, err)
-	assert.Equal(t, formatVersion, string(v))
-	require.NoError(t, closer.Close())
+	assertStamped(t, s)
 }
 
 // TestAFoldedSegmentIsNeverFoldedAgain: should a segment's file outlive its
@@ -275,13 +281,13 @@ func TestAFoldNeverUndoesWhatAnEarlierFoldWrote(t *testing.T) {
 	none := func(func(v []byte) error) error { return nil }
 	noMark := func(*pebble.Batch) error { return nil }
 	foldEarlier := func() { // folds no records: writes what the table reports
-		_, err := s.fold(none, noMark, pebble.Sync, tb)
+		_, err := s.fold(none, noMark, tb)
 		require.NoError(t, err)
 	}
 	foldJournal := func() { // folds the writer's segment so far
 		require.NoError(t, s.Sync())
 		num := s.seg.num
-		_, err := s.fold(func(each func(v []byte) error) error { return s.readSegment(num, each) }, noMark, pebble.Sync, tb)
+		_, err := s.fold(func(each func(v []byte) error) error { return s.readSegment(num, each) }, noMark, tb)
 		require.NoError(t, err)
 	}
 	tat := func(n int64) string { return string(encodedTAT(epoch + n*1e9)) }

@@ -350,20 +350,21 @@ func prepareDir(dir string, fs vfs.FS) error {
 		return fmt.Errorf("data dir %s: %w", dir, err)
 	}
 	// The directories to create, innermost first.
-	var created []string
-	for d := fs.PathDir(dir); ; d = fs.PathDir(d) {
-		created = append(created, d)
-		if _, err := fs.Stat(d); err == nil || fs.PathDir(d) == d {
+	missing := []string{dir}
+	for d := fs.PathDir(dir); d != missing[len(missing)-1]; d = fs.PathDir(d) {
+		if _, err := fs.Stat(d); err == nil {
 			break
 		}
+		missing = append(missing, d)
 	}
-	created = append([]string{dir}, created[:len(created)-1]...)
 	if err := fs.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	for i := len(created) - 1; i >= 0; i-- {
-		if err := syncDir(fs, fs.PathDir(created[i])); err != nil {
-			return fmt.Errorf("create data dir: sync %s: %w", fs.PathDir(created[i]), err)
+	for i := len(missing) - 1; i >= 0; i-- {
+		if parent := fs.PathDir(missing[i]); parent != missing[i] {
+			if err := syncDir(fs, parent); err != nil {
+				return fmt.Errorf("create data dir: sync %s: %w", parent, err)
+			}
 		}
 	}
 	return nil
@@ -481,7 +482,13 @@ func (s *Store) Dir() string { return s.dir }
 // changes of one key arrive in order. It does no I/O: it appends to the
 // pending buffer and wakes the writer; it blocks only while MaxPending bytes
 // already wait for a writer that cannot keep up.
-func (s *Store) Record(key []byte, tat int64) { s.record(opSet, key, tat) }
+func (s *Store) Record(key []byte, tat int64) {
+	if tat == 0 {
+		s.record(opDelete, key, 0)
+		return
+	}
+	s.record(opSet, key, tat)
+}
 
 // RecordCreate is Record for a key the table did not hold: should the key
 // be removed before the journal is folded, the fold writes nothing for it.
@@ -491,18 +498,18 @@ func (s *Store) RecordCreate(key []byte, tat int64) { s.record(opCreate, key, ta
 // journalled changes stored (see gcra.Journal).
 func (s *Store) RecordForget(key []byte) { s.record(opForget, key, 0) }
 
+// record journals one change of a TAT: op is opSet or opCreate with tat,
+// or opDelete or opForget.
 func (s *Store) record(op byte, key []byte, tat int64) {
 	empty, ok := s.lockToAppend()
 	if !ok {
 		return
 	}
-	if tat == 0 || op == opForget {
-		if op != opForget {
-			op = opDelete
-		}
+	switch op {
+	case opDelete, opForget:
 		s.pending.appendDelete(op, key)
 		s.keysDeleted.Add(1)
-	} else {
+	default:
 		s.pending.appendSet(op, key, tat)
 		s.keysWritten.Add(1)
 	}
@@ -758,7 +765,7 @@ func (s *Store) run() {
 			if s.seg.w.Size() >= int64(s.foldBytes) {
 				// The segment is full: closing syncs it, so everything
 				// written so far is durable.
-				if _, err := s.closeSegment(); err != nil {
+				if err := s.closeSegment(); err != nil {
 					s.fail(err)
 					continue
 				}
@@ -777,7 +784,7 @@ func (s *Store) run() {
 			armed = true
 		}
 		if quit {
-			if _, err := s.closeSegment(); err != nil {
+			if err := s.closeSegment(); err != nil {
 				s.fail(err)
 			}
 			return
