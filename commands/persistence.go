@@ -18,6 +18,9 @@ type Persistence interface {
 	// as the mode promises replies can rely on (fsync-always: synced; other
 	// modes return at once), or the error that makes that impossible.
 	Wait() error
+	// RepliesWait reports whether Wait can block (fsync always): in the
+	// other modes replies never wait, so no barrier is set for them.
+	RepliesWait() bool
 	// Info lists the fields of INFO's persistence section.
 	Info() []Setting
 	// Recorded counts the changes recorded so far: a command that moved it
@@ -70,7 +73,7 @@ func (s *Server) RecoverBeyond(now int64) (windows, leases int, err error) {
 
 // waitDurableFn is the barrier durable sets, bound once at NewServer.
 func (s *Server) waitDurableFn() error {
-	if err := s.cfg.Persistence.Wait(); err != nil {
+	if err := s.durable.Wait(); err != nil {
 		return errors.New("ERR decision not durable: " + strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error()))
 	}
 	return nil

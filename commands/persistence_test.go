@@ -59,6 +59,8 @@ func (f *fakePersistence) Wait() error {
 	return f.err
 }
 
+func (f *fakePersistence) RepliesWait() bool { return true }
+
 func (f *fakePersistence) RecordPut(ns string, key, value []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

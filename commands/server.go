@@ -68,6 +68,9 @@ type Server struct {
 
 	throttleCmd, clThrottleCmd *Command     // for per-command decision counts
 	waitDurable                func() error // s.waitDurableFn, bound once (no allocation per call)
+	// durable is cfg.Persistence when its replies wait for durability
+	// (RepliesWait), else nil: then no command sets a barrier.
+	durable Persistence
 
 	beyond *beyond // state of the commands beyond redis-cell (beyond.go)
 
@@ -120,6 +123,9 @@ func NewServer(cfg Config) *Server {
 	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
 	s.waitDurable = s.waitDurableFn
 	if p := cfg.Persistence; p != nil {
+		if p.RepliesWait() {
+			s.durable = p
+		}
 		s.beyond.windows.SetJournal(nsJournal{p, windowNS})
 		s.beyond.leases.SetJournal(nsJournal{p, leaseNS})
 	}

@@ -100,16 +100,16 @@ func (s *Server) countDecision(name []byte, limited bool) {
 
 // run executes cmd, timing one call in latencySampleEvery.
 //
-// With persistence on, a command that recorded a change (an admission, a
-// refund, a DEL, a FLUSHALL, a lease...) sets a barrier on the connection:
-// its reply, and the rest of a pipelined batch with it, leaves only once
-// the change is as durable as the mode promises, all the batch sharing one
-// wait. Handlers need not know. A change recorded meanwhile by another
+// When replies wait for durability (fsync always), a command that recorded
+// a change (an admission, a refund, a DEL, a FLUSHALL, a lease...) sets a
+// barrier on the connection: its reply, and the rest of a pipelined batch
+// with it, leaves only once the change is synced, all the batch sharing
+// one wait. Handlers need not know. A change recorded meanwhile by another
 // connection can make a refusal wait too, which costs time, never safety.
-// Without persistence this is one nil check.
+// Otherwise (in memory, everysec, no) this is one nil check.
 func (s *Server) run(cmd *Command, sess *session, c *resp.Conn, args [][]byte) {
 	cmd.calls.Add(1)
-	p := s.cfg.Persistence
+	p := s.durable
 	var recorded uint64
 	if p != nil {
 		recorded = p.Recorded()

@@ -612,7 +612,7 @@ func (s *Store) Recorded() uint64 { return s.recorded.Load() + s.dropped.Load() 
 // change may have been dropped). In EverySec and No modes replies do not
 // wait, and Wait returns nil at once.
 func (s *Store) Wait() error {
-	if s.mode != Always {
+	if !s.RepliesWait() {
 		return nil
 	}
 	if s.closed.Load() {
@@ -625,6 +625,9 @@ func (s *Store) Wait() error {
 	s.joined.Add(1)
 	return s.waitSynced(target)
 }
+
+// RepliesWait reports whether Wait can block: only in Always mode.
+func (s *Store) RepliesWait() bool { return s.mode == Always }
 
 // Sync makes every change recorded before the call durable now, whatever the
 // mode, and returns the store's error if it cannot.
