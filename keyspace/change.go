@@ -1,0 +1,90 @@
+package keyspace
+
+// Kind is what a piece of a key's state is for. One key name may hold state
+// of several kinds at once (THROTTLE and THROTTLE.WINDOW on the same name
+// keep separate counters); DEL, EXISTS, TTL and DBSIZE see the key as one.
+type Kind uint8
+
+// The kinds of state.
+const (
+	// GCRA is a theoretical arrival time (THROTTLE, CL.THROTTLE,
+	// THROTTLE.MULTI, GCRA policies). It is its own expiry: Change.Value
+	// is empty.
+	GCRA Kind = 1
+	// Window is a window counter (THROTTLE.WINDOW, window policies).
+	Window Kind = 2
+	// Lease is a key's set of concurrency leases (LEASE.*).
+	Lease Kind = 3
+)
+
+// String names the kind as INFO and logs spell it.
+func (k Kind) String() string {
+	switch k {
+	case GCRA:
+		return "gcra"
+	case Window:
+		return "window"
+	case Lease:
+		return "lease"
+	}
+	return "unknown"
+}
+
+// Op is what a Change does.
+type Op uint8
+
+// The operations of the change stream.
+const (
+	// Set says Key now holds Value, of Kind, until Expires.
+	Set Op = 1
+	// Delete says Key no longer holds state of Kind.
+	Delete Op = 2
+	// Flush says every key lost its state of every kind (FLUSHALL).
+	Flush Op = 3
+)
+
+// String names the operation.
+func (o Op) String() string {
+	switch o {
+	case Set:
+		return "set"
+	case Delete:
+		return "delete"
+	case Flush:
+		return "flush"
+	}
+	return "unknown"
+}
+
+// Change is one entry of the keyspace's change stream: every change to any
+// kind of state is one Change, delivered to the [Journal] in the order the
+// changes happened to each key (changes to one key never overtake each
+// other; a Flush is ordered against every key). Recovery from disk and,
+// later, following a primary apply the same stream with
+// [Keyspace.Restore].
+type Change struct {
+	Op   Op
+	Kind Kind // Set and Delete
+	// Created is set on a Set when the key held no state of Kind just
+	// before it: a consumer may then know there is nothing older of the
+	// key's to remove should the key be deleted again.
+	Created bool
+	// Key is the key; it is only valid during Journal.Record.
+	Key []byte
+	// Expires is when the state stops mattering, in Unix nanoseconds (for
+	// GCRA it is the TAT itself). Set only.
+	Expires int64
+	// Value is the encoded state of Kind besides its expiry: empty for
+	// GCRA, the counters for Window, the leases for Lease. The keyspace
+	// alone knows the encoding; consumers store and return it as bytes.
+	// It is only valid during Journal.Record.
+	Value []byte
+}
+
+// Journal receives the change stream. Record is called while the changed
+// key's shard lock is held (every shard lock, for a Flush), so it must be
+// quick, must not call back into the keyspace, and must copy what it keeps.
+// Persistence implements it; replication will consume the same stream.
+type Journal interface {
+	Record(c Change)
+}
