@@ -38,11 +38,12 @@ func loadVectors(t *testing.T) vectors.File {
 	return f
 }
 
-// TestVectors drives every reference row through a Table and a fake clock.
+// TestVectors drives every reference row through Decide, keeping each
+// key's TAT in a map, with a fake clock.
 func TestVectors(t *testing.T) {
 	f := loadVectors(t)
 	clock := &manualClock{}
-	tbl := NewTable(4, nil)
+	tats := map[string]int64{}
 	for i, row := range f.Rows {
 		clock.ns = f.EpochNs + row.TNs
 		args := make([][]byte, 0, 4)
@@ -52,7 +53,11 @@ func TestVectors(t *testing.T) {
 		l, q, err := ParseThrottle(args)
 		var r Result
 		if err == nil {
-			r, err = tbl.Throttle([]byte(row.Args[1]), clock.Now(), l, q)
+			var tat int64
+			key, now := row.Args[1], clock.Now()
+			if tat, r, err = Decide(tats[key], now, l, q); err == nil {
+				tats[key] = tat
+			}
 		}
 		if row.Expect == nil {
 			require.Error(t, err, "row %d %v", i, row.Args)
@@ -190,163 +195,6 @@ func TestProperties(t *testing.T) {
 	}
 }
 
-// TestTableModel compares the table with a plain map under random operations,
-// growth, shrinking, sweeps and deletes.
-func TestTableModel(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	tbl := NewTable(2, nil)
-	model := map[string]int64{}
-	l, err := NewLimit(3, 1, 1)
-	require.NoError(t, err)
-	now := int64(1e18)
-	keys := make([][]byte, 3000)
-	for i := range keys {
-		keys[i] = []byte{byte(i), byte(i >> 8), 0, 0xff}[:1+i%4]
-		keys[i] = append(keys[i], []byte(string(rune('a'+i%26)))...)
-		keys[i] = append(keys[i], byte(i%7), byte(i/7))
-	}
-	for step := 0; step < 60000; step++ {
-		k := keys[rng.IntN(len(keys))]
-		switch op := rng.IntN(20); {
-		case op < 14:
-			tat := model[string(k)]
-			wantTAT, want, err := Decide(tat, now, l, 1)
-			require.NoError(t, err)
-			got, err := tbl.Throttle(k, now, l, 1)
-			require.NoError(t, err)
-			require.Equal(t, want, got)
-			if wantTAT > now {
-				model[string(k)] = wantTAT
-			} else {
-				delete(model, string(k))
-			}
-		case op < 16:
-			_, live := tbl.Get(k, now)
-			require.Equal(t, model[string(k)] > now, live)
-			require.Equal(t, model[string(k)] > now, tbl.Delete(k, now))
-			delete(model, string(k))
-		case op < 17:
-			tbl.Sweep(now, 64)
-		case op < 19:
-			now += rng.Int64N(3e8)
-		default:
-			tat, ok := tbl.Get(k, now)
-			if m := model[string(k)]; m > now {
-				require.True(t, ok)
-				require.Equal(t, m, tat)
-			} else {
-				require.False(t, ok)
-			}
-		}
-	}
-	// A full sweep far in the future reclaims everything; slots shrink back.
-	tbl.Sweep(now+1e12, 1<<30)
-	st := tbl.Stats()
-	assert.Equal(t, 0, st.Keys)
-	assert.LessOrEqual(t, st.Slots, 2*minSlots*2)
-}
-
-// TestSweepIncremental: each Sweep call looks at a bounded number of slots,
-// and repeated calls reclaim every expired key while live ones stay.
-func TestSweepIncremental(t *testing.T) {
-	tbl := NewTable(1, nil)
-	now := int64(1e18)
-	short, _ := NewLimit(0, 1, 1)
-	long, _ := NewLimit(0, 1, 3600)
-	for i := 0; i < 10000; i++ {
-		l := short
-		if i%10 == 0 {
-			l = long
-		}
-		_, err := tbl.Throttle([]byte{byte(i), byte(i >> 8), 'k'}, now, l, 1)
-		require.NoError(t, err)
-	}
-	require.Equal(t, 10000, tbl.Len())
-	later := now + 2e9
-	removed := tbl.Sweep(later, 100)
-	assert.LessOrEqual(t, removed, 100, "one call must stay within its budget")
-	for calls := 0; calls < 1000 && tbl.Len() > 1000; calls++ {
-		tbl.Sweep(later, 100)
-	}
-	assert.Equal(t, 1000, tbl.Len())
-	for i := 0; i < 10000; i += 10 {
-		_, ok := tbl.Get([]byte{byte(i), byte(i >> 8), 'k'}, later)
-		require.True(t, ok, "live key %d was swept", i)
-	}
-	st := tbl.Stats()
-	assert.Equal(t, uint64(9000), st.Reclaimed)
-	assert.LessOrEqual(t, st.Slots, 8*1000, "slots shrink as keys go (17434 at the peak)")
-}
-
-type recordingJournal struct{ changes []string }
-
-func (j *recordingJournal) Record(key []byte, tat int64) {
-	j.changes = append(j.changes, string(key)+":"+map[bool]string{true: "del", false: "set"}[tat == 0])
-}
-
-func (j *recordingJournal) RecordCreate(key []byte, tat int64) {
-	j.changes = append(j.changes, string(key)+":new")
-}
-
-func (j *recordingJournal) RecordForget(key []byte) {
-	j.changes = append(j.changes, string(key)+":forget")
-}
-
-func (j *recordingJournal) RecordFlush() { j.changes = append(j.changes, "flush") }
-
-// journalled returns a one-shard table journalling to a recordingJournal,
-// and a limit of one request a second with no burst.
-func journalled() (*recordingJournal, *Table, Limit) {
-	j := &recordingJournal{}
-	l, _ := NewLimit(1, 1, 1)
-	return j, NewTable(1, j), l
-}
-
-func TestJournal(t *testing.T) {
-	j, tbl, l := journalled()
-	now := int64(1e18)
-	_, _ = tbl.Throttle([]byte("a"), now, l, 1)  // new
-	_, _ = tbl.Throttle([]byte("a"), now, l, 0)  // peek: no change
-	_, _ = tbl.Throttle([]byte("a"), now, l, 5)  // refused: no change
-	_, _ = tbl.Throttle([]byte("a"), now, l, -5) // refund to full: forget (never stored)
-	_, _ = tbl.Throttle([]byte("b"), now, l, 1)  // new
-	tbl.Delete([]byte("b"), now)                 // forget
-	_, _ = tbl.Throttle([]byte("c"), now, l, 1)  // new
-	_, _ = tbl.Throttle([]byte("c"), now, l, 1)  // set
-	_, _ = tbl.Throttle([]byte("d"), now, l, 1)  // new
-	_, _ = tbl.Throttle([]byte("e"), now, l, 1)  // new
-	require.NoError(t, tbl.Set([]byte("f"), now+1e9, now))
-	var reported []string
-	tbl.Dirty(func(key []byte, _ int64) { reported = append(reported, string(key)) })
-	assert.ElementsMatch(t, []string{"c", "d", "e"}, reported)
-	_, ok := tbl.Current([]byte("d"))
-	assert.True(t, ok)
-	tbl.Sweep(now+5e9, 100) // c, d, e, f: del (reported, or stored by Set)
-	tbl.Flush()             // flush
-	require.Len(t, j.changes, 13)
-	assert.Equal(t, []string{"a:new", "a:forget", "b:new", "b:forget", "c:new", "c:set",
-		"d:new", "e:new"}, j.changes[:8])
-	assert.ElementsMatch(t, []string{"c:del", "d:del", "e:del", "f:del"}, j.changes[8:12], "swept in slot order")
-	assert.Equal(t, "flush", j.changes[12])
-}
-
-// TestCurrentMarksAKeyStored: a key a journal read with Current is removed
-// with Record(key, 0), one it never saw with RecordForget.
-func TestCurrentMarksAKeyStored(t *testing.T) {
-	j, tbl, l := journalled()
-	now := int64(1e18)
-	_, _ = tbl.Throttle([]byte("seen"), now, l, 1)
-	_, _ = tbl.Throttle([]byte("unseen"), now, l, 1)
-	tat, ok := tbl.Current([]byte("seen"))
-	assert.True(t, ok)
-	assert.Equal(t, now+1e9, tat)
-	_, ok = tbl.Current([]byte("absent"))
-	assert.False(t, ok)
-	tbl.Delete([]byte("seen"), now)
-	tbl.Delete([]byte("unseen"), now)
-	assert.Equal(t, []string{"seen:new", "unseen:new", "seen:del", "unseen:forget"}, j.changes)
-}
-
 func FuzzParseInt(f *testing.F) {
 	for _, s := range []string{"0", "+5", "-1", "9223372036854775807", "9223372036854775808",
 		"-9223372036854775808", "99999999999999999999", "", "1.5", "0x10", "007"} {
@@ -387,8 +235,7 @@ func FuzzThrottleArgs(f *testing.F) {
 			require.Regexp(t, "^ERR ", err.Error())
 			return
 		}
-		tbl := NewTable(1, nil)
-		r, err := tbl.Throttle([]byte("k"), 1893456000000000000, l, q)
+		_, r, err := Decide(0, 1893456000000000000, l, q)
 		if err != nil {
 			require.Regexp(t, "^ERR ", err.Error())
 			return
@@ -396,18 +243,4 @@ func FuzzThrottleArgs(f *testing.F) {
 		require.LessOrEqual(t, r.Remaining, l.Max())
 		require.GreaterOrEqual(t, r.Remaining, int64(0))
 	})
-}
-
-// TestMultiJournalsCreations: THROTTLE.MULTI journals a key it creates as a
-// creation, so its removal before any fold saw it is a RecordForget.
-func TestMultiJournalsCreations(t *testing.T) {
-	j, tbl, l := journalled()
-	now := int64(1e18)
-	_, _ = tbl.Throttle([]byte("old"), now, l, 1)
-	checks := []Check{{Key: []byte("old"), Limit: l}, {Key: []byte("new"), Limit: l}}
-	limited, err := tbl.ThrottleMulti(checks, now+1e9, 1, make([]Result, 2))
-	require.NoError(t, err)
-	require.False(t, limited)
-	tbl.Delete([]byte("new"), now)
-	assert.Equal(t, []string{"old:new", "new:new", "old:set", "new:forget"}, j.changes)
 }

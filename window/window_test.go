@@ -2,7 +2,6 @@ package window
 
 import (
 	"math/rand/v2"
-	"sync"
 	"testing"
 
 	"github.com/sluicehq/sluice/gcra"
@@ -83,28 +82,6 @@ func TestDecide(t *testing.T) {
 	assert.Equal(t, int64(60e9-44_285_714_285-15e9), r.RetryAfter)
 }
 
-// TestFixedWindowDoubleBurst shows the fixed window's known weakness: a
-// full window's worth just before a boundary and another just after pass
-// within a fraction of a second. The sliding window refuses the second.
-func TestFixedWindowDoubleBurst(t *testing.T) {
-	l := mustLimit(t, 10, 60)
-	for _, c := range []struct {
-		algo     Algorithm
-		admitted int
-	}{{Fixed, 20}, {Sliding, 10}} {
-		s := NewStore(4)
-		admitted := 0
-		for _, now := range []int64{epoch + 59_900_000_000, epoch + 60*sec} { // 100 ms apart
-			for i := 0; i < 10; i++ {
-				if !s.Take(c.algo, []byte("k"), now, l, 1).Limited {
-					admitted++
-				}
-			}
-		}
-		assert.Equal(t, c.admitted, admitted, c.algo.String())
-	}
-}
-
 // TestRetryAfterIsExact: for random states, the request is refused one
 // nanosecond before now+retry_after and admitted at it.
 func TestRetryAfterIsExact(t *testing.T) {
@@ -134,79 +111,6 @@ func TestRetryAfterIsExact(t *testing.T) {
 	assert.Greater(t, refusals, 1000)
 }
 
-func TestStoreSweep(t *testing.T) {
-	s := NewStore(4)
-	l := mustLimit(t, 5, 10)
-	for i := 0; i < 100; i++ {
-		s.Take(Sliding, []byte{byte(i)}, epoch, l, 1)
-		s.Take(Fixed, []byte{'f', byte(i)}, epoch, l, 1)
-	}
-	assert.Equal(t, 200, s.Len())
-	assert.Zero(t, s.Sweep(epoch+10*sec-1, 1<<30))
-	// The fixed windows ended at epoch+10s; the sliding counts weigh on the
-	// next window until epoch+20s.
-	assert.Equal(t, 100, s.Sweep(epoch+10*sec, 1<<30))
-	assert.Equal(t, 100, s.Len())
-	assert.Equal(t, 100, s.Sweep(epoch+20*sec, 1<<30))
-	assert.Zero(t, s.Len())
-	// Writes reclaim too: new keys examine others as they arrive.
-	for i := 0; i < 1000; i++ {
-		s.Take(Fixed, []byte{byte(i), byte(i >> 8)}, epoch+int64(i)*10*sec, l, 1)
-	}
-	assert.Less(t, s.Len(), 100, "writes must reclaim ended windows")
-	// A peek on a fresh key stores nothing.
-	s.Sweep(epoch+1e6*sec, 1<<30)
-	s.Take(Sliding, []byte("peek"), epoch, l, 0)
-	assert.Zero(t, s.Len())
-}
-
-func TestStoreTakeMulti(t *testing.T) {
-	s := NewStore(4)
-	perSec := mustLimit(t, 2, 1)
-	perMin := mustLimit(t, 3, 60)
-	checks := []Check{{Key: []byte("s"), Limit: perSec}, {Key: []byte("m"), Limit: perMin}}
-	res := make([]gcra.Result, 2)
-	assert.False(t, s.TakeMulti(Fixed, checks, epoch, 1, res))
-	assert.False(t, s.TakeMulti(Fixed, checks, epoch, 1, res))
-	assert.True(t, s.TakeMulti(Fixed, checks, epoch, 1, res))
-	assert.Equal(t, []int64{1, 2, 0, 1, 1}, reply(res[0]))
-	assert.Equal(t, []int64{0, 3, 1, -1, 60}, reply(res[1]), "not charged: one left")
-	assert.False(t, s.TakeMulti(Fixed, checks, epoch+sec, 1, res))
-	assert.True(t, s.TakeMulti(Fixed, checks, epoch+sec, 1, res))
-	assert.Equal(t, []int64{0, 2, 1, -1, 1}, reply(res[0]), "not charged")
-	assert.Equal(t, []int64{1, 3, 0, 59, 59}, reply(res[1]))
-}
-
-func TestStoreConcurrent(t *testing.T) {
-	s := NewStore(8)
-	l := mustLimit(t, 100, 60)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	admitted := 0
-	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n := 0
-			res := make([]gcra.Result, 2)
-			for i := 0; i < 50; i++ {
-				checks := []Check{{Key: []byte("hot"), Limit: l}, {Key: []byte{byte(g)}, Limit: l}}
-				if g%2 == 0 {
-					checks[0], checks[1] = checks[1], checks[0]
-				}
-				if !s.TakeMulti(Sliding, checks, epoch, 1, res) {
-					n++
-				}
-			}
-			mu.Lock()
-			admitted += n
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	assert.Equal(t, 100, admitted)
-}
-
 func TestParseAlgorithm(t *testing.T) {
 	for in, want := range map[string]Algorithm{"fixed": Fixed, "FIXED": Fixed, "fixed-window": Fixed, "sliding": Sliding, "Sliding-Window": Sliding} {
 		a, err := ParseAlgorithm([]byte(in))
@@ -215,14 +119,4 @@ func TestParseAlgorithm(t *testing.T) {
 	}
 	_, err := ParseAlgorithm([]byte("gcra"))
 	assert.ErrorIs(t, err, ErrAlgorithm)
-}
-
-func BenchmarkTake(b *testing.B) {
-	b.ReportAllocs()
-	s := NewStore(64)
-	l, _ := NewLimit(1000, 60)
-	key := []byte("user:1")
-	for i := 0; i < b.N; i++ {
-		s.Take(Sliding, key, epoch+int64(i)*1e6, l, 1)
-	}
 }

@@ -1,4 +1,4 @@
-package gcra
+package table
 
 import "unsafe"
 
@@ -40,16 +40,16 @@ func allocSlots(n int) ([]slot, block) {
 	return unsafe.Slice((*slot)(unsafe.Pointer(unsafe.SliceData(b.mem))), n), b
 }
 
-// growArena makes room for need more bytes in the shard's arena, by a
+// growArena makes room for need more bytes in the table's arena, by a
 // quarter at least, moving the keys to a new block.
-func (s *shard) growArena(need int) {
-	if len(s.arena)+need <= cap(s.arena) {
+func (t *Table) growArena(need int) {
+	if len(t.arena)+need <= cap(t.arena) {
 		return
 	}
-	size := max(len(s.arena)+need, cap(s.arena)+cap(s.arena)/4, 256)
+	size := max(len(t.arena)+need, cap(t.arena)+cap(t.arena)/4, 256)
 	nb := allocBlock(size)
-	arena := nb.mem[:len(s.arena)]
-	copy(arena, s.arena)
-	s.arenaMem.free()
-	s.arena, s.arenaMem = arena, nb
+	arena := nb.mem[:len(t.arena)]
+	copy(arena, t.arena)
+	t.arenaMem.free()
+	t.arena, t.arenaMem = arena, nb
 }

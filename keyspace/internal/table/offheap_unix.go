@@ -1,6 +1,6 @@
 //go:build unix
 
-package gcra
+package table
 
 import "syscall"
 

@@ -1,4 +1,4 @@
-package gcra
+package keyspace
 
 import (
 	"fmt"
@@ -7,24 +7,26 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sluicehq/sluice/gcra"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func mustLimit(t testing.TB, burst, count, period int64) Limit {
+func mustLimit(t testing.TB, burst, count, period int64) gcra.Limit {
 	t.Helper()
-	l, err := NewLimit(burst, count, period)
+	l, err := gcra.NewLimit(burst, count, period)
 	require.NoError(t, err)
 	return l
 }
 
 func TestThrottleMultiExample(t *testing.T) {
-	tbl := NewTable(4, nil)
+	tbl := New(4, nil)
 	now := int64(1893456000000000000)
 	perSecond := mustLimit(t, 1, 1, 1)  // 2 at once, 1/s
 	perMinute := mustLimit(t, 2, 3, 60) // 3 at once, 3/min
 	checks := []Check{{Key: []byte("u:s"), Limit: perSecond}, {Key: []byte("u:m"), Limit: perMinute}}
-	res := make([]Result, 2)
+	res := make([]gcra.Result, 2)
 
 	limited, err := tbl.ThrottleMulti(checks, now, 1, res)
 	require.NoError(t, err)
@@ -40,13 +42,13 @@ func TestThrottleMultiExample(t *testing.T) {
 
 	// The per-second limit refuses; the per-minute one would admit but is
 	// not charged and reports its state as it stands.
-	before, _ := tbl.Get([]byte("u:m"), now)
+	before, _ := tbl.TAT([]byte("u:m"), now)
 	limited, err = tbl.ThrottleMulti(checks, now, 1, res)
 	require.NoError(t, err)
 	assert.True(t, limited)
 	assert.Equal(t, []int64{1, 2, 0, 1, 2}, reply(res[0]))
 	assert.Equal(t, []int64{0, 3, 1, -1, 40}, reply(res[1]))
-	after, _ := tbl.Get([]byte("u:m"), now)
+	after, _ := tbl.TAT([]byte("u:m"), now)
 	assert.Equal(t, before, after)
 
 	// Two seconds later the per-second limit has room, the per-minute one
@@ -63,44 +65,48 @@ func TestThrottleMultiExample(t *testing.T) {
 }
 
 func TestThrottleMultiErrors(t *testing.T) {
-	tbl := NewTable(4, nil)
+	tbl := New(4, nil)
 	_, err := tbl.ThrottleMulti(nil, 1, 1, nil)
 	assert.ErrorIs(t, err, ErrNoChecks)
 	huge := mustLimit(t, 0, 1, 9_000_000_000)
 	small := mustLimit(t, 5, 1, 1)
-	res := make([]Result, 2)
+	res := make([]gcra.Result, 2)
 	_, err = tbl.ThrottleMulti([]Check{{Key: []byte("a"), Limit: small}, {Key: []byte("b"), Limit: huge}}, 1e18, 1, res)
-	assert.ErrorIs(t, err, ErrOverflow)
+	assert.ErrorIs(t, err, gcra.ErrOverflow)
 	assert.Zero(t, tbl.Len(), "an error charges nothing")
 }
 
 // TestThrottleMultiSameKeyTwice: a key named twice is charged twice, in order.
 func TestThrottleMultiSameKeyTwice(t *testing.T) {
-	tbl := NewTable(4, nil)
+	tbl := New(4, nil)
 	now := int64(1893456000000000000)
 	l := mustLimit(t, 2, 1, 1)
 	checks := []Check{{Key: []byte("k"), Limit: l}, {Key: []byte("k"), Limit: l}}
-	res := make([]Result, 2)
+	res := make([]gcra.Result, 2)
 	limited, err := tbl.ThrottleMulti(checks, now, 1, res)
 	require.NoError(t, err)
 	assert.False(t, limited)
 	assert.Equal(t, int64(2), res[0].Remaining)
 	assert.Equal(t, int64(1), res[1].Remaining)
-	tat, ok := tbl.Get([]byte("k"), now)
+	tat, ok := tbl.TAT([]byte("k"), now)
 	require.True(t, ok)
 	assert.Equal(t, now+2e9, tat)
 	// One left: the second charge would refuse, so neither is made.
 	limited, err = tbl.ThrottleMulti(checks, now, 1, res)
 	require.NoError(t, err)
 	assert.True(t, limited)
-	tat, _ = tbl.Get([]byte("k"), now)
+	tat, _ = tbl.TAT([]byte("k"), now)
 	assert.Equal(t, now+2e9, tat)
 }
 
 // snapshot copies every live TAT.
-func snapshot(tbl *Table, now int64) map[string]int64 {
+func snapshot(ks *Keyspace, now int64) map[string]int64 {
 	m := map[string]int64{}
-	tbl.Range(now, func(k []byte, tat int64) { m[string(k)] = tat })
+	ks.Range(func(c Change) {
+		if c.Kind == GCRA && c.Expires > now {
+			m[string(c.Key)] = c.Expires
+		}
+	})
 	return m
 }
 
@@ -110,7 +116,7 @@ func snapshot(tbl *Table, now int64) map[string]int64 {
 // check refuses the table must be exactly as it was.
 func TestThrottleMultiProperties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	tbl := NewTable(4, nil)
+	tbl := New(4, nil)
 	now := int64(1893456000000000000)
 	keys := []string{"a", "b", "c", "d", "e", "f"}
 	refusals := 0
@@ -127,7 +133,7 @@ func TestThrottleMultiProperties(t *testing.T) {
 		model := maps.Clone(before)
 		modelLimited := false
 		for _, c := range checks {
-			tat, r, err := Decide(model[string(c.Key)], now, c.Limit, q)
+			tat, r, err := gcra.Decide(model[string(c.Key)], now, c.Limit, q)
 			require.NoError(t, err)
 			if r.Limited {
 				modelLimited = true
@@ -138,7 +144,7 @@ func TestThrottleMultiProperties(t *testing.T) {
 				delete(model, string(c.Key))
 			}
 		}
-		res := make([]Result, n)
+		res := make([]gcra.Result, n)
 		limited, err := tbl.ThrottleMulti(checks, now, q, res)
 		require.NoError(t, err)
 		require.Equal(t, modelLimited, limited, "iter %d", iter)
@@ -147,7 +153,7 @@ func TestThrottleMultiProperties(t *testing.T) {
 			require.Equal(t, before, snapshot(tbl, now), "iter %d: a refusal charged something", iter)
 			for i, c := range checks {
 				if !res[i].Limited { // a peek at the unchanged state
-					_, r, _ := Decide(before[string(c.Key)], now, c.Limit, 0)
+					_, r, _ := gcra.Decide(before[string(c.Key)], now, c.Limit, 0)
 					require.Equal(t, r, res[i])
 				}
 			}
@@ -161,7 +167,7 @@ func TestThrottleMultiProperties(t *testing.T) {
 // TestThrottleMultiConcurrent: goroutines taking overlapping key sets in
 // opposite orders neither deadlock nor admit more than the tightest limit.
 func TestThrottleMultiConcurrent(t *testing.T) {
-	tbl := NewTable(16, nil)
+	tbl := New(16, nil)
 	now := int64(1893456000000000000)
 	tight := mustLimit(t, 49, 1, 60) // 50 at once
 	loose := mustLimit(t, 999, 1, 60)
@@ -172,7 +178,7 @@ func TestThrottleMultiConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := make([]Result, 3)
+			res := make([]gcra.Result, 3)
 			n := 0
 			for i := 0; i < 100; i++ {
 				checks := []Check{
@@ -199,12 +205,12 @@ func TestThrottleMultiConcurrent(t *testing.T) {
 
 func BenchmarkThrottleMulti(b *testing.B) {
 	b.ReportAllocs()
-	tbl := NewTable(64, nil)
+	tbl := New(64, nil)
 	now := int64(1893456000000000000)
-	l1, _ := NewLimit(9, 10, 1)
-	l2, _ := NewLimit(999, 1000, 86400)
+	l1, _ := gcra.NewLimit(9, 10, 1)
+	l2, _ := gcra.NewLimit(999, 1000, 86400)
 	checks := []Check{{Key: []byte("user:1:s"), Limit: l1}, {Key: []byte("user:1:d"), Limit: l2}}
-	res := make([]Result, 2)
+	res := make([]gcra.Result, 2)
 	for i := 0; i < b.N; i++ {
 		_, _ = tbl.ThrottleMulti(checks, now+int64(i)*1e9, 1, res)
 	}

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package gcra
+package table
 
 func mapBytes(n int) ([]byte, bool) { return make([]byte, n), false }
 

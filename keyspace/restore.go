@@ -1,0 +1,128 @@
+package keyspace
+
+import (
+	"fmt"
+
+	"github.com/sluicehq/sluice/lease"
+)
+
+// Restore applies one change of a stream, as recovery from disk does (and
+// as a replica will): the same Change a Journal received puts the same
+// state back. Nothing is journalled. A Set whose state expired at now
+// removes the key's state of that kind instead; lease IDs issued later are
+// larger than every restored one. It fails, changing nothing, on a Change
+// it cannot read.
+func (ks *Keyspace) Restore(c Change, now int64) error {
+	if c.Op == Flush {
+		ks.lockAll()
+		ks.flushLocked()
+		ks.unlockAll()
+		return nil
+	}
+	if c.Op != Set && c.Op != Delete {
+		return fmt.Errorf("restore: unknown op %d", c.Op)
+	}
+	if c.Kind < GCRA || c.Kind > Lease {
+		return fmt.Errorf("restore: unknown kind %d", c.Kind)
+	}
+	set := c.Op == Set && c.Expires > now
+	var we windowEntry
+	var ls []lease.Lease
+	if set {
+		var err error
+		switch c.Kind {
+		case GCRA:
+			if len(c.Value) != 0 {
+				return fmt.Errorf("restore: gcra state of %q carries %d value bytes", c.Key, len(c.Value))
+			}
+		case Window:
+			if we, err = decodeWindow(c.Value, c.Expires); err != nil {
+				return fmt.Errorf("restore: window state of %q: %w", c.Key, err)
+			}
+		case Lease:
+			if ls, err = lease.Decode(c.Value); err != nil {
+				return fmt.Errorf("restore: leases of %q: %w", c.Key, err)
+			}
+			for _, l := range ls {
+				ks.SeedLeaseIDs(l.ID)
+			}
+			if ls = lease.Live(ls, now); len(ls) == 0 {
+				set = false
+			}
+		}
+	}
+	s, h := ks.locate(c.Key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch c.Kind {
+	case GCRA:
+		i, found := s.tats.Find(c.Key, h)
+		switch {
+		case set && found:
+			s.tats.SetValue(i, c.Expires)
+		case set:
+			if _, err := s.tats.Insert(c.Key, h, c.Expires); err != nil {
+				return err
+			}
+			s.added(GCRA, c.Key, h)
+		case found:
+			s.tats.Remove(i)
+			s.removed(GCRA, c.Key, h)
+		}
+	case Window:
+		_, found := s.windows[string(c.Key)]
+		switch {
+		case set:
+			if s.windows == nil {
+				s.windows = map[string]windowEntry{}
+			}
+			s.windows[string(c.Key)] = we
+			if !found {
+				s.added(Window, c.Key, h)
+			}
+		case found:
+			delete(s.windows, string(c.Key))
+			s.removed(Window, c.Key, h)
+		}
+	case Lease:
+		_, found := s.leases[string(c.Key)]
+		switch {
+		case set:
+			if s.leases == nil {
+				s.leases = map[string][]lease.Lease{}
+			}
+			s.leases[string(c.Key)] = ls
+			if !found {
+				s.added(Lease, c.Key, h)
+			}
+		case found:
+			delete(s.leases, string(c.Key))
+			s.removed(Lease, c.Key, h)
+		}
+	}
+	return nil
+}
+
+// Range calls fn with a Set change for every kind of state of every key,
+// as a journal would have received it, one shard at a time under that
+// shard's lock (so fn must be quick and must copy what it keeps). Applying
+// them with Restore to an empty keyspace rebuilds this one: a snapshot.
+func (ks *Keyspace) Range(fn func(c Change)) {
+	var buf []byte
+	for i := range ks.shards {
+		s := &ks.shards[i]
+		s.mu.Lock()
+		s.tats.Range(func(key []byte, tat int64) {
+			fn(Change{Op: Set, Kind: GCRA, Key: key, Expires: tat})
+		})
+		for k, e := range s.windows {
+			buf = appendWindow(buf[:0], e)
+			fn(Change{Op: Set, Kind: Window, Key: []byte(k), Expires: e.expires, Value: buf})
+		}
+		for k, ls := range s.leases {
+			buf = lease.Encode(buf[:0], ls)
+			fn(Change{Op: Set, Kind: Lease, Key: []byte(k), Expires: lease.Last(ls), Value: buf})
+		}
+		s.mu.Unlock()
+	}
+}
