@@ -28,7 +28,7 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 	set := c.Op == Set && c.Expires > now
 	var we windowEntry
 	var ls []lease.Lease
-	if set {
+	if c.Op == Set {
 		var err error
 		switch c.Kind {
 		case GCRA:
@@ -43,7 +43,7 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 			if ls, err = lease.Decode(c.Value); err != nil {
 				return fmt.Errorf("restore: leases of %q: %w", c.Key, err)
 			}
-			for _, l := range ls {
+			for _, l := range ls { // expired or not, an ID is never reissued
 				ks.SeedLeaseIDs(l.ID)
 			}
 			if ls = lease.Live(ls, now); len(ls) == 0 {
