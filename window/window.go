@@ -14,7 +14,10 @@
 // [Store.Sweep].
 //
 // Windows are aligned to the Unix epoch: the window holding instant t
-// starts at t - t%Period. All instants are Unix nanoseconds.
+// starts at t - t%Period. All instants are Unix nanoseconds. No input makes
+// Decide's arithmetic overflow; its comment gives the rules at the edges (a
+// huge quantity, a clock stepping back, the end of the clock), each chosen
+// to keep the limit strict.
 package window
 
 import (
