@@ -14,11 +14,15 @@
 // [Store.Sweep].
 //
 // Windows are aligned to the Unix epoch: the window holding instant t
-// starts at t - t%Period. All instants are Unix nanoseconds.
+// starts at t - t%Period. All instants are Unix nanoseconds. No input makes
+// Decide's arithmetic overflow; its comment gives the rules at the edges (a
+// huge quantity, a clock stepping back, the end of the clock), each chosen
+// to keep the limit strict.
 package window
 
 import (
 	"errors"
+	"math"
 	"math/bits"
 
 	"github.com/sluicehq/sluice/gcra"
@@ -113,78 +117,118 @@ type State struct {
 }
 
 // Expires is the instant after which st no longer affects any decision for
-// limit l, or 0 when it never did.
+// limit l, or 0 when it never did. An instant past the end of the clock
+// reads as 2^63-1: the state is kept, never dropped early.
 func (st State) Expires(a Algorithm, l Limit) int64 {
 	switch {
 	case st.Curr > 0 && a == Sliding:
-		return st.Start + 2*l.period
+		return addSat(st.Start, 2*l.period)
 	case st.Curr > 0 || (st.Prev > 0 && a == Sliding):
-		return st.Start + l.period
+		return addSat(st.Start, l.period)
 	}
 	return 0
 }
 
 // Decide applies one request of quantity (negative refunds the current
-// window, never below zero) at instant now (> 0) to a key's state. It
-// returns the state to store, unchanged when the request is refused.
+// window, never below zero) at instant now to a key's state. It returns the
+// state to store, unchanged when the request is refused.
 //
 // The reply's numbers: Limit is the count per window; Remaining what could
 // still pass now; RetryAfter, when refused, the time until the same request
-// would pass (-1 when quantity exceeds the count: never); ResetAfter the
-// time until the key's counters no longer count against anything.
+// would pass (-1 when it never can); ResetAfter the time until the key's
+// counters no longer count against anything.
+//
+// No quantity, count, period or instant makes its arithmetic overflow; the
+// edges are decided so that the limit stays strict:
+//   - A quantity larger than the room left is refused however large it is
+//     (up to 2^63-1), with RetryAfter -1 when it exceeds Count. A refund
+//     (down to -2^63) floors the count at zero.
+//   - An instant before 0 is decided as 0; durations count from it.
+//   - An instant before the start of the state's window (the clock stepped
+//     back) is decided as that start, in that window: the counters are kept,
+//     and a sliding window's previous count weighs in full. Durations still
+//     count from now, so the reply says how long this clock must wait.
+//   - Every instant a decision computes lies within its window and, for a
+//     sliding window, the next. Where those end after 2^63-1 ns (April 2262;
+//     up to 73 years earlier with the longest period), the request is
+//     refused, the state unchanged, with RetryAfter -1 and Remaining 0: a
+//     window the clock cannot represent admits nothing. RetryAfter is -1
+//     too when the request would first fit in such a window.
+//   - Counts read from st are taken as at least 0. Decide stores none
+//     below, so only a damaged state has them, and it gains no room.
+//   - The zero Limit refuses every request.
 func Decide(a Algorithm, st State, now int64, l Limit, quantity int64) (State, gcra.Result) {
 	p := l.period
-	ws := now - now%p
+	r := gcra.Result{Limit: l.count, RetryAfter: -1}
+	if p <= 0 {
+		r.Limited = true
+		return st, r
+	}
+	now = max(now, 0)
+	ws, at := now-now%p, now // the window and the instant decided at
+	if st.Start > now {
+		ws, at = st.Start, st.Start
+	}
 	var cur, prev int64
 	switch st.Start {
 	case ws:
-		cur, prev = st.Curr, st.Prev
+		cur, prev = max(st.Curr, 0), max(st.Prev, 0)
 	case ws - p:
-		prev = st.Curr
+		prev = max(st.Curr, 0)
 	}
+	span := 2 * p // a decision's instants lie in [ws, ws+span]
 	if a == Fixed {
-		prev = 0
+		prev, span = 0, p
 	}
-	elapsed := now - ws
-	weighted := mulDivCeil(prev, p-elapsed, p)
-	r := gcra.Result{Limit: l.count, RetryAfter: -1}
-	if quantity > 0 && cur+weighted+quantity > l.count {
+	weighted := mulDivCeil(prev, p-(at-ws), p)
+	used := addSat(cur, weighted)
+	if ws > math.MaxInt64-span {
 		r.Limited = true
-		r.Remaining = max(l.count-cur-weighted, 0)
-		r.ResetAfter = resetAfter(a, ws, now, p, cur, weighted)
+		r.ResetAfter = resetAt(a, ws, p, cur, weighted, now) - now
+		return st, r
+	}
+	if quantity > 0 && quantity > l.count-used {
+		r.Limited = true
+		r.Remaining = max(l.count-used, 0)
+		r.ResetAfter = resetAt(a, ws, p, cur, weighted, now) - now
 		if quantity <= l.count {
-			r.RetryAfter = retryAt(a, ws, elapsed, p, cur, prev, l.count, quantity) - now
+			// The retry instant is at most ws+span; its own window must
+			// fit in the clock too.
+			t := retryAt(a, ws, at-ws, p, cur, prev, l.count, quantity)
+			if t-(t-ws)%p <= math.MaxInt64-span {
+				r.RetryAfter = t - now
+			}
 		}
 		return st, r
 	}
+	// Admitted: a positive quantity fits in count-used, so cur stays within
+	// count; a refund only lowers a count that is not negative.
 	cur = max(cur+quantity, 0)
-	r.Remaining = max(l.count-cur-weighted, 0)
-	r.ResetAfter = resetAfter(a, ws, now, p, cur, weighted)
-	if a == Fixed {
-		return State{Start: ws, Curr: cur}, r
-	}
+	r.Remaining = max(l.count-addSat(cur, weighted), 0)
+	r.ResetAfter = resetAt(a, ws, p, cur, weighted, now) - now
 	return State{Start: ws, Curr: cur, Prev: prev}, r
 }
 
-// resetAfter is the time until the key's counters stop counting: a fixed
-// window's count until the window ends; a sliding window's current count
-// weighs on the next window too, the previous one's only until this window
-// ends.
-func resetAfter(a Algorithm, ws, now, p, cur, weighted int64) int64 {
+// resetAt is when the key's counters stop counting (now when they do not):
+// a fixed window's count when the window ends; a sliding window's current
+// count weighs on the next window too, the previous one's only until this
+// window ends. Past the end of the clock it reads 2^63-1.
+func resetAt(a Algorithm, ws, p, cur, weighted, now int64) int64 {
 	switch {
 	case cur > 0 && a == Sliding:
-		return ws + 2*p - now
+		return addSat(ws, 2*p)
 	case cur > 0 || weighted > 0:
-		return ws + p - now
+		return addSat(ws, p)
 	}
-	return 0
+	return now
 }
 
 // retryAt is the first instant at which cur+weight(prev)+quantity fits in
-// count, for a request with 0 < quantity <= count: later in this window
-// while the previous window's weight fades, or in the next window, where a
-// fixed window starts from zero and a sliding one has this window's count
-// fading.
+// count, for a request with 0 < quantity <= count, cur >= 0 and prev >= 0
+// (prev 0 for a fixed window): later in this window while the previous
+// window's weight fades, or in the next window, where a fixed window starts
+// from zero and a sliding one has this window's count fading. It is at most
+// ws+2p, and at most ws+p for a fixed window.
 func retryAt(a Algorithm, ws, elapsed, p, cur, prev, count, quantity int64) int64 {
 	if room := count - quantity - cur; room >= 0 && prev > room {
 		if e := p - mulDivFloor(room, p, prev); e < p {
@@ -197,6 +241,14 @@ func retryAt(a Algorithm, ws, elapsed, p, cur, prev, count, quantity int64) int6
 		return ws + p
 	}
 	return ws + p + p - mulDivFloor(room, p, cur)
+}
+
+// addSat is a+b for b >= 0, or 2^63-1 when that overflows.
+func addSat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // mulDivCeil is ceil(a*b/c) for 0 <= a, 0 <= b <= c, 0 < c, in 128 bits.
