@@ -115,13 +115,14 @@ func Release(live []Lease, id int64) ([]Lease, bool) {
 	return live, false
 }
 
-// Renew makes lease id among live expire ttl nanoseconds after now and
-// reports whether it was still held (a lease that expired or was released
-// cannot be renewed: acquire again).
+// Renew makes lease id among live expire ttl nanoseconds after now, or
+// later if it already did (a clock that stepped back never shortens a
+// lease), and reports whether it was still held (a lease that expired or
+// was released cannot be renewed: acquire again).
 func Renew(live []Lease, id, now, ttl int64) bool {
 	for i := range live {
 		if live[i].ID == id {
-			live[i].Expires = expiry(now, ttl)
+			live[i].Expires = max(live[i].Expires, expiry(now, ttl))
 			return true
 		}
 	}
@@ -136,6 +137,10 @@ func Last(ls []Lease) int64 {
 	}
 	return last
 }
+
+// MaxID is the largest lease ID: far beyond what any process issues, and
+// far enough below 2^63 that counting on from a restored ID never wraps.
+const MaxID = 1 << 62
 
 // leaseBytes is the size of one encoded lease.
 const leaseBytes = 16
@@ -152,14 +157,18 @@ func Encode(dst []byte, ls []Lease) []byte {
 	return dst
 }
 
-// Decode reads what Encode wrote.
+// Decode reads what Encode wrote; an ID outside 1..MaxID is malformed.
 func Decode(b []byte) ([]Lease, error) {
 	if len(b) == 0 || len(b)%leaseBytes != 0 {
 		return nil, ErrEncoding
 	}
 	ls := make([]Lease, 0, len(b)/leaseBytes)
 	for p := 0; p < len(b); p += leaseBytes {
-		ls = append(ls, Lease{ID: int64(binary.BigEndian.Uint64(b[p:])), Expires: int64(binary.BigEndian.Uint64(b[p+8:]))})
+		l := Lease{ID: int64(binary.BigEndian.Uint64(b[p:])), Expires: int64(binary.BigEndian.Uint64(b[p+8:]))}
+		if l.ID < 1 || l.ID > MaxID {
+			return nil, ErrEncoding
+		}
+		ls = append(ls, l)
 	}
 	return ls, nil
 }

@@ -51,12 +51,20 @@ func TestExpirySaturates(t *testing.T) {
 	assert.Equal(t, int64(1<<63-1), ls[0].Expires)
 }
 
+// TestRenewNeverShortens: a renewal at an instant before the clock stepped
+// back keeps the later expiry.
+func TestRenewNeverShortens(t *testing.T) {
+	ls, _ := Acquire(nil, epoch, 1, 10_000*ms, 1)
+	require.True(t, Renew(ls, 1, epoch-5000*ms, 1000*ms))
+	assert.Equal(t, epoch+10_000*ms, ls[0].Expires)
+}
+
 func TestEncodeDecode(t *testing.T) {
 	ls := []Lease{{ID: 1, Expires: epoch}, {ID: 1 << 40, Expires: 1<<63 - 1}}
 	got, err := Decode(Encode(nil, ls))
 	require.NoError(t, err)
 	assert.Equal(t, ls, got)
-	for _, bad := range [][]byte{nil, {1}, make([]byte, 17)} {
+	for _, bad := range [][]byte{nil, {1}, make([]byte, 17), make([]byte, 16), Encode(nil, []Lease{{ID: MaxID + 1}})} {
 		_, err := Decode(bad)
 		assert.ErrorIs(t, err, ErrEncoding)
 	}
