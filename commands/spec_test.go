@@ -149,16 +149,14 @@ func splitArgs(line string) ([]string, error) {
 						c = '\b'
 					case 'a':
 						c = '\a'
-					case 'x':
-						if i+2 >= len(line) {
-							return nil, fmt.Errorf("short \\x escape in %q", line)
+					case 'x': // \xHH; without two hex digits, a plain x
+						c = 'x'
+						if i+2 < len(line) {
+							if n, err := strconv.ParseUint(line[i+1:i+3], 16, 8); err == nil {
+								c = byte(n)
+								i += 2
+							}
 						}
-						n, err := strconv.ParseUint(line[i+1:i+3], 16, 8)
-						if err != nil {
-							return nil, fmt.Errorf("bad \\x escape in %q", line)
-						}
-						c = byte(n)
-						i += 2
 					default:
 						c = e
 					}
@@ -262,4 +260,32 @@ func renderReply(r *bufio.Reader, top bool) (string, error) {
 		return "{" + strings.Join(pairs, ", ") + "}", nil
 	}
 	return "", fmt.Errorf("unknown reply type %q", line)
+}
+
+// TestSplitArgs checks the spec runner's reading of a command line against
+// what redis-cli makes of the same line.
+func TestSplitArgs(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want []string
+		err  bool
+	}{
+		{line: "throttle user123 15 30 60", want: []string{"throttle", "user123", "15", "30", "60"}},
+		{line: "  a   b ", want: []string{"a", "b"}},
+		{line: `set "a b" ""`, want: []string{"set", "a b", ""}},
+		{line: `k "\xff\x00k" "q\"\\\n"`, want: []string{"k", "\xff\x00k", "q\"\\\n"}},
+		{line: `k 'it\'s' 'a\nb'`, want: []string{"k", "it's", `a\nb`}},
+		{line: `k pre"fix"`, want: []string{"k", "prefix"}},
+		{line: `k "open`, err: true},
+		{line: `k "a"b`, err: true},
+		{line: `k "\x4" "\x+1"`, want: []string{"k", "x4", "x+1"}},
+	} {
+		got, err := splitArgs(tc.line)
+		if tc.err {
+			require.Error(t, err, tc.line)
+			continue
+		}
+		require.NoError(t, err, tc.line)
+		require.Equal(t, tc.want, got, tc.line)
+	}
 }
