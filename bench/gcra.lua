@@ -1,4 +1,4 @@
--- THROTTLE for Redis as a Lua script: the semantics of shared/spec/throttle.md
+-- THROTTLE for Redis as a Lua script: the semantics of docs/spec/throttle.md
 -- (Sluice's, which match redis-cell v0.5.0 except where the spec says
 -- otherwise), for the benchmark's redis-lua peer.
 --

@@ -79,8 +79,8 @@ func interval(args []string) time.Duration {
 	return time.Duration(period) * time.Second / time.Duration(count)
 }
 
-// TestLuaScriptMatchesVectors runs the clock-independent rows of the shared
-// THROTTLE vectors through the redis-lua peer's script and compares every
+// TestLuaScriptMatchesVectors runs the clock-independent rows of the
+// THROTTLE reference vectors through the redis-lua peer's script and compares every
 // reply with Sluice's expected one.
 func TestLuaScriptMatchesVectors(t *testing.T) {
 	wd, err := os.Getwd()

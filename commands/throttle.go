@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"strings"
+
 	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/resp"
 )
@@ -8,6 +10,10 @@ import (
 // throttle serves THROTTLE and CL.THROTTLE:
 // key max_burst count period [quantity] -> [limited, limit, remaining, retry_after, reset_after].
 func throttle(s *Server, c *resp.Conn, args [][]byte) {
+	if len(args) > 6 { // the table's arity (-5) says only "at least"
+		c.WriteError(errArity(strings.ToLower(string(args[0]))))
+		return
+	}
 	l, q, err := gcra.ParseThrottle(args[2:])
 	if err != nil {
 		c.WriteError(err.Error())

@@ -1,11 +1,9 @@
 package gcra
 
 import (
-	"bytes"
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/vectors"
@@ -67,18 +65,6 @@ func TestVectors(t *testing.T) {
 		require.NoError(t, err, "row %d %v", i, row.Args)
 		assert.Equal(t, row.Expect, reply(r), "row %d %s %v (%s)", i, row.Scenario, row.Args, row.Note)
 	}
-}
-
-// TestVectorsCopy keeps gcra/testdata's copy identical to shared/spec.
-func TestVectorsCopy(t *testing.T) {
-	shared := filepath.Join("..", "..", "shared", "spec", "throttle-vectors.json")
-	want, err := os.ReadFile(shared)
-	if err != nil {
-		t.Skipf("shared/spec is not beside the repository (%v); nothing to compare", err)
-	}
-	got, err := os.ReadFile(filepath.Join("testdata", "throttle-vectors.json"))
-	require.NoError(t, err)
-	assert.True(t, bytes.Equal(want, got), "gcra/testdata/throttle-vectors.json differs from shared/spec: copy it again")
 }
 
 func TestSeconds(t *testing.T) {

@@ -1,6 +1,6 @@
-// Package vectors loads the shared THROTTLE reference vectors
-// (shared/spec/throttle-vectors.json: replies observed from redis-cell under
-// a frozen clock, with Sluice's expected reply) for the tests of several
+// Package vectors loads the THROTTLE reference vectors
+// (docs/spec/throttle-vectors.json: replies observed from redis-cell under a
+// frozen clock, with Sluice's expected reply) for the tests of several
 // packages.
 package vectors
 
@@ -38,17 +38,22 @@ type rawFile struct {
 	} `json:"rows"`
 }
 
-// Path finds the vectors file: shared/spec beside the repository when it is
-// there (the source of truth), else the copy in gcra/testdata. dir is the
-// calling test's working directory.
+// Path returns the vectors file of the repository that holds dir (the
+// calling test's working directory): docs/spec/throttle-vectors.json beside
+// the go.mod above dir.
 func Path(dir string) (string, error) {
+	root, err := repoRoot(dir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "docs", "spec", "throttle-vectors.json"), nil
+}
+
+// repoRoot returns the nearest directory at or above dir holding go.mod.
+func repoRoot(dir string) (string, error) {
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			shared := filepath.Join(d, "..", "shared", "spec", "throttle-vectors.json")
-			if _, err := os.Stat(shared); err == nil {
-				return shared, nil
-			}
-			return filepath.Join(d, "gcra", "testdata", "throttle-vectors.json"), nil
+			return d, nil
 		}
 		if filepath.Dir(d) == d {
 			return "", fmt.Errorf("no go.mod above %s", dir)
