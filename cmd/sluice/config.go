@@ -45,9 +45,29 @@ type actionConfig struct {
 // (each beats the next) over server.Default, and validates the result.
 func parseConfig(args []string, stdout io.Writer) (config, error) {
 	cfg := config{Config: server.Default()}
-	// One flag set per section of --help, chained so that --help lists them
-	// in this order: the last set is parsed and named sluice, its parents
-	// follow.
+	fs, err := newFlagSet(&cfg)
+	if err != nil {
+		return cfg, err
+	}
+	err = ff.Parse(fs, args,
+		ff.WithEnvVarPrefix("SLUICE"),
+		ff.WithConfigFileFlag("config"),
+		ff.WithConfigFileParser(ff.PlainParser))
+	if errors.Is(err, ff.ErrHelp) {
+		fmt.Fprintln(stdout, ffhelp.Flags(fs, "sluice [flags]"))
+		return cfg, err
+	}
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+// newFlagSet makes a flag for every setting of cfg, whose values become the
+// flags' defaults. There is one flag set per section of --help, chained so
+// that --help lists them in this order: the set returned is the last, named
+// sluice; its parents follow.
+func newFlagSet(cfg *config) (*ff.FlagSet, error) {
 	sections := []struct {
 		name string
 		own  any // the process's own flags of the section, if any
@@ -70,32 +90,21 @@ func parseConfig(args []string, stdout io.Writer) (config, error) {
 				continue
 			}
 			if err := addSetting(child, s); err != nil {
-				return cfg, err
+				return nil, err
 			}
 			added++
 		}
 		if sec.own != nil {
 			if err := child.AddStruct(sec.own); err != nil {
-				return cfg, err
+				return nil, err
 			}
 		}
 		fs = child
 	}
 	if added != len(settings) {
-		return cfg, fmt.Errorf("%d server settings are in no --help section", len(settings)-added)
+		return nil, fmt.Errorf("%d server settings are in no --help section", len(settings)-added)
 	}
-	err := ff.Parse(fs, args,
-		ff.WithEnvVarPrefix("SLUICE"),
-		ff.WithConfigFileFlag("config"),
-		ff.WithConfigFileParser(ff.PlainParser))
-	if errors.Is(err, ff.ErrHelp) {
-		fmt.Fprintln(stdout, ffhelp.Flags(fs, "sluice [flags]"))
-		return cfg, err
-	}
-	if err != nil {
-		return cfg, err
-	}
-	return cfg, cfg.validate()
+	return fs, nil
 }
 
 // addSetting adds the flag of one server setting; its default is the
