@@ -2,8 +2,9 @@
 // way net/http/httptest runs an HTTP server: code that rate-limits through
 // Sluice can be tested end to end without an external process.
 //
-// The server is the production network layer and command table on a loopback
-// port with DEBUG enabled, so a test can freeze the server clock with
+// The server is the one cmd/sluice runs, assembled by package server from its
+// default configuration, on a free loopback port with DEBUG enabled and in
+// memory only, so a test can freeze the server clock with
 // [Server.FreezeClock] (DEBUG CLOCK SET over the wire) and get exact,
 // repeatable THROTTLE replies instead of sleeping.
 package sluicetest
@@ -21,9 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/commands"
-	"github.com/sluicehq/sluice/gcra"
-	"github.com/sluicehq/sluice/resp"
+	"github.com/sluicehq/sluice/server"
 )
 
 // Epoch is 2030-01-01T00:00:00Z in Unix nanoseconds: the instant the
@@ -34,7 +33,7 @@ const Epoch int64 = 1893456000000000000
 type Server struct {
 	// Addr is the host:port the server listens on (always 127.0.0.1).
 	Addr  string
-	srv   *resp.Server
+	srv   *server.Server
 	done  chan struct{}
 	close sync.Once
 }
@@ -43,21 +42,16 @@ type Server struct {
 // It is shut down when the test and its subtests finish.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rs := &resp.Server{Logger: log}
-	cmds := commands.NewServer(commands.Config{
-		Table:       gcra.NewTable(8, nil),
-		Logger:      log,
-		EnableDebug: true,
-		NetStats:    rs.Stats,
-	})
-	rs.Handler, rs.OnOpen, rs.OnClose = cmds, cmds.OpenConn, cmds.CloseConn
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cfg := server.Default()
+	cfg.Port = 0
+	cfg.Shards = 8
+	cfg.EnableDebug = true
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
-		tb.Fatalf("sluicetest: listen: %v", err)
+		tb.Fatalf("sluicetest: %v", err)
 	}
-	s := &Server{Addr: ln.Addr().String(), srv: rs, done: make(chan struct{})}
-	go func() { defer close(s.done); _ = rs.Serve(ln) }()
+	s := &Server{Addr: srv.Addr().String(), srv: srv, done: make(chan struct{})}
+	go func() { defer close(s.done); _ = srv.Serve() }()
 	tb.Cleanup(s.Close)
 	return s
 }
@@ -68,9 +62,7 @@ func (s *Server) Close() {
 	s.close.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := s.srv.Shutdown(ctx); err != nil {
-			_ = s.srv.Close()
-		}
+		_ = s.srv.Shutdown(ctx) // closes what is left when ctx ends
 		<-s.done
 	})
 }

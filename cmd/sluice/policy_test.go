@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,40 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/commands"
-	"github.com/sluicehq/sluice/gcra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func TestPolicyFileReload(t *testing.T) {
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	srv := commands.NewServer(commands.Config{Table: gcra.NewTable(1, nil), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	p := filepath.Join(t.TempDir(), "policies.toml")
-	require.NoError(t, os.WriteFile(p, []byte("[policies.anon]\nlimit = \"50/hour\"\n"), 0o600))
-
-	pf, err := loadPolicyFile(p, srv, log)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"anon"}, srv.Policies().Names())
-
-	require.NoError(t, os.WriteFile(p, []byte("[policies.anon]\nlimit = \"50/hour\"\n[policies.api]\nlimit = \"10/second\"\n"), 0o600))
-	assert.True(t, pf.reload())
-	assert.Equal(t, []string{"anon", "api"}, srv.Policies().Names())
-
-	require.NoError(t, os.WriteFile(p, []byte("[policies.anon]\nlimit = \"50/fortnight\"\n"), 0o600))
-	assert.True(t, pf.reload())
-	assert.Equal(t, []string{"anon", "api"}, srv.Policies().Names(), "a bad file keeps the old policies")
-	assert.Contains(t, logs.String(), "policy file rejected")
-	assert.Contains(t, logs.String(), `fortnight`)
-
-	_, err = loadPolicyFile(p, srv, log)
-	assert.Error(t, err, "a bad file at start stops the start-up")
-
-	none, err := loadPolicyFile("", srv, log)
-	require.NoError(t, err)
-	assert.False(t, none.reload())
-}
 
 // TestPolicyFileProcess: the binary loads --policy-file at start, reloads it
 // on SIGHUP, and keeps the old policies when the new file is bad.

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/tls"
@@ -29,8 +29,8 @@ func (s *certStore) reload() error {
 func (s *certStore) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil }
 
 // newTLSConfig builds the TLS listener's configuration: TLS 1.2 at least,
-// client certificates per --tls-auth-clients, verified against the CA file.
-func newTLSConfig(c config) (*tls.Config, *certStore, error) {
+// client certificates per TLSAuthClients, verified against the CA file.
+func newTLSConfig(c Config) (*tls.Config, *certStore, error) {
 	store := &certStore{certFile: c.TLSCertFile, keyFile: c.TLSKeyFile}
 	if err := store.reload(); err != nil {
 		return nil, nil, err

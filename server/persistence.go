@@ -1,28 +1,23 @@
-package main
+package server
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice/commands"
-	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/persistence"
 )
 
 // closeTimeout bounds how long shutdown waits for the store to commit, sync
-// and close; past it the process exits anyway (Pebble's log makes that as
+// and close; past it shutdown goes on without it (Pebble's log makes that as
 // safe as a crash).
 const closeTimeout = 30 * time.Second
 
-// durability is the server's persistence: nil when --data-dir is empty. Its
-// methods accept a nil receiver.
+// durability is the server's persistence: nil when Config.DataDir is empty.
+// Its methods accept a nil receiver.
 type durability struct {
 	store *persistence.Store
 	log   *slog.Logger
@@ -31,7 +26,7 @@ type durability struct {
 }
 
 // openDurability opens the data directory when one is configured.
-func openDurability(cfg config, log *slog.Logger) (*durability, error) {
+func openDurability(cfg Config, log *slog.Logger) (*durability, error) {
 	if cfg.DataDir == "" {
 		return nil, nil
 	}
@@ -46,22 +41,6 @@ func openDurability(cfg config, log *slog.Logger) (*durability, error) {
 	return &durability{store: store, log: log}, nil
 }
 
-// journal is what the table journals to: the store, or nil (not a typed nil).
-func (d *durability) journal() gcra.Journal {
-	if d == nil {
-		return nil
-	}
-	return d.store
-}
-
-// commands is the handlers' view of the store, or nil.
-func (d *durability) commands() commands.Persistence {
-	if d == nil {
-		return nil
-	}
-	return storeView{d.store}
-}
-
 // mode names the fsync mode for the ready line, "off" without persistence.
 func (d *durability) mode() string {
 	if d == nil {
@@ -70,12 +49,12 @@ func (d *durability) mode() string {
 	return d.store.Mode().String()
 }
 
-// load fills table with the unexpired keys on disk; call before serving.
-func (d *durability) load(table *gcra.Table, now int64) error {
+// load fills dst with the unexpired state on disk; call before serving.
+func (d *durability) load(dst persistence.Setter, now int64) error {
 	if d == nil {
 		return nil
 	}
-	rec, err := d.store.Load(table, now)
+	rec, err := d.store.Load(dst, now)
 	if err != nil {
 		return fmt.Errorf("--data-dir: recovery: %w", err)
 	}
@@ -91,8 +70,8 @@ func (d *durability) load(table *gcra.Table, now int64) error {
 
 // close commits and syncs what was recorded and closes the store, once;
 // call it after the network layer and the sweeper have stopped. It returns
-// why persistence failed, if it did during the run or while closing, so the
-// process exits non-zero: a supervisor then sees that the last changes may
+// why persistence failed, if it did during the run or while closing, so that
+// cmd/sluice exits non-zero: a supervisor then sees that the last changes may
 // not be on disk.
 func (d *durability) close() error {
 	if d == nil {
@@ -117,29 +96,6 @@ func (d *durability) close() error {
 		}
 	})
 	return d.err
-}
-
-// hurryOnSignal makes a second SIGINT or SIGTERM during shutdown cut the wait
-// for connections short by calling cancel; the shutdown still closes the
-// data directory cleanly, and the signal never kills the process mid-close.
-// Call the returned function when shutdown is over.
-func hurryOnSignal(log *slog.Logger, cancel context.CancelFunc) func() {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case sig := <-ch:
-			log.Warn("second signal: closing the remaining connections now; persistence still flushes and closes",
-				slog.String("signal", sig.String()))
-			cancel()
-		case <-done:
-		}
-	}()
-	return func() {
-		signal.Stop(ch)
-		close(done)
-	}
 }
 
 // storeView adapts the store to commands.Persistence.

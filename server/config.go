@@ -1,0 +1,187 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/persistence"
+	"github.com/sluicehq/sluice/resp"
+)
+
+// Config is every setting of a server. Start from [Default], which holds
+// the one definition of each default (each field's comment repeats it, and
+// a test keeps the two in step); the zero Config does not validate.
+// [Config.Settings] names each field as flags, SLUICE_* variables, config
+// files and CONFIG GET know it.
+type Config struct {
+	// Bind lists the addresses to listen on, separated by spaces or
+	// commas. Default "127.0.0.1".
+	Bind string
+	// Port is the TCP port of the plaintext listeners; 0 picks a free one
+	// (see [Server.Addr]). Default 6379.
+	Port int
+	// Shards is the number of state table shards, rounded up to a power
+	// of two. Default 256.
+	Shards int
+	// SweepInterval is how often the expiry sweep reclaims expired keys (a
+	// tenth of each shard per pass). Default 100ms.
+	SweepInterval time.Duration
+	// EnableDebug allows DEBUG, which freezes the clock: for tests only.
+	// Default false.
+	EnableDebug bool
+
+	// MaxClients is the most simultaneous client connections. Default 10000.
+	MaxClients int
+	// MaxClientsPerIP is the most connections from one IP address; 0 means
+	// no cap. Default 0.
+	MaxClientsPerIP int
+	// PreAuthMaxArgs is the most arguments of one command before AUTH.
+	// Default 10.
+	PreAuthMaxArgs int
+	// PreAuthMaxBulk is the largest bulk string before AUTH, in bytes.
+	// Default 16384.
+	PreAuthMaxBulk int64
+	// AuthTimeout closes connections that have not authenticated this long
+	// after connecting (when a password is set). Default 10s.
+	AuthTimeout time.Duration
+	// MaxBulkLen is the largest bulk string in a request, in bytes.
+	// Default 1048576.
+	MaxBulkLen int64
+	// MaxArgs is the most arguments of one command. Default 65536.
+	MaxArgs int
+	// MaxInlineLen is the longest inline command, in bytes. Default 65536.
+	MaxInlineLen int
+	// MaxQueryBuffer is the most unparsed request bytes buffered per
+	// connection; it must exceed MaxBulkLen. Default 33554432.
+	MaxQueryBuffer int
+	// MaxPendingReply is how many reply bytes are buffered before a flush
+	// in the middle of a pipeline. Default 1048576.
+	MaxPendingReply int
+	// WriteTimeout is the longest one flush of replies may block on a
+	// client that does not read; the client is then closed. Default 10s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes connections idle this long; 0 means never.
+	// Default 0s.
+	IdleTimeout time.Duration
+
+	// ProtectedMode serves only loopback clients while no password is set.
+	// Default true.
+	ProtectedMode bool
+	// RequirePass is the default user's password; empty means none.
+	// Default "".
+	RequirePass string
+	// RequirePassFile names a file holding the default user's password
+	// (set it or RequirePass, not both). Default "".
+	RequirePassFile string
+	// ACLFile names a users file: one "user <name> <rules...>" per line,
+	// in Redis's ACL syntax. Default "".
+	ACLFile string
+	// TLSPort is the port of the TLS listeners; 0 means none. Default 0.
+	TLSPort int
+	// TLSCertFile is the server certificate (PEM), needed with TLSPort and
+	// read again by [Server.Reload]. Default "".
+	TLSCertFile string
+	// TLSKeyFile is the server private key (PEM), needed with TLSPort and
+	// read again by [Server.Reload]. Default "".
+	TLSKeyFile string
+	// TLSCACertFile holds the CA certificates that sign client
+	// certificates (PEM). Default "".
+	TLSCACertFile string
+	// TLSAuthClients says whether TLS clients present a certificate: no,
+	// optional or yes (optional and yes need TLSCACertFile). Default "yes".
+	TLSAuthClients string
+
+	// DataDir keeps a durable copy of the state on Pebble and recovers it
+	// at start; empty means in memory only. Default "".
+	DataDir string
+	// Fsync says, with DataDir, when changes reach the disk: always
+	// (before the reply), everysec or no (the OS decides). Default "everysec".
+	Fsync string
+	// FoldBytes is, with DataDir, how many journalled bytes are folded
+	// into the key space at once; at least 65536. Default 16777216.
+	FoldBytes int
+
+	// PolicyFile names the named policies (TOML) of POLICY.THROTTLE, read
+	// again by [Server.Reload]; empty means none. Default "".
+	PolicyFile string
+
+	// MetricsAddr serves Prometheus /metrics, /healthz and /readyz over
+	// HTTP at this address; empty means off. Default "".
+	MetricsAddr string
+	// Pprof also serves Go profiles at /debug/pprof/ on the metrics
+	// listener (needs MetricsAddr). Default false.
+	Pprof bool
+}
+
+// Default returns the default configuration: an in-memory server on
+// 127.0.0.1:6379. The network limits are package resp's defaults and the
+// fold size package persistence's.
+func Default() Config {
+	return Config{
+		Bind:            "127.0.0.1",
+		Port:            6379,
+		Shards:          256,
+		SweepInterval:   100 * time.Millisecond,
+		MaxClients:      resp.DefaultMaxClients,
+		PreAuthMaxArgs:  resp.DefaultPreAuthMaxArgs,
+		PreAuthMaxBulk:  resp.DefaultPreAuthMaxBulkLen,
+		AuthTimeout:     resp.DefaultAuthTimeout,
+		MaxBulkLen:      resp.DefaultMaxBulkLen,
+		MaxArgs:         resp.DefaultMaxArgs,
+		MaxInlineLen:    resp.DefaultMaxInlineLen,
+		MaxQueryBuffer:  resp.DefaultMaxQueryBuffer,
+		MaxPendingReply: resp.DefaultMaxPendingReply,
+		WriteTimeout:    resp.DefaultWriteTimeout,
+		ProtectedMode:   true,
+		TLSAuthClients:  "yes",
+		Fsync:           persistence.EverySec.String(),
+		FoldBytes:       persistence.DefaultFoldBytes,
+	}
+}
+
+// Validate reports every problem of c at once, each naming the setting as
+// its flag (--name) does.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.Port < 0 || c.Port > 65535, "--port %d: must be 0..65535", c.Port)
+	check(len(c.bindAddrs()) == 0, "--bind: no address")
+	check(c.Shards < 1 || c.Shards > 1<<16, "--shards %d: must be 1..65536", c.Shards)
+	check(c.SweepInterval <= 0, "--sweep-interval %s: must be positive", c.SweepInterval)
+	check(c.MaxClients < 1, "--maxclients %d: must be at least 1", c.MaxClients)
+	check(c.MaxClientsPerIP < 0, "--maxclients-per-ip %d: must not be negative", c.MaxClientsPerIP)
+	check(c.PreAuthMaxArgs < 1 || c.PreAuthMaxBulk < 1, "--preauth-max-args and --preauth-max-bulk-len must be positive")
+	check(c.AuthTimeout <= 0, "--auth-timeout %s: must be positive", c.AuthTimeout)
+	check(c.MaxBulkLen < 1, "--proto-max-bulk-len %d: must be positive", c.MaxBulkLen)
+	check(c.MaxArgs < 1, "--proto-max-args %d: must be positive", c.MaxArgs)
+	check(c.MaxInlineLen < 1, "--proto-max-inline-len %d: must be positive", c.MaxInlineLen)
+	check(int64(c.MaxQueryBuffer) <= c.MaxBulkLen,
+		"--client-query-buffer-limit %d: must exceed --proto-max-bulk-len %d", c.MaxQueryBuffer, c.MaxBulkLen)
+	check(c.MaxPendingReply < 1, "--client-reply-buffer %d: must be positive", c.MaxPendingReply)
+	check(c.WriteTimeout <= 0, "--write-timeout %s: must be positive", c.WriteTimeout)
+	check(c.IdleTimeout < 0, "--timeout %s: must not be negative", c.IdleTimeout)
+	check(c.RequirePass != "" && c.RequirePassFile != "", "--requirepass and --requirepass-file: set one")
+	check(c.TLSPort < 0 || c.TLSPort > 65535, "--tls-port %d: must be 0..65535", c.TLSPort)
+	check(c.TLSPort != 0 && (c.TLSCertFile == "" || c.TLSKeyFile == ""), "--tls-port needs --tls-cert-file and --tls-key-file")
+	check(c.TLSAuthClients != "no" && c.TLSAuthClients != "optional" && c.TLSAuthClients != "yes",
+		"--tls-auth-clients %q: must be no, optional or yes", c.TLSAuthClients)
+	check(c.TLSPort != 0 && c.TLSAuthClients != "no" && c.TLSCACertFile == "",
+		"--tls-auth-clients optional or yes needs --tls-ca-cert-file")
+	check(c.Pprof && c.MetricsAddr == "", "--pprof needs --metrics-addr")
+	check(c.FoldBytes < 1<<16, "--fold-bytes %d: must be at least 65536", c.FoldBytes)
+	if _, err := persistence.ParseMode(c.Fsync); err != nil {
+		errs = append(errs, fmt.Errorf("--fsync: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// bindAddrs splits Bind into its addresses.
+func (c Config) bindAddrs() []string {
+	return strings.FieldsFunc(c.Bind, func(r rune) bool { return r == ' ' || r == ',' })
+}

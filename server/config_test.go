@@ -1,0 +1,126 @@
+package server
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDocumentedDefaults keeps each field's comment ("Default X.") in step
+// with Default, the one definition.
+func TestDocumentedDefaults(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "config.go", nil, parser.ParseComments)
+	require.NoError(t, err)
+	documented := map[string]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		ts, ok := n.(*ast.TypeSpec)
+		if !ok || ts.Name.Name != "Config" {
+			return true
+		}
+		for _, field := range ts.Type.(*ast.StructType).Fields.List {
+			m := regexp.MustCompile(`Default ("[^"]*"|\S+)\.\s*$`).FindStringSubmatch(field.Doc.Text())
+			require.NotNil(t, m, "field %s: no \"Default X.\" at the end of its comment", field.Names[0])
+			documented[field.Names[0].Name] = m[1]
+		}
+		return false
+	})
+	def := reflect.ValueOf(Default())
+	require.Len(t, documented, def.NumField())
+	for i := range def.NumField() {
+		name := def.Type().Field(i).Name
+		want := fmt.Sprint(def.Field(i).Interface())
+		if def.Field(i).Kind() == reflect.String {
+			want = strconv.Quote(want)
+		}
+		assert.Equal(t, want, documented[name], "the comment of %s", name)
+	}
+}
+
+// TestEverySettingOnce: every field of Config is one setting, under a name
+// of its own, so that no field lacks a flag.
+func TestEverySettingOnce(t *testing.T) {
+	var c Config
+	fields := map[uintptr]string{}
+	v := reflect.ValueOf(&c).Elem()
+	for i := range v.NumField() {
+		fields[v.Field(i).Addr().Pointer()] = v.Type().Field(i).Name
+	}
+	names := map[string]bool{}
+	for _, s := range c.Settings() {
+		assert.False(t, names[s.Name], "%s twice", s.Name)
+		names[s.Name] = true
+		assert.NotEmpty(t, s.Usage, s.Name)
+		assert.Contains(t, []string{"sluice", "limits", "security", "persistence", "policies", "observability"}, s.Section, s.Name)
+		p := reflect.ValueOf(s.Value).Pointer()
+		require.Contains(t, fields, p, "%s points at no field of c", s.Name)
+		delete(fields, p)
+	}
+	assert.Empty(t, fields, "fields without a setting")
+}
+
+// TestShown is CONFIG GET * of a configuration: Redis's spellings (yes/no,
+// timeout in seconds), the password redacted, the fixed answers.
+func TestShown(t *testing.T) {
+	c := Default()
+	c.Bind = "127.0.0.1, ::1"
+	c.IdleTimeout = 90 * time.Second
+	c.RequirePassFile = "/run/secret"
+	c.TLSKeyFile = "/etc/key.pem"
+	got := map[string]string{}
+	var order []string
+	for _, s := range c.shown() {
+		got[s.Name] = s.Value
+		order = append(order, s.Name)
+	}
+	assert.Equal(t, "127.0.0.1 ::1", got["bind"])
+	assert.Equal(t, "6379", got["port"])
+	assert.Equal(t, "90", got["timeout"])
+	assert.Equal(t, "10s", got["write-timeout"])
+	assert.Equal(t, "yes", got["protected-mode"])
+	assert.Equal(t, "no", got["enable-debug-command"])
+	assert.Equal(t, "<redacted>", got["requirepass"])
+	assert.Equal(t, "everysec", got["fsync"])
+	assert.Equal(t, "1", got["databases"])
+	assert.NotContains(t, got, "tls-key-file")
+	assert.NotContains(t, got, "requirepass-file")
+	assert.Equal(t, []string{"bind", "port", "maxclients"}, order[:3])
+	assert.Equal(t, "enable-debug-command", order[len(order)-1])
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	require.NoError(t, Default().Validate())
+	assert.Error(t, Config{}.Validate(), "the zero Config is not a configuration")
+
+	c := Default()
+	c.Port = 70000
+	c.Bind = " , "
+	c.Shards = 0
+	c.MaxQueryBuffer = int(c.MaxBulkLen)
+	c.IdleTimeout = -time.Second
+	c.RequirePass, c.RequirePassFile = "a", "b"
+	c.TLSPort, c.TLSAuthClients = 6380, "maybe"
+	c.Pprof = true
+	c.FoldBytes = 1
+	c.Fsync = "sometimes"
+	err := c.Validate()
+	require.Error(t, err)
+	want := []string{
+		"--port 70000", "--bind: no address", "--shards 0", "--client-query-buffer-limit 1048576: must exceed",
+		"--timeout -1s", "--requirepass and --requirepass-file", "--tls-port needs --tls-cert-file",
+		`--tls-auth-clients "maybe"`, "needs --tls-ca-cert-file", "--pprof needs --metrics-addr", "--fold-bytes 1", `--fsync: fsync mode "sometimes"`,
+	}
+	for _, w := range want {
+		assert.Contains(t, err.Error(), w)
+	}
+	assert.Len(t, strings.Split(err.Error(), "\n"), len(want))
+}

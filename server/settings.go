@@ -1,0 +1,147 @@
+package server
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/commands"
+)
+
+// A Setting is one field of a Config under the name the outside world
+// knows it by: the flag --Name, the environment variable SLUICE_NAME
+// (upper-cased, dashes as underscores), a config file's "Name value" line
+// and CONFIG GET's Name.
+type Setting struct {
+	Name string
+	// Section is where --help lists the setting: sluice, limits, security,
+	// persistence, policies or observability.
+	Section string
+	// Usage is the setting's line in --help.
+	Usage string
+	// Value points at the field: a *string, *int, *int64, *bool or
+	// *time.Duration. Its value when the flag is made is the flag's default.
+	Value any
+}
+
+// Settings lists every setting of c, bound to c's fields, in a fixed order.
+func (c *Config) Settings() []Setting {
+	var out []Setting
+	for _, e := range c.table() {
+		if e.value != nil {
+			out = append(out, Setting{Name: e.name, Section: e.section, Usage: e.usage, Value: e.value})
+		}
+	}
+	return out
+}
+
+// entry is one row of the settings table: a field, or a fixed answer of
+// CONFIG GET that Redis clients expect.
+type entry struct {
+	name, section, usage string
+	value                any           // the field; nil for a fixed answer
+	show                 func() string // CONFIG GET's value; nil: the field's
+	hidden               bool          // not listed by CONFIG GET and INFO
+}
+
+// table is the one list of settings: flags, CONFIG GET and INFO read it, in
+// this order.
+func (c *Config) table() []entry {
+	fixed := func(v string) func() string { return func() string { return v } }
+	return []entry{
+		{name: "bind", section: "sluice", value: &c.Bind, usage: "addresses to listen on (space or comma separated)",
+			show: func() string { return strings.Join(c.bindAddrs(), " ") }},
+		{name: "port", section: "sluice", value: &c.Port, usage: "TCP port (0 picks a free one)"},
+		{name: "maxclients", section: "limits", value: &c.MaxClients, usage: "maximum simultaneous client connections"},
+		{name: "maxclients-per-ip", section: "limits", value: &c.MaxClientsPerIP, usage: "maximum connections from one IP address (0: no cap)"},
+		{name: "preauth-max-args", section: "limits", value: &c.PreAuthMaxArgs, usage: "most arguments in one command before AUTH"},
+		{name: "preauth-max-bulk-len", section: "limits", value: &c.PreAuthMaxBulk, usage: "largest bulk string before AUTH, bytes"},
+		{name: "auth-timeout", section: "limits", value: &c.AuthTimeout,
+			usage: "close connections not authenticated this long after connecting (when a password is set)"},
+		{name: "proto-max-bulk-len", section: "limits", value: &c.MaxBulkLen, usage: "largest bulk string accepted in a request, bytes"},
+		{name: "proto-max-args", section: "limits", value: &c.MaxArgs, usage: "most arguments in one command"},
+		{name: "proto-max-inline-len", section: "limits", value: &c.MaxInlineLen, usage: "longest inline command, bytes"},
+		{name: "client-query-buffer-limit", section: "limits", value: &c.MaxQueryBuffer, usage: "most unparsed request bytes buffered per connection"},
+		{name: "client-reply-buffer", section: "limits", value: &c.MaxPendingReply, usage: "reply bytes buffered before a mid-pipeline flush"},
+		{name: "write-timeout", section: "limits", value: &c.WriteTimeout,
+			usage: "longest one flush of replies may block on a client that does not read"},
+		{name: "timeout", section: "limits", value: &c.IdleTimeout, usage: "close connections idle this long (0: never)",
+			show: func() string { return strconv.FormatInt(int64(c.IdleTimeout/time.Second), 10) }}, // seconds, as Redis
+		{name: "shards", section: "sluice", value: &c.Shards, usage: "state table shards (rounded up to a power of two)"},
+		{name: "sweep-interval", section: "sluice", value: &c.SweepInterval,
+			usage: "how often expired keys are reclaimed (a tenth of each shard per pass)"},
+		{name: "save", show: fixed("")},
+		{name: "appendonly", show: fixed("no")},
+		{name: "databases", show: fixed("1")},
+		{name: "protected-mode", section: "security", value: &c.ProtectedMode, usage: "without a password, serve only loopback clients"},
+		{name: "requirepass", section: "security", value: &c.RequirePass,
+			usage: "password of the default user (prefer SLUICE_REQUIREPASS or --requirepass-file: flags show in ps)",
+			show:  func() string { return redacted(c.RequirePass != "" || c.RequirePassFile != "") }},
+		{name: "requirepass-file", section: "security", value: &c.RequirePassFile, usage: "file holding the default user password", hidden: true},
+		{name: "aclfile", section: "security", value: &c.ACLFile, usage: `users file: one "user <name> <rules...>" per line, Redis ACL syntax`},
+		{name: "tls-port", section: "security", value: &c.TLSPort, usage: "TLS port (0: no TLS listener)"},
+		{name: "tls-cert-file", section: "security", value: &c.TLSCertFile, usage: "server certificate (PEM); reloaded on SIGHUP"},
+		{name: "tls-key-file", section: "security", value: &c.TLSKeyFile, usage: "server private key (PEM); reloaded on SIGHUP", hidden: true},
+		{name: "tls-ca-cert-file", section: "security", value: &c.TLSCACertFile,
+			usage: "CA certificates that sign client certificates (PEM)", hidden: true},
+		{name: "tls-auth-clients", section: "security", value: &c.TLSAuthClients, usage: "client certificates: no | optional | yes"},
+		{name: "metrics-addr", section: "observability", value: &c.MetricsAddr,
+			usage: "serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9121; empty: off)"},
+		{name: "pprof", section: "observability", value: &c.Pprof,
+			usage: "also serve Go profiles on the metrics listener at /debug/pprof/ (needs --metrics-addr)", hidden: true},
+		{name: "data-dir", section: "persistence", value: &c.DataDir,
+			usage: "keep a durable copy of the state here (Pebble) and reload it at start (empty: in memory only)"},
+		{name: "fsync", section: "persistence", value: &c.Fsync,
+			usage: "with --data-dir, when changes reach the disk: always (before the reply) | everysec | no (the OS decides)"},
+		{name: "fold-bytes", section: "persistence", value: &c.FoldBytes,
+			usage: "with --data-dir, journalled bytes folded into the key space at once: larger writes a busy key fewer times but replays longer at start and takes more memory while folding"},
+		{name: "policy-file", section: "policies", value: &c.PolicyFile, usage: "named policies (TOML) for POLICY.THROTTLE; reloaded on SIGHUP", hidden: true},
+		{name: "enable-debug-command", section: "sluice", value: &c.EnableDebug, usage: "allow DEBUG (freezing the clock: for tests only)"},
+	}
+}
+
+// shown is the effective configuration as CONFIG GET and INFO list it.
+func (c Config) shown() []commands.Setting {
+	var out []commands.Setting
+	for _, e := range c.table() {
+		if e.hidden {
+			continue
+		}
+		v := ""
+		if e.show != nil {
+			v = e.show()
+		} else {
+			v = format(e.value)
+		}
+		out = append(out, commands.Setting{Name: e.name, Value: v})
+	}
+	return out
+}
+
+// format spells a field's value as CONFIG GET does.
+func format(field any) string {
+	switch v := field.(type) {
+	case *string:
+		return *v
+	case *int:
+		return strconv.Itoa(*v)
+	case *int64:
+		return strconv.FormatInt(*v, 10)
+	case *bool:
+		if *v {
+			return "yes"
+		}
+		return "no"
+	case *time.Duration:
+		return v.String()
+	}
+	panic(fmt.Sprintf("server: setting of unknown type %T", field))
+}
+
+func redacted(set bool) string {
+	if set {
+		return "<redacted>"
+	}
+	return ""
+}
