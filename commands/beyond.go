@@ -8,22 +8,6 @@ import (
 	"github.com/sluicehq/sluice/window"
 )
 
-// beyondCommands declares the commands that go beyond redis-cell (multi-limit
-// checks, named policies, other algorithms, concurrency leases). Their
-// handlers live in the beyond_*.go files.
-func beyondCommands() []*Command {
-	return []*Command{
-		multiCommand(),
-		windowCommand(),
-		policyThrottleCommand(),
-		policyListCommand(),
-		policyGetCommand(),
-		leaseAcquireCommand(),
-		leaseReleaseCommand(),
-		leaseRenewCommand(),
-	}
-}
-
 // beyond is the state of the commands beyond redis-cell that the GCRA table
 // does not hold: the policies, the window counters and the leases. GCRA
 // state (THROTTLE.MULTI, GCRA policies) lives in the server's gcra.Table.

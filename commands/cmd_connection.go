@@ -9,6 +9,50 @@ import (
 	"github.com/sluicehq/sluice/resp"
 )
 
+// connectionCommands declares the commands about the connection itself:
+// liveness, authentication, protocol and client metadata.
+func connectionCommands() []*Command {
+	clientFlags := []string{"noscript", "loading", "stale"}
+	clientCats := []string{"@slow", "@connection"}
+	return []*Command{
+		{Name: "ping", Arity: -1, Flags: []string{"fast"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Returns PONG, or the message.", Complexity: "O(1)", Args: []Arg{{Name: "message", Type: "string", Optional: true}}, Handler: ping},
+		{Name: "echo", Arity: 2, Flags: []string{"fast"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Returns the message.", Complexity: "O(1)", Args: []Arg{{Name: "message", Type: "string"}}, Handler: echo},
+		{Name: "quit", Arity: -1, Flags: []string{"noauth", "fast"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Closes the connection after replying OK.", Complexity: "O(1)", Handler: quit},
+		{Name: "select", Arity: 2, Flags: []string{"fast"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Selects database 0, the only one.", Complexity: "O(1)", Args: []Arg{{Name: "index", Type: "integer"}}, Handler: selectDB},
+		{Name: "auth", Arity: -2, Flags: []string{"noauth", "fast", "no-auth"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Authenticates the connection.", Complexity: "O(N) where N is the number of passwords defined for the user",
+			Args: []Arg{{Name: "username", Type: "string", Optional: true}, {Name: "password", Type: "string"}}, Handler: auth},
+		{Name: "hello", Arity: -1, Flags: []string{"noauth", "fast", "no-auth"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Handshakes: selects RESP2 or RESP3, optionally authenticates and names the connection.", Complexity: "O(1)",
+			Args: []Arg{{Name: "arguments", Type: "block", Optional: true, Args: []Arg{
+				{Name: "protover", Type: "integer"},
+				{Name: "auth", Type: "block", Token: "AUTH", Optional: true, Args: []Arg{{Name: "username", Type: "string"}, {Name: "password", Type: "string"}}},
+				{Name: "clientname", Type: "string", Token: "SETNAME", Optional: true}}}}, Handler: hello},
+		{Name: "client", Arity: -2, Group: "connection", Since: "0.1.0", Summary: "A container for client connection commands.", Complexity: "Depends on subcommand.",
+			Categories: []string{"@slow"}, Subs: []*Command{
+				{Name: "id", Arity: 2, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Returns the unique client ID of the connection.", Complexity: "O(1)", Handler: clientID},
+				{Name: "setname", Arity: 3, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Sets the connection name.", Complexity: "O(1)", Args: []Arg{{Name: "connection-name", Type: "string"}}, Handler: clientSetName},
+				{Name: "getname", Arity: 2, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Returns the name of the connection.", Complexity: "O(1)", Handler: clientGetName},
+				{Name: "setinfo", Arity: 4, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Sets information specific to the client or connection.", Complexity: "O(1)",
+					Args: []Arg{{Name: "attr", Type: "oneof", Args: []Arg{{Name: "libname", Type: "string", Token: "LIB-NAME"}, {Name: "libver", Type: "string", Token: "LIB-VER"}}}}, Handler: clientSetInfo},
+				{Name: "info", Arity: 2, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Returns information about the connection.", Complexity: "O(1)", Handler: clientInfo},
+				{Name: "list", Arity: -2, Flags: []string{"admin", "noscript", "loading", "stale"}, Categories: []string{"@admin", "@slow", "@dangerous", "@connection"}, Group: "connection", Since: "0.1.0",
+					Summary: "Lists open connections.", Complexity: "O(N) where N is the number of client connections", Handler: clientList},
+				{Name: "help", Arity: 2, Flags: []string{"loading", "stale"}, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: clientHelp},
+			}},
+	}
+}
+
 func ping(_ *Server, c *resp.Conn, args [][]byte) {
 	if len(args) == 2 {
 		c.WriteBulk(args[1])
@@ -220,14 +264,4 @@ func clientHelp(_ *Server, c *resp.Conn, _ [][]byte) {
 		"SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
 		"SETNAME <name>", "    Assign the name <name> to the current connection.",
 	})
-}
-
-func writeHelp(c *resp.Conn, name string, lines []string) {
-	c.WriteArray(len(lines) + 3)
-	c.WriteSimple(name + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
-	for _, l := range lines {
-		c.WriteSimple(l)
-	}
-	c.WriteSimple("HELP")
-	c.WriteSimple("    Print this help.")
 }

@@ -5,37 +5,34 @@ import (
 	"github.com/sluicehq/sluice/resp"
 )
 
-func leaseAcquireCommand() *Command {
-	return &Command{Name: "lease.acquire", Arity: 4, Flags: []string{"write", "denyoom", "fast"},
-		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
-		FirstKey: 1, LastKey: 1, Step: 1,
-		Summary: "Takes a concurrency lease on a key when fewer than max are held; a lease expires after ttl_ms unless renewed. " +
-			"Replies [limited, max, in_flight, free_after_ms, lease_id] (lease_id -1 when refused).",
-		Complexity: "O(N) where N is the number of leases held on the key",
-		Args:       []Arg{{Name: "key", Type: "key"}, {Name: "max", Type: "integer"}, {Name: "ttl_ms", Type: "integer"}},
-		Handler:    leaseAcquire,
-	}
-}
-
-func leaseReleaseCommand() *Command {
-	return &Command{Name: "lease.release", Arity: 3, Flags: []string{"write", "fast"},
-		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
-		FirstKey: 1, LastKey: 1, Step: 1,
-		Summary:    "Ends a lease. Replies [released (1, or 0 when it had expired or was released already), in_flight].",
-		Complexity: "O(N) where N is the number of leases held on the key",
-		Args:       []Arg{{Name: "key", Type: "key"}, {Name: "lease_id", Type: "integer"}},
-		Handler:    leaseRelease,
-	}
-}
-
-func leaseRenewCommand() *Command {
-	return &Command{Name: "lease.renew", Arity: 4, Flags: []string{"write", "fast"},
-		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
-		FirstKey: 1, LastKey: 1, Step: 1,
-		Summary:    "Extends a held lease to expire ttl_ms from now. Replies [renewed (1, or 0 when it had expired or was released), in_flight].",
-		Complexity: "O(N) where N is the number of leases held on the key",
-		Args:       []Arg{{Name: "key", Type: "key"}, {Name: "lease_id", Type: "integer"}, {Name: "ttl_ms", Type: "integer"}},
-		Handler:    leaseRenew,
+// leaseCommands declares LEASE.ACQUIRE, LEASE.RELEASE and LEASE.RENEW.
+func leaseCommands() []*Command {
+	return []*Command{
+		{Name: "lease.acquire", Arity: 4, Flags: []string{"write", "denyoom", "fast"},
+			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+			FirstKey: 1, LastKey: 1, Step: 1,
+			Summary: "Takes a concurrency lease on a key when fewer than max are held; a lease expires after ttl_ms unless renewed. " +
+				"Replies [limited, max, in_flight, free_after_ms, lease_id] (lease_id -1 when refused).",
+			Complexity: "O(N) where N is the number of leases held on the key",
+			Args:       []Arg{{Name: "key", Type: "key"}, {Name: "max", Type: "integer"}, {Name: "ttl_ms", Type: "integer"}},
+			Handler:    leaseAcquire,
+		},
+		{Name: "lease.release", Arity: 3, Flags: []string{"write", "fast"},
+			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+			FirstKey: 1, LastKey: 1, Step: 1,
+			Summary:    "Ends a lease. Replies [released (1, or 0 when it had expired or was released already), in_flight].",
+			Complexity: "O(N) where N is the number of leases held on the key",
+			Args:       []Arg{{Name: "key", Type: "key"}, {Name: "lease_id", Type: "integer"}},
+			Handler:    leaseRelease,
+		},
+		{Name: "lease.renew", Arity: 4, Flags: []string{"write", "fast"},
+			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+			FirstKey: 1, LastKey: 1, Step: 1,
+			Summary:    "Extends a held lease to expire ttl_ms from now. Replies [renewed (1, or 0 when it had expired or was released), in_flight].",
+			Complexity: "O(N) where N is the number of leases held on the key",
+			Args:       []Arg{{Name: "key", Type: "key"}, {Name: "lease_id", Type: "integer"}, {Name: "ttl_ms", Type: "integer"}},
+			Handler:    leaseRenew,
+		},
 	}
 }
 

@@ -5,8 +5,9 @@ import (
 	"github.com/sluicehq/sluice/resp"
 )
 
-func multiCommand() *Command {
-	return &Command{Name: "throttle.multi", Arity: -6, Flags: []string{"write", "denyoom", "fast"},
+// multiCommands declares THROTTLE.MULTI.
+func multiCommands() []*Command {
+	return []*Command{{Name: "throttle.multi", Arity: -6, Flags: []string{"write", "denyoom", "fast"},
 		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 		// Keys sit at 2, 6, 10, ... up to the fourth argument from the end.
 		FirstKey: 2, LastKey: -4, Step: 4,
@@ -24,7 +25,7 @@ func multiCommand() *Command {
 			}},
 		},
 		Handler: throttleMulti,
-	}
+	}}
 }
 
 // throttleMulti serves THROTTLE.MULTI quantity key max_burst count period

@@ -10,36 +10,36 @@ import (
 	"github.com/sluicehq/sluice/window"
 )
 
-func policyThrottleCommand() *Command {
-	return &Command{Name: "policy.throttle", Arity: -3, Flags: []string{"write", "denyoom", "fast"},
-		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
-		FirstKey: 2, LastKey: 2, Step: 1,
-		Summary: "Applies one request to a key under a named policy (all its limits atomically). Replies [limited, limit, " +
-			"remaining, retry_after, reset_after]; with HEADERS also the RateLimit-Policy and RateLimit header values.",
-		Complexity: "O(N) where N is the number of limits of the policy",
-		Args: []Arg{
-			{Name: "policy", Type: "string"},
-			{Name: "key", Type: "key"},
-			{Name: "quantity", Type: "integer", Optional: true},
-			{Name: "headers", Type: "pure-token", Token: "HEADERS", Optional: true},
+// policyCommands declares POLICY.THROTTLE, POLICY.LIST and POLICY.GET.
+func policyCommands() []*Command {
+	return []*Command{
+		{Name: "policy.throttle", Arity: -3, Flags: []string{"write", "denyoom", "fast"},
+			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+			FirstKey: 2, LastKey: 2, Step: 1,
+			Summary: "Applies one request to a key under a named policy (all its limits atomically). Replies [limited, limit, " +
+				"remaining, retry_after, reset_after]; with HEADERS also the RateLimit-Policy and RateLimit header values.",
+			Complexity: "O(N) where N is the number of limits of the policy",
+			Args: []Arg{
+				{Name: "policy", Type: "string"},
+				{Name: "key", Type: "key"},
+				{Name: "quantity", Type: "integer", Optional: true},
+				{Name: "headers", Type: "pure-token", Token: "HEADERS", Optional: true},
+			},
+			Handler: policyThrottle,
 		},
-		Handler: policyThrottle,
+		{Name: "policy.list", Arity: 1, Flags: []string{"readonly", "fast"},
+			Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+			Summary:    "Lists the names of the policies loaded from the policy file, sorted.",
+			Complexity: "O(N) where N is the number of policies",
+			Handler:    policyList,
+		},
+		{Name: "policy.get", Arity: 2, Flags: []string{"readonly", "fast"},
+			Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+			Summary:    "Describes a policy: name, algorithm, limit (rule notation) and overrides (key to limit); null when there is none.",
+			Complexity: "O(N) where N is the number of overrides", Args: []Arg{{Name: "policy", Type: "string"}},
+			Handler: policyGet,
+		},
 	}
-}
-
-func policyListCommand() *Command {
-	return &Command{Name: "policy.list", Arity: 1, Flags: []string{"readonly", "fast"},
-		Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
-		Summary: "Lists the names of the policies loaded from the policy file, sorted.", Complexity: "O(N) where N is the number of policies",
-		Handler: policyList}
-}
-
-func policyGetCommand() *Command {
-	return &Command{Name: "policy.get", Arity: 2, Flags: []string{"readonly", "fast"},
-		Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
-		Summary:    "Describes a policy: name, algorithm, limit (rule notation) and overrides (key to limit); null when there is none.",
-		Complexity: "O(N) where N is the number of overrides", Args: []Arg{{Name: "policy", Type: "string"}},
-		Handler: policyGet}
 }
 
 func errNoPolicy(name []byte) string {
@@ -116,19 +116,6 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 	writeFive(c, o)
 	c.WriteBulkString(rateLimitPolicy(p.Name, tier.Rates))
 	c.WriteBulkString(rateLimit(p.Name, tier.Rates, results))
-}
-
-// writeFive writes a result's five numbers without the array header.
-func writeFive(c *resp.Conn, r gcra.Result) {
-	limited := int64(0)
-	if r.Limited {
-		limited = 1
-	}
-	c.WriteInt(limited)
-	c.WriteInt(r.Limit)
-	c.WriteInt(r.Remaining)
-	c.WriteInt(gcra.Seconds(r.RetryAfter))
-	c.WriteInt(gcra.Seconds(r.ResetAfter))
 }
 
 // headerItem names limit i of a policy in the RateLimit headers: the

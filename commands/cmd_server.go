@@ -14,6 +14,142 @@ import (
 	"github.com/sluicehq/sluice/resp"
 )
 
+// serverCommands declares the commands about the server: its command
+// table, statistics, configuration, clock and test controls.
+func serverCommands() []*Command {
+	introspect := []string{"loading", "stale"}
+	introspectCats := []string{"@slow", "@connection"}
+	adminFlags := []string{"admin", "noscript", "loading", "stale"}
+	adminCats := []string{"@admin", "@slow", "@dangerous"}
+	return []*Command{
+		{Name: "command", Arity: -1, Flags: introspect, Categories: introspectCats, Group: "server", Since: "0.1.0",
+			Summary: "Returns detailed information about all commands.", Complexity: "O(N) where N is the total number of commands", Handler: commandAll, Subs: []*Command{
+				{Name: "count", Arity: 2, Flags: introspect, Categories: introspectCats, Group: "server", Since: "0.1.0",
+					Summary: "Returns a count of commands.", Complexity: "O(1)", Handler: commandCount},
+				{Name: "list", Arity: 2, Flags: introspect, Categories: introspectCats, Group: "server", Since: "0.1.0",
+					Summary: "Returns a list of command names.", Complexity: "O(N) where N is the total number of commands", Handler: commandList},
+				{Name: "info", Arity: -2, Flags: introspect, Categories: introspectCats, Group: "server", Since: "0.1.0",
+					Summary: "Returns information about one, multiple or all commands.", Complexity: "O(N) where N is the number of commands to look up",
+					Args: []Arg{{Name: "command-name", Type: "string", Optional: true, Multiple: true}}, Handler: commandInfo},
+				{Name: "docs", Arity: -2, Flags: introspect, Categories: introspectCats, Group: "server", Since: "0.1.0",
+					Summary: "Returns documentary information about one, multiple or all commands.", Complexity: "O(N) where N is the number of commands to look up",
+					Args: []Arg{{Name: "command-name", Type: "string", Optional: true, Multiple: true}}, Handler: commandDocs},
+				{Name: "getkeys", Arity: -3, Flags: introspect, Categories: introspectCats, Group: "server", Since: "0.1.0",
+					Summary: "Extracts the key names from an arbitrary command.", Complexity: "O(N) where N is the number of arguments to the command",
+					Args: []Arg{{Name: "command", Type: "string"}, {Name: "arg", Type: "string", Optional: true, Multiple: true}}, Handler: commandGetKeys},
+				{Name: "help", Arity: 2, Flags: introspect, Categories: introspectCats, Group: "server", Since: "0.1.0",
+					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: commandHelp},
+			}},
+		{Name: "info", Arity: -1, Flags: []string{"loading", "stale"}, Categories: []string{"@slow", "@dangerous"}, Group: "server", Since: "0.1.0",
+			Summary: "Returns information and statistics about the server.", Complexity: "O(1)", Args: []Arg{{Name: "section", Type: "string", Optional: true, Multiple: true}}, Handler: info},
+		{Name: "time", Arity: 1, Flags: []string{"loading", "stale", "fast"}, Categories: []string{"@fast"}, Group: "server", Since: "0.1.0",
+			Summary: "Returns the server clock (the one THROTTLE uses) as seconds and microseconds.", Complexity: "O(1)", Handler: timeCmd},
+		{Name: "config", Arity: -2, Group: "server", Since: "0.1.0", Summary: "A container for server configuration commands.", Complexity: "Depends on subcommand.",
+			Categories: []string{"@slow"}, Subs: []*Command{
+				{Name: "get", Arity: -3, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",
+					Summary: "Returns the effective values of configuration parameters.", Complexity: "O(N) when N is the number of configuration parameters provided",
+					Args: []Arg{{Name: "parameter", Type: "string", Multiple: true}}, Handler: configGet},
+				{Name: "help", Arity: 2, Flags: []string{"loading", "stale"}, Categories: []string{"@slow"}, Group: "server", Since: "0.1.0",
+					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: configHelp},
+			}},
+		{Name: "debug", Arity: -2, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",
+			Summary:    "Test controls, refused unless the server runs with --enable-debug-command: CLOCK SET <unix-ns> | CLOCK REAL | CLOCK GET | SWEEP.",
+			Complexity: "Depends on subcommand.",
+			Args:       []Arg{{Name: "subcommand", Type: "string"}, {Name: "arg", Type: "string", Optional: true, Multiple: true}}, Handler: debug},
+	}
+}
+
+func commandAll(s *Server, c *resp.Conn, args [][]byte) {
+	if len(args) > 1 { // COMMAND with an unknown subcommand
+		c.WriteError(errUnknownSubcommand(args[1], "command"))
+		return
+	}
+	c.WriteArray(len(s.cmds.sorted))
+	for _, cmd := range s.cmds.sorted {
+		writeInfo(c, cmd)
+	}
+}
+
+func commandCount(s *Server, c *resp.Conn, _ [][]byte) { c.WriteInt(int64(len(s.cmds.sorted))) }
+
+func commandList(s *Server, c *resp.Conn, _ [][]byte) {
+	c.WriteArray(len(s.cmds.sorted))
+	for _, cmd := range s.cmds.sorted {
+		c.WriteBulkString(cmd.Name)
+	}
+}
+
+func commandInfo(s *Server, c *resp.Conn, args [][]byte) {
+	if len(args) == 2 {
+		commandAll(s, c, args[:1])
+		return
+	}
+	c.WriteArray(len(args) - 2)
+	var scratch [32]byte
+	for _, name := range args[2:] {
+		if cmd := s.cmds.lookup(name, &scratch); cmd != nil {
+			writeInfo(c, cmd)
+		} else {
+			c.WriteNullArray()
+		}
+	}
+}
+
+func commandDocs(s *Server, c *resp.Conn, args [][]byte) {
+	var cmds []*Command
+	if len(args) == 2 {
+		cmds = s.cmds.sorted
+	} else {
+		var scratch [32]byte
+		for _, name := range args[2:] {
+			if cmd := s.cmds.lookup(name, &scratch); cmd != nil {
+				cmds = append(cmds, cmd)
+			}
+		}
+	}
+	c.WriteMap(len(cmds))
+	for _, cmd := range cmds {
+		c.WriteBulkString(cmd.Name)
+		writeDocs(c, cmd)
+	}
+}
+
+// commandGetKeys serves COMMAND GETKEYS command [arg ...] from the key
+// positions of the command's declaration.
+func commandGetKeys(s *Server, c *resp.Conn, args [][]byte) {
+	var scratch [32]byte
+	cmd := s.cmds.lookup(args[2], &scratch)
+	call := args[2:]
+	if cmd == nil {
+		c.WriteError("ERR Invalid command specified")
+		return
+	}
+	if !cmd.arityOK(len(call)) {
+		c.WriteError("ERR Invalid number of arguments specified for command")
+		return
+	}
+	pos := cmd.Keys(len(call))
+	if len(pos) == 0 {
+		c.WriteError("ERR The command has no key arguments")
+		return
+	}
+	c.WriteArray(len(pos))
+	for _, p := range pos {
+		c.WriteBulk(call[p])
+	}
+}
+
+func commandHelp(_ *Server, c *resp.Conn, _ [][]byte) {
+	writeHelp(c, "COMMAND", []string{
+		"(no subcommand)", "    Return details about all commands.",
+		"COUNT", "    Return the total number of commands in this server.",
+		"LIST", "    Return a list of all commands in this server.",
+		"INFO [<command-name> ...]", "    Return details about the given commands, or all of them.",
+		"DOCS [<command-name> ...]", "    Return documentation details about the given commands, or all of them.",
+		"GETKEYS <full-command>", "    Return the keys from a full command.",
+	})
+}
+
 func timeCmd(s *Server, c *resp.Conn, _ [][]byte) {
 	now := s.clock.Now()
 	c.WriteArray(2)

@@ -8,8 +8,9 @@ import (
 	"github.com/sluicehq/sluice/window"
 )
 
-func windowCommand() *Command {
-	return &Command{Name: "throttle.window", Arity: -4, Flags: []string{"write", "denyoom", "fast"},
+// windowCommands declares THROTTLE.WINDOW.
+func windowCommands() []*Command {
+	return []*Command{{Name: "throttle.window", Arity: -4, Flags: []string{"write", "denyoom", "fast"},
 		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 		FirstKey: 1, LastKey: 1, Step: 1,
 		Summary: "Applies one request to a window limit of count per period seconds: the sliding-window counter (default) " +
@@ -26,7 +27,7 @@ func windowCommand() *Command {
 			}},
 		},
 		Handler: throttleWindow,
-	}
+	}}
 }
 
 // throttleWindow serves THROTTLE.WINDOW key count period [quantity]

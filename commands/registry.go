@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -84,6 +85,22 @@ func (cmd *Command) Keys(n int) []int {
 		pos = append(pos, i)
 	}
 	return pos
+}
+
+// commandTable declares every command Sluice serves, group by group; each
+// cmd_<group>.go file holds its group's declarations and handlers.
+func commandTable() []*Command {
+	return slices.Concat(
+		throttleCommands(),
+		multiCommands(),
+		windowCommands(),
+		policyCommands(),
+		leaseCommands(),
+		keyCommands(),
+		connectionCommands(),
+		serverCommands(),
+		aclCommands(),
+	)
 }
 
 // registry maps lower-case names to commands.
