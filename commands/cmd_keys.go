@@ -43,7 +43,7 @@ func del(s *Server, c *resp.Conn, args [][]byte) {
 	now := s.clock.Now()
 	n := int64(0)
 	for _, k := range args[1:] {
-		if s.table.Delete(k, now) || s.beyond.windows.Delete(k, now) {
+		if s.table.Delete(k, now) || s.windows.Delete(k, now) {
 			n++
 		}
 	}
@@ -67,10 +67,10 @@ func (s *Server) expires(key []byte, now int64) (int64, bool) {
 	if tat, ok := s.table.Get(key, now); ok {
 		return tat, true
 	}
-	if at, ok := s.beyond.windows.Expires(key, now); ok {
+	if at, ok := s.windows.Expires(key, now); ok {
 		return at, true
 	}
-	return s.beyond.leases.Expires(key, now)
+	return s.leases.Expires(key, now)
 }
 
 // remaining returns the milliseconds until key's state stops mattering, or
@@ -95,7 +95,7 @@ func ttl(s *Server, c *resp.Conn, args [][]byte) {
 }
 
 func dbsize(s *Server, c *resp.Conn, _ [][]byte) {
-	c.WriteInt(int64(s.table.Len() + s.beyond.windows.Len() + s.beyond.leases.Len()))
+	c.WriteInt(int64(s.table.Len() + s.windows.Len() + s.leases.Len()))
 }
 
 func flush(s *Server, c *resp.Conn, args [][]byte) {
@@ -110,7 +110,7 @@ func flush(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errSyntax)
 		return
 	}
-	n := s.table.Flush() + s.beyond.windows.Flush() + s.beyond.leases.Flush()
+	n := s.table.Flush() + s.windows.Flush() + s.leases.Flush()
 	s.log.Info("flushed all throttle state", "keys", n, "client", sessionOf(c).addr)
 	c.WriteSimple("OK")
 }

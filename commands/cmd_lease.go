@@ -60,7 +60,7 @@ func leaseAcquire(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(err.Error())
 		return
 	}
-	r, err := beyondOf(s).leases.Acquire(args[1], s.clock.Now(), v[0], v[1])
+	r, err := s.leases.Acquire(args[1], s.clock.Now(), v[0], v[1])
 	if err != nil {
 		c.WriteError(err.Error())
 		return
@@ -80,7 +80,7 @@ func leaseRelease(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(err.Error())
 		return
 	}
-	ok, n := beyondOf(s).leases.Release(args[1], id, s.clock.Now())
+	ok, n := s.leases.Release(args[1], id, s.clock.Now())
 	c.WriteArray(2)
 	c.WriteInt(int64(boolInt(ok)))
 	c.WriteInt(n)
@@ -93,7 +93,7 @@ func leaseRenew(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(err.Error())
 		return
 	}
-	ok, n, err := beyondOf(s).leases.Renew(args[1], v[0], s.clock.Now(), v[1])
+	ok, n, err := s.leases.Renew(args[1], v[0], s.clock.Now(), v[1])
 	if err != nil {
 		c.WriteError(err.Error())
 		return

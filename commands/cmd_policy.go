@@ -42,6 +42,15 @@ func policyCommands() []*Command {
 	}
 }
 
+// SetPolicies replaces the policies that POLICY.THROTTLE, POLICY.LIST and
+// POLICY.GET serve; calls already running finish with the old ones. nil
+// removes every policy. State is kept: a policy whose limits change keeps
+// charging the same keys.
+func (s *Server) SetPolicies(set *policy.Set) { s.policies.Store(set) }
+
+// Policies returns the policies in use (nil when none were set).
+func (s *Server) Policies() *policy.Set { return s.policies.Load() }
+
 func errNoPolicy(name []byte) string {
 	return "ERR no such policy '" + clean(truncate(name, 128)) + "'"
 }
@@ -79,8 +88,7 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errSyntax)
 		return
 	}
-	b := beyondOf(s)
-	p := b.policies.Load().Get(args[1])
+	p := s.policies.Load().Get(args[1])
 	if p == nil {
 		c.WriteError(errNoPolicy(args[1]))
 		return
@@ -105,7 +113,7 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 		for i, l := range tier.Window {
 			checks[i] = window.Check{Key: policyStateKey(p.Name, i, key), Limit: l}
 		}
-		limited = b.windows.TakeMulti(p.Algorithm.Window(), checks, now, q, results)
+		limited = s.windows.TakeMulti(p.Algorithm.Window(), checks, now, q, results)
 	}
 	o := overall(limited, results)
 	if !headers {
@@ -165,7 +173,7 @@ func rateLimit(name string, rates []policy.Rate, results []gcra.Result) string {
 
 // policyList serves POLICY.LIST.
 func policyList(s *Server, c *resp.Conn, _ [][]byte) {
-	names := beyondOf(s).policies.Load().Names()
+	names := s.policies.Load().Names()
 	c.WriteArray(len(names))
 	for _, n := range names {
 		c.WriteBulkString(n)
@@ -174,7 +182,7 @@ func policyList(s *Server, c *resp.Conn, _ [][]byte) {
 
 // policyGet serves POLICY.GET name.
 func policyGet(s *Server, c *resp.Conn, args [][]byte) {
-	p := beyondOf(s).policies.Load().Get(args[1])
+	p := s.policies.Load().Get(args[1])
 	if p == nil {
 		c.WriteNull()
 		return

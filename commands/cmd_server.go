@@ -263,16 +263,6 @@ func human(n uint64) string {
 	return fmt.Sprintf("%dB", n)
 }
 
-func (s *Server) commandsProcessed() uint64 {
-	n := s.commandsDone.Load()
-	s.mu.Lock()
-	for _, sess := range s.sessions {
-		n += sess.commands.Load()
-	}
-	s.mu.Unlock()
-	return n
-}
-
 // configGet serves CONFIG GET pattern [pattern ...] over the effective
 // settings (read-only: Sluice is configured at start-up).
 func configGet(s *Server, c *resp.Conn, args [][]byte) {
@@ -321,7 +311,7 @@ func debug(s *Server, c *resp.Conn, args [][]byte) {
 	case sub == "CLOCK" && len(args) == 3 && strings.EqualFold(string(args[2]), "GET"):
 		c.WriteInt(s.clock.Now())
 	case sub == "SWEEP" && len(args) == 2:
-		c.WriteInt(int64(s.table.Sweep(s.clock.Now(), 1<<62) + s.SweepBeyond(1<<30)))
+		c.WriteInt(int64(s.table.Sweep(s.clock.Now(), 1<<62) + s.SweepWindowsAndLeases(1<<30)))
 	case sub == "HELP" && len(args) == 2:
 		writeHelp(c, "DEBUG", []string{
 			"CLOCK SET <unix-nanoseconds>", "    Freeze the server clock at that instant.",

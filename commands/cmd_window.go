@@ -70,5 +70,5 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(err.Error())
 		return
 	}
-	writeResult(c, beyondOf(s).windows.Take(algo, args[1], s.clock.Now(), l, q))
+	writeResult(c, s.windows.Take(algo, args[1], s.clock.Now(), l, q))
 }

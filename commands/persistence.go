@@ -35,7 +35,7 @@ type Persistence interface {
 	LoadValues(ns string, fn func(key, value []byte) bool) (int, error)
 }
 
-// Namespaces of the state beyond TATs in the durable copy.
+// Namespaces of the state other than TATs in the durable copy.
 const (
 	windowNS = "w/"
 	leaseNS  = "l/"
@@ -52,22 +52,22 @@ func (j nsJournal) Put(key, value []byte) { j.p.RecordPut(j.ns, key, value) }
 func (j nsJournal) Delete(key []byte)     { j.p.RecordDrop(j.ns, key) }
 func (j nsJournal) Flush()                { j.p.RecordFlushPrefix(j.ns) }
 
-// RecoverBeyond loads the window and lease state persisted under
+// RecoverWindowsAndLeases loads the window and lease state persisted under
 // Persistence, dropping what no longer matters at now, and seeds lease ids
 // above every id issued before (ids count up from now in microseconds).
 // Call it before serving; without persistence it does nothing.
-func (s *Server) RecoverBeyond(now int64) (windows, leases int, err error) {
+func (s *Server) RecoverWindowsAndLeases(now int64) (windows, leases int, err error) {
 	p := s.cfg.Persistence
 	if p == nil {
 		return 0, 0, nil
 	}
-	if windows, err = p.LoadValues(windowNS, func(k, v []byte) bool { return s.beyond.windows.Restore(k, v, now) }); err != nil {
+	if windows, err = p.LoadValues(windowNS, func(k, v []byte) bool { return s.windows.Restore(k, v, now) }); err != nil {
 		return 0, 0, err
 	}
-	if leases, err = p.LoadValues(leaseNS, func(k, v []byte) bool { return s.beyond.leases.Restore(k, v, now) }); err != nil {
+	if leases, err = p.LoadValues(leaseNS, func(k, v []byte) bool { return s.leases.Restore(k, v, now) }); err != nil {
 		return windows, 0, err
 	}
-	s.beyond.leases.SeedIDs(now / 1e3)
+	s.leases.SeedIDs(now / 1e3)
 	return windows, leases, nil
 }
 

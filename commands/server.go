@@ -2,14 +2,15 @@ package commands
 
 import (
 	"log/slog"
-	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/lease"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/resp"
+	"github.com/sluicehq/sluice/window"
 )
 
 // Version is Sluice's version, reported by INFO, HELLO and --version.
@@ -72,27 +73,17 @@ type Server struct {
 	// (RepliesWait), else nil: then no command sets a barrier.
 	durable Persistence
 
-	beyond *beyond // state of the commands beyond redis-cell (beyond.go)
+	// State the GCRA table does not hold (the table also holds THROTTLE.MULTI's
+	// and GCRA policies' TATs): the named policies POLICY.* serve (cmd_policy.go),
+	// THROTTLE.WINDOW's counters and window policies' (cmd_window.go), and
+	// LEASE.*'s leases (cmd_lease.go).
+	policies atomic.Pointer[policy.Set]
+	windows  *window.Store
+	leases   *lease.Store
 
 	// isLocal tells loopback clients for protected mode; tests replace it
 	// to see the refusal without a second network.
 	isLocal func(addr string) bool
-}
-
-// session is the per-connection state kept in resp.Conn's context.
-type session struct {
-	id       uint64
-	addr     string
-	laddr    string
-	created  time.Time
-	name     atomic.Pointer[string]
-	libName  atomic.Pointer[string]
-	libVer   atomic.Pointer[string]
-	lastCmd  atomic.Pointer[string]
-	user     atomic.Pointer[User]
-	commands atomic.Uint64
-	scratch  [32]byte // lower-casing buffer for dispatch
-	sample   uint32   // calls since the last latency sample
 }
 
 // NewServer returns a Server over cfg.Table.
@@ -117,7 +108,8 @@ func NewServer(cfg Config) *Server {
 		cmds:     newRegistry(commandTable()),
 		started:  time.Now(),
 		sessions: map[uint64]*session{},
-		beyond:   newBeyond(),
+		windows:  window.NewStore(windowLeaseShards),
+		leases:   lease.NewStore(windowLeaseShards),
 		isLocal:  isLoopback,
 	}
 	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
@@ -126,8 +118,8 @@ func NewServer(cfg Config) *Server {
 		if p.RepliesWait() {
 			s.durable = p
 		}
-		s.beyond.windows.SetJournal(nsJournal{p, windowNS})
-		s.beyond.leases.SetJournal(nsJournal{p, leaseNS})
+		s.windows.SetJournal(nsJournal{p, windowNS})
+		s.leases.SetJournal(nsJournal{p, leaseNS})
 	}
 	return s
 }
@@ -138,115 +130,14 @@ func (s *Server) Clock() *gcra.SettableClock { return s.clock }
 // Commands lists the command table, sorted by name.
 func (s *Server) Commands() []*Command { return s.cmds.sorted }
 
-// OpenConn registers a new connection; wire it to resp.Server.OnOpen.
-func (s *Server) OpenConn(c *resp.Conn) {
-	sess := &session{id: c.ID(), addr: c.RemoteAddr(), laddr: c.LocalAddr(), created: time.Now()}
-	sess.user.Store(s.cfg.Users.Default())
-	c.SetContext(sess)
-	if s.cfg.Protected && !s.isLocal(sess.addr) {
-		s.log.Warn("protected mode: refused a non-loopback client", "client", sess.addr)
-		c.WriteError(errDenied)
-		c.CloseAfterReply()
-	}
-	s.mu.Lock()
-	s.sessions[sess.id] = sess
-	s.mu.Unlock()
-}
+// windowLeaseShards is the number of shards of the window and lease stores.
+const windowLeaseShards = 64
 
-// CloseConn forgets a connection; wire it to resp.Server.OnClose.
-func (s *Server) CloseConn(c *resp.Conn) {
-	sess, ok := c.Context().(*session)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	delete(s.sessions, sess.id)
-	s.mu.Unlock()
-	s.commandsDone.Add(sess.commands.Load())
-}
-
-// ServeRESP executes one command.
-func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
-	sess, ok := c.Context().(*session)
-	if !ok { // a conn that was not opened through OpenConn
-		s.OpenConn(c)
-		sess = c.Context().(*session)
-	}
-	sess.commands.Add(1)
-	cmd := s.cmds.lookup(args[0], &sess.scratch)
-	if cmd == nil {
-		s.rejected.Add(1)
-		c.WriteError(errUnknownCommand(args))
-		return
-	}
-	if len(cmd.Subs) > 0 && len(args) >= 2 {
-		sub := cmd.sub(args[1])
-		if sub == nil {
-			s.rejected.Add(1)
-			c.WriteError(errUnknownSubcommand(args[1], cmd.Name))
-			return
-		}
-		cmd = sub
-	}
-	if !cmd.arityOK(len(args)) {
-		s.rejected.Add(1)
-		c.WriteError(errArity(cmd.FullName()))
-		return
-	}
-	if !c.Authenticated() && !cmd.hasFlag("noauth") {
-		s.deniedCmd.Add(1)
-		c.WriteError(errNoAuth)
-		return
-	}
-	if user := sess.user.Load(); !user.allowAll || !user.allKeys {
-		if !user.canRun(cmd) {
-			s.deniedCmd.Add(1)
-			c.WriteError(errNoPermCmd(user.Name, cmd.FullName()))
-			return
-		}
-		if !user.allKeys && !s.keysAllowed(user, cmd, args) {
-			s.deniedKey.Add(1)
-			c.WriteError(errNoPermKey)
-			return
-		}
-	}
-	sess.lastCmd.Store(&cmd.Name)
-	s.run(cmd, sess, c, args)
-}
-
-// keysAllowed checks every key of a call against the user's key patterns.
-func (s *Server) keysAllowed(u *User, cmd *Command, args [][]byte) bool {
-	if cmd.FirstKey == 0 {
-		return true
-	}
-	last := cmd.LastKey
-	if last < 0 {
-		last += len(args)
-	}
-	for i := cmd.FirstKey; i <= last && i < len(args); i += max(cmd.Step, 1) {
-		if !u.canAccess(args[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// isLoopback reports whether a "host:port" address is on a loopback interface.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
-}
-
-// sessionOf returns the connection's session.
-func sessionOf(c *resp.Conn) *session {
-	sess, _ := c.Context().(*session)
-	if sess == nil {
-		sess = &session{id: c.ID()}
-		sess.user.Store(&User{Name: "default"})
-	}
-	return sess
+// SweepWindowsAndLeases examines up to budget keys per shard of the window
+// and lease stores, removes those that no longer matter at the server
+// clock's now, and returns how many it removed. The GCRA table is swept by
+// its own loop.
+func (s *Server) SweepWindowsAndLeases(budget int) int {
+	now := s.clock.Now()
+	return s.windows.Sweep(now, budget) + s.leases.Sweep(now, budget)
 }

@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		Protected:   cfg.ProtectedMode && !users.AuthRequired(),
 		Persistence: dur.commands(),
 	})
-	if windows, leases, err := cmds.RecoverBeyond(clock.Now()); err != nil {
+	if windows, leases, err := cmds.RecoverWindowsAndLeases(clock.Now()); err != nil {
 		return fmt.Errorf("recover window and lease state: %w", err)
 	} else if dur != nil {
 		log.Info("recovered window and lease state", slog.Int("windows", windows), slog.Int("lease_keys", leases))
@@ -174,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		defer close(sweepDone)
 		every(sweepCtx, cfg.SweepInterval, func() {
 			table.SweepStep(clock.Now())
-			cmds.SweepBeyond(beyondSweepBudget)
+			cmds.SweepWindowsAndLeases(windowLeaseSweepBudget)
 		})
 	}()
 
@@ -556,10 +556,10 @@ func newLogger(c config, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
-// beyondSweepBudget is how many window and lease keys per shard one sweep
+// windowLeaseSweepBudget is how many window and lease keys per shard one sweep
 // pass examines (writes also reclaim as they go, so the sweep only bounds
 // what idle keys keep).
-const beyondSweepBudget = 256
+const windowLeaseSweepBudget = 256
 
 // every calls fn every interval until ctx ends.
 func every(ctx context.Context, interval time.Duration, fn func()) {
