@@ -85,7 +85,7 @@ func commandInfo(s *Server, c *resp.Conn, args [][]byte) {
 		return
 	}
 	c.WriteArray(len(args) - 2)
-	var scratch [32]byte
+	var scratch [maxNameLen]byte
 	for _, name := range args[2:] {
 		if cmd := s.cmds.lookup(name, &scratch); cmd != nil {
 			writeInfo(c, cmd)
@@ -100,7 +100,7 @@ func commandDocs(s *Server, c *resp.Conn, args [][]byte) {
 	if len(args) == 2 {
 		cmds = s.cmds.sorted
 	} else {
-		var scratch [32]byte
+		var scratch [maxNameLen]byte
 		for _, name := range args[2:] {
 			if cmd := s.cmds.lookup(name, &scratch); cmd != nil {
 				cmds = append(cmds, cmd)
@@ -117,7 +117,7 @@ func commandDocs(s *Server, c *resp.Conn, args [][]byte) {
 // commandGetKeys serves COMMAND GETKEYS command [arg ...] from the key
 // positions of the command's declaration.
 func commandGetKeys(s *Server, c *resp.Conn, args [][]byte) {
-	var scratch [32]byte
+	var scratch [maxNameLen]byte
 	cmd := s.cmds.lookup(args[2], &scratch)
 	call := args[2:]
 	if cmd == nil {

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -109,10 +110,28 @@ type registry struct {
 	sorted []*Command
 }
 
+// maxNameLen is the longest command name lookup can find: names are
+// lower-cased into a buffer of this size.
+const maxNameLen = 32
+
+// newRegistry indexes cmds. It panics when two commands, or two
+// subcommands of one command, share a name, or when a name is not lower
+// case or longer than maxNameLen: a declaration that could never be
+// dispatched is a programming error, found when the server is built.
 func newRegistry(cmds []*Command) *registry {
 	r := &registry{byName: make(map[string]*Command, len(cmds))}
 	for _, c := range cmds {
+		checkName(c.Name)
+		if _, dup := r.byName[c.Name]; dup {
+			panic(fmt.Sprintf("commands: command %q is declared twice", c.Name))
+		}
+		subs := make(map[string]bool, len(c.Subs))
 		for _, sub := range c.Subs {
+			checkName(sub.Name)
+			if subs[sub.Name] {
+				panic(fmt.Sprintf("commands: subcommand %q of %q is declared twice", sub.Name, c.Name))
+			}
+			subs[sub.Name] = true
 			sub.parent = c
 		}
 		r.byName[c.Name] = c
@@ -122,9 +141,15 @@ func newRegistry(cmds []*Command) *registry {
 	return r
 }
 
+func checkName(name string) {
+	if name == "" || len(name) > maxNameLen || name != strings.ToLower(name) {
+		panic(fmt.Sprintf("commands: command name %q must be lower case, 1 to %d bytes", name, maxNameLen))
+	}
+}
+
 // lookup finds a command by name, case-insensitively, without allocating:
 // names are lower-cased into scratch.
-func (r *registry) lookup(name []byte, scratch *[32]byte) *Command {
+func (r *registry) lookup(name []byte, scratch *[maxNameLen]byte) *Command {
 	if len(name) > len(scratch) {
 		return nil
 	}

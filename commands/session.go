@@ -21,8 +21,8 @@ type session struct {
 	lastCmd  atomic.Pointer[string]
 	user     atomic.Pointer[User]
 	commands atomic.Uint64
-	scratch  [32]byte // lower-casing buffer for dispatch
-	sample   uint32   // calls since the last latency sample
+	scratch  [maxNameLen]byte // lower-casing buffer for dispatch
+	sample   uint32           // calls since the last latency sample
 }
 
 // OpenConn registers a new connection; wire it to resp.Server.OnOpen.
