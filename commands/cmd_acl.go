@@ -351,13 +351,13 @@ func aclCommands() []*Command {
 	return []*Command{
 		{Name: "acl", Arity: -2, Group: "server", Since: "0.1.0", Summary: "A container for access list commands.", Complexity: "Depends on subcommand.",
 			Categories: []string{"@slow"}, Subs: []*Command{
-				{Name: "whoami", Arity: 2, Flags: []string{"noscript", "loading", "stale"}, Categories: []string{"@slow"}, Group: "server", Since: "0.1.0",
+				{Name: "whoami", Arity: 2, Flags: FlagNoScript | FlagLoading | FlagStale, Categories: []string{"@slow"}, Group: "server", Since: "0.1.0",
 					Summary: "Returns the authenticated username of the connection.", Complexity: "O(1)", Handler: aclWhoAmI},
-				{Name: "list", Arity: 2, Flags: []string{"admin", "noscript", "loading", "stale"}, Categories: []string{"@admin", "@slow", "@dangerous"}, Group: "server", Since: "0.1.0",
+				{Name: "list", Arity: 2, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Categories: []string{"@admin", "@slow", "@dangerous"}, Group: "server", Since: "0.1.0",
 					Summary: "Dumps the effective rules, passwords redacted.", Complexity: "O(N). Where N is the number of configured users.", Handler: aclList},
-				{Name: "users", Arity: 2, Flags: []string{"admin", "noscript", "loading", "stale"}, Categories: []string{"@admin", "@slow", "@dangerous"}, Group: "server", Since: "0.1.0",
+				{Name: "users", Arity: 2, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Categories: []string{"@admin", "@slow", "@dangerous"}, Group: "server", Since: "0.1.0",
 					Summary: "Lists all users.", Complexity: "O(N). Where N is the number of configured users.", Handler: aclUsers},
-				{Name: "help", Arity: 2, Flags: []string{"loading", "stale"}, Categories: []string{"@slow"}, Group: "server", Since: "0.1.0",
+				{Name: "help", Arity: 2, Flags: FlagLoading | FlagStale, Categories: []string{"@slow"}, Group: "server", Since: "0.1.0",
 					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: aclHelp},
 			}},
 	}

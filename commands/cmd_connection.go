@@ -12,21 +12,21 @@ import (
 // connectionCommands declares the commands about the connection itself:
 // liveness, authentication, protocol and client metadata.
 func connectionCommands() []*Command {
-	clientFlags := []string{"noscript", "loading", "stale"}
+	clientFlags := FlagNoScript | FlagLoading | FlagStale
 	clientCats := []string{"@slow", "@connection"}
 	return []*Command{
-		{Name: "ping", Arity: -1, Flags: []string{"fast"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+		{Name: "ping", Arity: -1, Flags: FlagFast, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
 			Summary: "Returns PONG, or the message.", Complexity: "O(1)", Args: []Arg{{Name: "message", Type: "string", Optional: true}}, Handler: ping},
-		{Name: "echo", Arity: 2, Flags: []string{"fast"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+		{Name: "echo", Arity: 2, Flags: FlagFast, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
 			Summary: "Returns the message.", Complexity: "O(1)", Args: []Arg{{Name: "message", Type: "string"}}, Handler: echo},
-		{Name: "quit", Arity: -1, Flags: []string{"noauth", "fast"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+		{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
 			Summary: "Closes the connection after replying OK.", Complexity: "O(1)", Handler: quit},
-		{Name: "select", Arity: 2, Flags: []string{"fast"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+		{Name: "select", Arity: 2, Flags: FlagFast, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
 			Summary: "Selects database 0, the only one.", Complexity: "O(1)", Args: []Arg{{Name: "index", Type: "integer"}}, Handler: selectDB},
-		{Name: "auth", Arity: -2, Flags: []string{"noauth", "fast", "no-auth"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+		{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
 			Summary: "Authenticates the connection.", Complexity: "O(N) where N is the number of passwords defined for the user",
 			Args: []Arg{{Name: "username", Type: "string", Optional: true}, {Name: "password", Type: "string"}}, Handler: auth},
-		{Name: "hello", Arity: -1, Flags: []string{"noauth", "fast", "no-auth"}, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+		{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
 			Summary: "Handshakes: selects RESP2 or RESP3, optionally authenticates and names the connection.", Complexity: "O(1)",
 			Args: []Arg{{Name: "arguments", Type: "block", Optional: true, Args: []Arg{
 				{Name: "protover", Type: "integer"},
@@ -45,9 +45,9 @@ func connectionCommands() []*Command {
 					Args: []Arg{{Name: "attr", Type: "oneof", Args: []Arg{{Name: "libname", Type: "string", Token: "LIB-NAME"}, {Name: "libver", Type: "string", Token: "LIB-VER"}}}}, Handler: clientSetInfo},
 				{Name: "info", Arity: 2, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
 					Summary: "Returns information about the connection.", Complexity: "O(1)", Handler: clientInfo},
-				{Name: "list", Arity: -2, Flags: []string{"admin", "noscript", "loading", "stale"}, Categories: []string{"@admin", "@slow", "@dangerous", "@connection"}, Group: "connection", Since: "0.1.0",
+				{Name: "list", Arity: -2, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Categories: []string{"@admin", "@slow", "@dangerous", "@connection"}, Group: "connection", Since: "0.1.0",
 					Summary: "Lists open connections.", Complexity: "O(N) where N is the number of client connections", Handler: clientList},
-				{Name: "help", Arity: 2, Flags: []string{"loading", "stale"}, Categories: clientCats, Group: "connection", Since: "0.1.0",
+				{Name: "help", Arity: 2, Flags: FlagLoading | FlagStale, Categories: clientCats, Group: "connection", Since: "0.1.0",
 					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: clientHelp},
 			}},
 	}

@@ -8,7 +8,7 @@ import (
 // leaseCommands declares LEASE.ACQUIRE, LEASE.RELEASE and LEASE.RENEW.
 func leaseCommands() []*Command {
 	return []*Command{
-		{Name: "lease.acquire", Arity: 4, Flags: []string{"write", "denyoom", "fast"},
+		{Name: "lease.acquire", Arity: 4, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 			FirstKey: 1, LastKey: 1, Step: 1,
 			Summary: "Takes a concurrency lease on a key when fewer than max are held; a lease expires after ttl_ms unless renewed. " +
@@ -17,7 +17,7 @@ func leaseCommands() []*Command {
 			Args:       []Arg{{Name: "key", Type: "key"}, {Name: "max", Type: "integer"}, {Name: "ttl_ms", Type: "integer"}},
 			Handler:    leaseAcquire,
 		},
-		{Name: "lease.release", Arity: 3, Flags: []string{"write", "fast"},
+		{Name: "lease.release", Arity: 3, Flags: FlagWrite | FlagFast,
 			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 			FirstKey: 1, LastKey: 1, Step: 1,
 			Summary:    "Ends a lease. Replies [released (1, or 0 when it had expired or was released already), in_flight].",
@@ -25,7 +25,7 @@ func leaseCommands() []*Command {
 			Args:       []Arg{{Name: "key", Type: "key"}, {Name: "lease_id", Type: "integer"}},
 			Handler:    leaseRelease,
 		},
-		{Name: "lease.renew", Arity: 4, Flags: []string{"write", "fast"},
+		{Name: "lease.renew", Arity: 4, Flags: FlagWrite | FlagFast,
 			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 			FirstKey: 1, LastKey: 1, Step: 1,
 			Summary:    "Extends a held lease to expire ttl_ms from now. Replies [renewed (1, or 0 when it had expired or was released), in_flight].",

@@ -7,7 +7,7 @@ import (
 
 // multiCommands declares THROTTLE.MULTI.
 func multiCommands() []*Command {
-	return []*Command{{Name: "throttle.multi", Arity: -6, Flags: []string{"write", "denyoom", "fast"},
+	return []*Command{{Name: "throttle.multi", Arity: -6, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 		// Keys sit at 2, 6, 10, ... up to the fourth argument from the end.
 		FirstKey: 2, LastKey: -4, Step: 4,

@@ -13,7 +13,7 @@ import (
 // policyCommands declares POLICY.THROTTLE, POLICY.LIST and POLICY.GET.
 func policyCommands() []*Command {
 	return []*Command{
-		{Name: "policy.throttle", Arity: -3, Flags: []string{"write", "denyoom", "fast"},
+		{Name: "policy.throttle", Arity: -3, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 			FirstKey: 2, LastKey: 2, Step: 1,
 			Summary: "Applies one request to a key under a named policy (all its limits atomically). Replies [limited, limit, " +
@@ -27,13 +27,13 @@ func policyCommands() []*Command {
 			},
 			Handler: policyThrottle,
 		},
-		{Name: "policy.list", Arity: 1, Flags: []string{"readonly", "fast"},
+		{Name: "policy.list", Arity: 1, Flags: FlagReadonly | FlagFast,
 			Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 			Summary:    "Lists the names of the policies loaded from the policy file, sorted.",
 			Complexity: "O(N) where N is the number of policies",
 			Handler:    policyList,
 		},
-		{Name: "policy.get", Arity: 2, Flags: []string{"readonly", "fast"},
+		{Name: "policy.get", Arity: 2, Flags: FlagReadonly | FlagFast,
 			Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 			Summary:    "Describes a policy: name, algorithm, limit (rule notation) and overrides (key to limit); null when there is none.",
 			Complexity: "O(N) where N is the number of overrides", Args: []Arg{{Name: "policy", Type: "string"}},

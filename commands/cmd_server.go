@@ -17,9 +17,9 @@ import (
 // serverCommands declares the commands about the server: its command
 // table, statistics, configuration, clock and test controls.
 func serverCommands() []*Command {
-	introspect := []string{"loading", "stale"}
+	introspect := FlagLoading | FlagStale
 	introspectCats := []string{"@slow", "@connection"}
-	adminFlags := []string{"admin", "noscript", "loading", "stale"}
+	adminFlags := FlagAdmin | FlagNoScript | FlagLoading | FlagStale
 	adminCats := []string{"@admin", "@slow", "@dangerous"}
 	return []*Command{
 		{Name: "command", Arity: -1, Flags: introspect, Categories: introspectCats, Group: "server", Since: "0.1.0",
@@ -40,16 +40,16 @@ func serverCommands() []*Command {
 				{Name: "help", Arity: 2, Flags: introspect, Categories: introspectCats, Group: "server", Since: "0.1.0",
 					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: commandHelp},
 			}},
-		{Name: "info", Arity: -1, Flags: []string{"loading", "stale"}, Categories: []string{"@slow", "@dangerous"}, Group: "server", Since: "0.1.0",
+		{Name: "info", Arity: -1, Flags: FlagLoading | FlagStale, Categories: []string{"@slow", "@dangerous"}, Group: "server", Since: "0.1.0",
 			Summary: "Returns information and statistics about the server.", Complexity: "O(1)", Args: []Arg{{Name: "section", Type: "string", Optional: true, Multiple: true}}, Handler: info},
-		{Name: "time", Arity: 1, Flags: []string{"loading", "stale", "fast"}, Categories: []string{"@fast"}, Group: "server", Since: "0.1.0",
+		{Name: "time", Arity: 1, Flags: FlagLoading | FlagStale | FlagFast, Categories: []string{"@fast"}, Group: "server", Since: "0.1.0",
 			Summary: "Returns the server clock (the one THROTTLE uses) as seconds and microseconds.", Complexity: "O(1)", Handler: timeCmd},
 		{Name: "config", Arity: -2, Group: "server", Since: "0.1.0", Summary: "A container for server configuration commands.", Complexity: "Depends on subcommand.",
 			Categories: []string{"@slow"}, Subs: []*Command{
 				{Name: "get", Arity: -3, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",
 					Summary: "Returns the effective values of configuration parameters.", Complexity: "O(N) when N is the number of configuration parameters provided",
 					Args: []Arg{{Name: "parameter", Type: "string", Multiple: true}}, Handler: configGet},
-				{Name: "help", Arity: 2, Flags: []string{"loading", "stale"}, Categories: []string{"@slow"}, Group: "server", Since: "0.1.0",
+				{Name: "help", Arity: 2, Flags: FlagLoading | FlagStale, Categories: []string{"@slow"}, Group: "server", Since: "0.1.0",
 					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: configHelp},
 			}},
 		{Name: "debug", Arity: -2, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",

@@ -17,11 +17,11 @@ func throttleCommands() []*Command {
 	}
 	const summary = "Applies one GCRA rate-limit request to a key: replies [limited, limit, remaining, retry_after, reset_after]."
 	return []*Command{
-		{Name: "throttle", Arity: -5, Flags: []string{"write", "denyoom", "fast"},
+		{Name: "throttle", Arity: -5, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.1.0",
 			FirstKey: 1, LastKey: 1, Step: 1,
 			Summary: summary, Complexity: "O(1)", Args: args, Handler: throttle},
-		{Name: "cl.throttle", Arity: -5, Flags: []string{"write", "denyoom", "fast"},
+		{Name: "cl.throttle", Arity: -5, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.1.0",
 			FirstKey: 1, LastKey: 1, Step: 1,
 			Summary: summary + " redis-cell's name for THROTTLE.", Complexity: "O(1)", Args: args, Handler: throttle},

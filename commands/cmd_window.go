@@ -10,7 +10,7 @@ import (
 
 // windowCommands declares THROTTLE.WINDOW.
 func windowCommands() []*Command {
-	return []*Command{{Name: "throttle.window", Arity: -4, Flags: []string{"write", "denyoom", "fast"},
+	return []*Command{{Name: "throttle.window", Arity: -4, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 		FirstKey: 1, LastKey: 1, Step: 1,
 		Summary: "Applies one request to a window limit of count per period seconds: the sliding-window counter (default) " +

@@ -7,8 +7,9 @@ func writeInfo(c *resp.Conn, cmd *Command) {
 	c.WriteArray(10)
 	c.WriteBulkString(cmd.FullName())
 	c.WriteInt(int64(cmd.Arity))
-	c.WriteSet(len(cmd.Flags))
-	for _, f := range cmd.Flags {
+	flags := cmd.Flags.Names()
+	c.WriteSet(len(flags))
+	for _, f := range flags {
 		c.WriteSimple(f)
 	}
 	c.WriteInt(int64(cmd.FirstKey))
@@ -33,7 +34,7 @@ func writeKeySpecs(c *resp.Conn, cmd *Command) {
 		return
 	}
 	access := "RO"
-	if cmd.hasFlag("write") {
+	if cmd.Flags.Has(FlagWrite) {
 		access = "RW"
 	}
 	c.WriteArray(1)

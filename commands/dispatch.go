@@ -38,7 +38,7 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 		c.WriteError(errArity(cmd.FullName()))
 		return
 	}
-	if !c.Authenticated() && !cmd.hasFlag("noauth") {
+	if !c.Authenticated() && !cmd.Flags.Has(FlagNoAuth) {
 		s.deniedCmd.Add(1)
 		c.WriteError(errNoAuth)
 		return

@@ -15,7 +15,7 @@ import (
 type Command struct {
 	Name       string   // lower case, e.g. "cl.throttle"
 	Arity      int      // argument count including the name; negative means at least -Arity
-	Flags      []string // Redis command flags: write, readonly, fast, admin, noauth, loading, stale...
+	Flags      Flag     // Redis command flags: FlagWrite | FlagFast...
 	FirstKey   int      // position of the first key, 0 when the command takes none
 	LastKey    int      // position of the last key; -1 means the last argument
 	Step       int      // distance between keys
@@ -54,15 +54,6 @@ func (cmd *Command) FullName() string {
 		return cmd.parent.Name + "|" + cmd.Name
 	}
 	return cmd.Name
-}
-
-func (cmd *Command) hasFlag(f string) bool {
-	for _, x := range cmd.Flags {
-		if x == f {
-			return true
-		}
-	}
-	return false
 }
 
 func (cmd *Command) arityOK(n int) bool {
