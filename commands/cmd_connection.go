@@ -82,7 +82,7 @@ func selectDB(_ *Server, c *resp.Conn, args [][]byte) {
 
 // login authenticates the connection as name with pw, or counts a failure.
 func (s *Server) login(c *resp.Conn, name, pw []byte) bool {
-	u := s.cfg.Users.authenticate(name, pw)
+	u := s.cfg.Users.Authenticate(name, pw)
 	if u == nil {
 		s.authFailures.Add(1)
 		return false

@@ -3,6 +3,7 @@ package commands
 import (
 	"time"
 
+	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/resp"
 )
 
@@ -43,13 +44,13 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 		c.WriteError(errNoAuth)
 		return
 	}
-	if user := sess.user.Load(); !user.allowAll || !user.allKeys {
-		if !user.canRun(cmd) {
+	if user := sess.user.Load(); !user.AllCommands() || !user.AllKeys() {
+		if !user.CanRun(cmd.acl) {
 			s.deniedCmd.Add(1)
 			c.WriteError(errNoPermCmd(user.Name, cmd.FullName()))
 			return
 		}
-		if !user.allKeys && !s.keysAllowed(user, cmd, args) {
+		if !user.AllKeys() && !s.keysAllowed(user, cmd, args) {
 			s.deniedKey.Add(1)
 			c.WriteError(errNoPermKey)
 			return
@@ -60,7 +61,7 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 }
 
 // keysAllowed checks every key of a call against the user's key patterns.
-func (s *Server) keysAllowed(u *User, cmd *Command, args [][]byte) bool {
+func (s *Server) keysAllowed(u *acl.User, cmd *Command, args [][]byte) bool {
 	if cmd.FirstKey == 0 {
 		return true
 	}
@@ -69,7 +70,7 @@ func (s *Server) keysAllowed(u *User, cmd *Command, args [][]byte) bool {
 		last += len(args)
 	}
 	for i := cmd.FirstKey; i <= last && i < len(args); i += max(cmd.Step, 1) {
-		if !u.canAccess(args[i]) {
+		if !u.CanAccess(args[i]) {
 			return false
 		}
 	}

@@ -60,3 +60,13 @@ func truncate(b []byte, n int) []byte {
 	}
 	return b
 }
+
+// Authentication and authorisation replies, as Redis words them.
+const (
+	errNoAuth    = "NOAUTH Authentication required."
+	errNoPermKey = "NOPERM No permissions to access a key"
+)
+
+func errNoPermCmd(user, cmd string) string {
+	return fmt.Sprintf("NOPERM User %s has no permissions to run the '%s' command", user, cmd)
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/resp"
 	"github.com/stretchr/testify/assert"
@@ -157,7 +158,7 @@ func TestHostileProtocol(t *testing.T) {
 }
 
 func TestHostilePreAuth(t *testing.T) {
-	ts := startServerWith(t, Config{Users: NewUsers("pw"), EnableDebug: true})
+	ts := startServerWith(t, Config{Users: acl.NewUsers("pw"), EnableDebug: true})
 	admin := ts.client(t, 2)
 	require.NoError(t, admin.Do(context.Background(), "AUTH", "pw").Err())
 	setClock(t, admin, epoch)
@@ -178,7 +179,7 @@ func TestHostilePreAuth(t *testing.T) {
 // TestSlowloris: a client sending one byte at a time is closed at the
 // authentication deadline (or the idle timeout), and others are served.
 func TestSlowloris(t *testing.T) {
-	ts := startServerWith(t, Config{Users: NewUsers("pw")}, func(rs *resp.Server) {
+	ts := startServerWith(t, Config{Users: acl.NewUsers("pw")}, func(rs *resp.Server) {
 		rs.AuthTimeout = 300 * time.Millisecond
 	})
 	goroutines, fds := runtime.NumGoroutine(), openFDs(t)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/resp"
 )
 
@@ -28,6 +29,7 @@ type Command struct {
 	Subs       []*Command // subcommands, named "parent|sub"
 	Handler    Handler
 	parent     *Command
+	acl        acl.Command // what ACL rules see of the command, set by the registry
 
 	calls   atomic.Uint64
 	allowed atomic.Uint64 // THROTTLE family
@@ -124,7 +126,9 @@ func newRegistry(cmds []*Command) *registry {
 			}
 			subs[sub.Name] = true
 			sub.parent = c
+			sub.acl = acl.Command{Name: sub.FullName(), Parent: c.Name, Categories: sub.Categories}
 		}
+		c.acl = acl.Command{Name: c.Name, Categories: c.Categories}
 		r.byName[c.Name] = c
 		r.sorted = append(r.sorted, c)
 	}

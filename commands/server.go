@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/lease"
 	"github.com/sluicehq/sluice/policy"
@@ -33,7 +34,7 @@ type Config struct {
 	Settings []Setting
 	// Users are the accounts; nil means only the default user, without a
 	// password. The network layer's AuthRequired must be Users.AuthRequired().
-	Users *Users
+	Users *acl.Users
 	// Protected refuses clients that are not on a loopback address with
 	// Redis's -DENIED reply (protected mode: no password is set).
 	Protected bool
@@ -95,7 +96,7 @@ func NewServer(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Users == nil {
-		cfg.Users = NewUsers("")
+		cfg.Users = acl.NewUsers("")
 	}
 	if cfg.NetStats == nil {
 		cfg.NetStats = func() resp.Stats { return resp.Stats{} }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/resp"
 )
 
@@ -19,7 +20,7 @@ type session struct {
 	libName  atomic.Pointer[string]
 	libVer   atomic.Pointer[string]
 	lastCmd  atomic.Pointer[string]
-	user     atomic.Pointer[User]
+	user     atomic.Pointer[acl.User]
 	commands atomic.Uint64
 	scratch  [maxNameLen]byte // lower-casing buffer for dispatch
 	sample   uint32           // calls since the last latency sample
@@ -78,7 +79,7 @@ func sessionOf(c *resp.Conn) *session {
 	sess, _ := c.Context().(*session)
 	if sess == nil {
 		sess = &session{id: c.ID()}
-		sess.user.Store(&User{Name: "default"})
+		sess.user.Store(&acl.User{Name: "default"})
 	}
 	return sess
 }

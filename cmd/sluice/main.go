@@ -25,6 +25,7 @@ import (
 
 	"github.com/peterbourgon/ff/v4"
 	"github.com/peterbourgon/ff/v4/ffhelp"
+	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/commands"
 	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/persistence"
@@ -256,7 +257,7 @@ func closeAll(lns []net.Listener) {
 }
 
 // users builds the accounts from --requirepass (or its file) and --aclfile.
-func (c config) users() (*commands.Users, error) {
+func (c config) users() (*acl.Users, error) {
 	pass := c.RequirePass
 	if c.RequirePassFile != "" {
 		b, err := os.ReadFile(c.RequirePassFile)
@@ -265,7 +266,7 @@ func (c config) users() (*commands.Users, error) {
 		}
 		pass = strings.TrimRight(string(b), "\r\n")
 	}
-	users := commands.NewUsers(pass)
+	users := acl.NewUsers(pass)
 	if c.ACLFile != "" {
 		f, err := os.Open(c.ACLFile)
 		if err != nil {
