@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/resp"
 )
 
@@ -36,19 +35,6 @@ func leaseCommands() []*Command {
 	}
 }
 
-// parseInts parses every argument as an integer.
-func parseInts(args [][]byte) ([]int64, error) {
-	out := make([]int64, len(args))
-	for i, a := range args {
-		n, err := gcra.ParseInt(a)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = n
-	}
-	return out, nil
-}
-
 // ceilMS rounds nanoseconds up to whole milliseconds, so a client that
 // waits that long finds the slot free.
 func ceilMS(ns int64) int64 { return (ns + 999_999) / 1_000_000 }
@@ -57,12 +43,12 @@ func ceilMS(ns int64) int64 { return (ns + 999_999) / 1_000_000 }
 func leaseAcquire(s *Server, c *resp.Conn, args [][]byte) {
 	v, err := parseInts(args[2:])
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
 	r, err := s.leases.Acquire(args[1], s.clock.Now(), v[0], v[1])
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
 	c.WriteArray(5)
@@ -75,9 +61,9 @@ func leaseAcquire(s *Server, c *resp.Conn, args [][]byte) {
 
 // leaseRelease serves LEASE.RELEASE key lease_id.
 func leaseRelease(s *Server, c *resp.Conn, args [][]byte) {
-	id, err := gcra.ParseInt(args[2])
+	id, err := parseInt(args[2])
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
 	ok, n := s.leases.Release(args[1], id, s.clock.Now())
@@ -90,12 +76,12 @@ func leaseRelease(s *Server, c *resp.Conn, args [][]byte) {
 func leaseRenew(s *Server, c *resp.Conn, args [][]byte) {
 	v, err := parseInts(args[2:])
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
 	ok, n, err := s.leases.Renew(args[1], v[0], s.clock.Now(), v[1])
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
 	c.WriteArray(2)

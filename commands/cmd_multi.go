@@ -35,23 +35,23 @@ func throttleMulti(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errArity("throttle.multi"))
 		return
 	}
-	q, err := gcra.ParseInt(args[1])
+	q, err := parseInt(args[1])
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
 	checks := make([]gcra.Check, 0, (len(args)-2)/4)
 	for i := 2; i < len(args); i += 4 {
 		var v [3]int64
 		for j := range v {
-			if v[j], err = gcra.ParseInt(args[i+1+j]); err != nil {
-				c.WriteError(err.Error())
+			if v[j], err = parseInt(args[i+1+j]); err != nil {
+				c.WriteError(errorReply(err))
 				return
 			}
 		}
 		l, err := gcra.NewLimit(v[0], v[1], v[2])
 		if err != nil {
-			c.WriteError(err.Error())
+			c.WriteError(errorReply(err))
 			return
 		}
 		checks = append(checks, gcra.Check{Key: args[i], Limit: l})
@@ -59,7 +59,7 @@ func throttleMulti(s *Server, c *resp.Conn, args [][]byte) {
 	results := make([]gcra.Result, len(checks))
 	limited, err := s.table.ThrottleMulti(checks, s.clock.Now(), q, results)
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
 	c.WriteArray(1 + len(results))

@@ -73,9 +73,9 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 	q, headers := int64(1), false
 	rest := args[3:]
 	if len(rest) > 0 && !strings.EqualFold(string(rest[0]), "headers") {
-		n, err := gcra.ParseInt(rest[0])
+		n, err := parseInt(rest[0])
 		if err != nil {
-			c.WriteError(err.Error())
+			c.WriteError(errorReply(err))
 			return
 		}
 		q, rest = n, rest[1:]
@@ -105,7 +105,7 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 		}
 		var err error
 		if limited, err = s.table.ThrottleMulti(checks, now, q, results); err != nil {
-			c.WriteError(err.Error())
+			c.WriteError(errorReply(err))
 			return
 		}
 	} else {

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/resp"
 )
 
@@ -296,7 +295,7 @@ func debug(s *Server, c *resp.Conn, args [][]byte) {
 	sub := strings.ToUpper(string(args[1]))
 	switch {
 	case sub == "CLOCK" && len(args) == 4 && strings.EqualFold(string(args[2]), "SET"):
-		ns, err := gcra.ParseInt(args[3])
+		ns, err := parseInt(args[3])
 		if err != nil || ns < 0 {
 			c.WriteError(errNotInteger)
 			return

@@ -31,14 +31,14 @@ func throttleCommands() []*Command {
 // throttle serves THROTTLE and CL.THROTTLE:
 // key max_burst count period [quantity] -> [limited, limit, remaining, retry_after, reset_after].
 func throttle(s *Server, c *resp.Conn, args [][]byte) {
-	l, q, err := gcra.ParseThrottle(args[2:])
+	l, q, err := parseThrottle(args[2:])
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
 	r, err := s.table.Throttle(args[1], s.clock.Now(), l, q)
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
 	s.countDecision(args[0], r.Limited)

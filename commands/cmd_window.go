@@ -3,7 +3,6 @@ package commands
 import (
 	"strings"
 
-	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/resp"
 	"github.com/sluicehq/sluice/window"
 )
@@ -35,9 +34,9 @@ func windowCommands() []*Command {
 func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 	var v [2]int64
 	for i := range v {
-		n, err := gcra.ParseInt(args[2+i])
+		n, err := parseInt(args[2+i])
 		if err != nil {
-			c.WriteError(err.Error())
+			c.WriteError(errorReply(err))
 			return
 		}
 		v[i] = n
@@ -45,9 +44,9 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 	q, algo := int64(1), window.Sliding
 	rest := args[4:]
 	if len(rest) > 0 && !strings.EqualFold(string(rest[0]), "algo") {
-		n, err := gcra.ParseInt(rest[0])
+		n, err := parseInt(rest[0])
 		if err != nil {
-			c.WriteError(err.Error())
+			c.WriteError(errorReply(err))
 			return
 		}
 		q, rest = n, rest[1:]
@@ -57,7 +56,7 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 	case len(rest) == 2 && strings.EqualFold(string(rest[0]), "algo"):
 		a, err := window.ParseAlgorithm(rest[1])
 		if err != nil {
-			c.WriteError(err.Error())
+			c.WriteError(errorReply(err))
 			return
 		}
 		algo = a
@@ -67,7 +66,7 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 	}
 	l, err := window.NewLimit(v[0], v[1])
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
 	writeResult(c, s.windows.Take(algo, args[1], s.clock.Now(), l, q))

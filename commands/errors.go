@@ -1,8 +1,13 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/lease"
+	"github.com/sluicehq/sluice/window"
 )
 
 // Error replies, worded as Redis words them.
@@ -17,6 +22,38 @@ const (
 	errDenied         = "DENIED Sluice is running in protected mode because no password is set for the default user. In this mode connections are only accepted from the loopback interface. To serve other hosts, set a password with --requirepass (or SLUICE_REQUIREPASS, or --requirepass-file) or users with --aclfile, or, only on a network you trust, start with --protected-mode=false."
 	errDebugDisabled  = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"no\", you need to start the server with --enable-debug-command to use it."
 )
+
+// errorReplies words the Go errors of argument parsing and of the packages
+// below as Redis error replies. The wording is the reply's, not the Go
+// error's: rewording a Go error never changes what clients see.
+var errorReplies = []struct {
+	err   error
+	reply string
+}{
+	{errArgNotInteger, errNotInteger},
+	{errArgCount, "ERR wrong number of arguments"},
+	{gcra.ErrNegativeBurst, "ERR invalid max_burst: must be >= 0"},
+	{gcra.ErrCount, "ERR invalid count: must be >= 1"},
+	{gcra.ErrPeriod, "ERR invalid period: must be >= 1 second"},
+	{gcra.ErrZeroRate, "ERR zero rates are not supported"},
+	{gcra.ErrOverflow, "ERR limit arithmetic overflows 64-bit nanoseconds"},
+	{gcra.ErrNoChecks, "ERR at least one limit is required"},
+	{gcra.ErrShardFull, "ERR state table shard is full"},
+	{window.ErrAlgorithm, "ERR unknown algorithm: must be fixed or sliding"},
+	{lease.ErrMax, "ERR invalid max: must be >= 1"},
+	{lease.ErrTTL, "ERR invalid ttl: must be >= 1 millisecond and at most 2^40 ms"},
+}
+
+// errorReply is the Redis error reply for err: its wording in errorReplies,
+// or "ERR " and the Go error's text for an error without one.
+func errorReply(err error) string {
+	for _, e := range errorReplies {
+		if errors.Is(err, e.err) {
+			return e.reply
+		}
+	}
+	return "ERR " + err.Error()
+}
 
 func errArity(fullName string) string {
 	return "ERR wrong number of arguments for '" + fullName + "' command"
