@@ -3,9 +3,44 @@ package commands
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
+
+func TestKeyCommands(t *testing.T) {
+	ts := startServer(t, true)
+	c := ts.client(t, 2)
+	ctx := context.Background()
+	setClock(t, c, epoch)
+	call(t, c, "THROTTLE", "a", 4, 1, 10)    // TAT +10s
+	call(t, c, "THROTTLE", "b", 4, 1, 10, 2) // TAT +20s
+	assert.Equal(t, int64(2), c.DBSize(ctx).Val())
+	assert.Equal(t, int64(3), c.Exists(ctx, "a", "b", "a", "zzz").Val())
+	assert.Equal(t, 10*time.Second, c.TTL(ctx, "a").Val())
+	assert.Equal(t, 20000*time.Millisecond, c.PTTL(ctx, "b").Val())
+	assert.Equal(t, time.Duration(-2), c.TTL(ctx, "zzz").Val())
+	setClock(t, c, epoch+9_400_000_000)
+	assert.Equal(t, 600*time.Millisecond, c.PTTL(ctx, "a").Val())
+	assert.Equal(t, 1*time.Second, c.TTL(ctx, "a").Val())
+	assert.Equal(t, int64(1), c.Del(ctx, "a", "zzz").Val())
+	assert.Equal(t, []int64{0, 5, 4, -1, 10}, call(t, c, "THROTTLE", "a", 4, 1, 10), "DEL resets the limit")
+	sec, err := c.Time(ctx).Result()
+	require.NoError(t, err)
+	assert.Equal(t, time.Unix(0, epoch+9_400_000_000).UTC(), sec.UTC())
+	// Expiry: past every TAT, the keys are gone and DEBUG SWEEP reclaims them.
+	setClock(t, c, epoch+60e9)
+	assert.Equal(t, int64(0), c.Exists(ctx, "a", "b").Val())
+	assert.Equal(t, int64(2), c.Do(ctx, "DEBUG", "SWEEP").Val())
+	assert.Equal(t, int64(0), c.DBSize(ctx).Val())
+	call(t, c, "THROTTLE", "c", 4, 1, 10)
+	assert.NoError(t, c.FlushAll(ctx).Err())
+	assert.NoError(t, c.Do(ctx, "FLUSHDB", "ASYNC").Err())
+	assert.EqualError(t, c.Do(ctx, "FLUSHALL", "NOW").Err(), errSyntax)
+	assert.Equal(t, int64(0), c.DBSize(ctx).Val())
+	assert.Equal(t, int64(0), c.Do(ctx, "EXISTS", "c").Val())
+}
 
 // TestDelResetsWindowState: DEL resets a THROTTLE.WINDOW limit as it does a
 // THROTTLE one, and DEBUG SWEEP reclaims expired window state too.
