@@ -118,7 +118,7 @@ func hello(s *Server, c *resp.Conn, args [][]byte) {
 	if len(args) >= 2 {
 		v, err := strconv.ParseInt(string(args[1]), 10, 64)
 		if err != nil {
-			c.WriteError("ERR Protocol version is not an integer or out of range")
+			c.WriteError(errProtoVersion)
 			return
 		}
 		if v != 2 && v != 3 {
@@ -144,12 +144,12 @@ func hello(s *Server, c *resp.Conn, args [][]byte) {
 			name = args[i+1]
 			i++
 		default:
-			c.WriteError(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", clean(truncate(args[i], 128))))
+			c.WriteError(errHelloOption(args[i]))
 			return
 		}
 	}
 	if !c.Authenticated() {
-		c.WriteError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		c.WriteError(errHelloNoAuth)
 		return
 	}
 	if name != nil {
@@ -207,7 +207,7 @@ func clientGetName(_ *Server, c *resp.Conn, _ [][]byte) {
 func clientSetInfo(_ *Server, c *resp.Conn, args [][]byte) {
 	v := string(args[3])
 	if strings.ContainsAny(v, " \r\n") {
-		c.WriteError("ERR " + strings.ToLower(string(args[2])) + " cannot contain spaces, newlines or special characters.")
+		c.WriteError(errClientInfoValue(args[2]))
 		return
 	}
 	sess := sessionOf(c)
@@ -217,7 +217,7 @@ func clientSetInfo(_ *Server, c *resp.Conn, args [][]byte) {
 	case "LIB-VER":
 		sess.libVer.Store(&v)
 	default:
-		c.WriteError(fmt.Sprintf("ERR Unrecognized option '%s'", clean(truncate(args[2], 128))))
+		c.WriteError(errClientInfoOption(args[2]))
 		return
 	}
 	c.WriteSimple("OK")

@@ -51,10 +51,6 @@ func (s *Server) SetPolicies(set *policy.Set) { s.policies.Store(set) }
 // Policies returns the policies in use (nil when none were set).
 func (s *Server) Policies() *policy.Set { return s.policies.Load() }
 
-func errNoPolicy(name []byte) string {
-	return "ERR no such policy '" + clean(truncate(name, 128)) + "'"
-}
-
 // policyStateKey is where limit i of policy name keeps key's state:
 // "policy:<name>:<i>:<key>", in the GCRA table for GCRA policies (so DEL,
 // TTL and persistence see it) and in the window store otherwise.

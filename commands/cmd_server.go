@@ -120,16 +120,16 @@ func commandGetKeys(s *Server, c *resp.Conn, args [][]byte) {
 	cmd := s.cmds.lookup(args[2], &scratch)
 	call := args[2:]
 	if cmd == nil {
-		c.WriteError("ERR Invalid command specified")
+		c.WriteError(errGetKeysCommand)
 		return
 	}
 	if !cmd.arityOK(len(call)) {
-		c.WriteError("ERR Invalid number of arguments specified for command")
+		c.WriteError(errGetKeysArity)
 		return
 	}
 	pos := cmd.Keys(len(call))
 	if len(pos) == 0 {
-		c.WriteError("ERR The command has no key arguments")
+		c.WriteError(errGetKeysNone)
 		return
 	}
 	c.WriteArray(len(pos))
@@ -319,6 +319,6 @@ func debug(s *Server, c *resp.Conn, args [][]byte) {
 			"SWEEP", "    Reclaim every expired key now; return how many.",
 		})
 	default:
-		c.WriteError(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try DEBUG HELP.", clean(truncate(args[1], 128))))
+		c.WriteError(errDebugSubcommand(args[1]))
 	}
 }

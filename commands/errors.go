@@ -21,7 +21,40 @@ const (
 	errClientName     = "ERR Client names cannot contain spaces, newlines or special characters."
 	errDenied         = "DENIED Sluice is running in protected mode because no password is set for the default user. In this mode connections are only accepted from the loopback interface. To serve other hosts, set a password with --requirepass (or SLUICE_REQUIREPASS, or --requirepass-file) or users with --aclfile, or, only on a network you trust, start with --protected-mode=false."
 	errDebugDisabled  = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"no\", you need to start the server with --enable-debug-command to use it."
+	errProtoVersion   = "ERR Protocol version is not an integer or out of range"
+	errHelloNoAuth    = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	errGetKeysCommand = "ERR Invalid command specified"
+	errGetKeysArity   = "ERR Invalid number of arguments specified for command"
+	errGetKeysNone    = "ERR The command has no key arguments"
 )
+
+func errHelloOption(opt []byte) string {
+	return fmt.Sprintf("ERR Syntax error in HELLO option '%s'", clean(truncate(opt, 128)))
+}
+
+// errClientInfoValue refuses a CLIENT SETINFO value; Redis names the
+// attribute in lower case.
+func errClientInfoValue(attr []byte) string {
+	return "ERR " + strings.ToLower(string(attr)) + " cannot contain spaces, newlines or special characters."
+}
+
+func errClientInfoOption(attr []byte) string {
+	return fmt.Sprintf("ERR Unrecognized option '%s'", clean(truncate(attr, 128)))
+}
+
+func errDebugSubcommand(sub []byte) string {
+	return fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try DEBUG HELP.", clean(truncate(sub, 128)))
+}
+
+func errNoPolicy(name []byte) string {
+	return "ERR no such policy '" + clean(truncate(name, 128)) + "'"
+}
+
+// errNotDurable is the reply of a change that persistence could not make
+// durable, with the cause on one line.
+func errNotDurable(err error) string {
+	return "ERR decision not durable: " + strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error())
+}
 
 // errorReplies words the Go errors of argument parsing and of the packages
 // below as Redis error replies. The wording is the reply's, not the Go

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/sluicehq/sluice/gcra"
 )
@@ -74,7 +73,7 @@ func (s *Server) RecoverWindowsAndLeases(now int64) (windows, leases int, err er
 // waitDurableFn is the barrier durable sets, bound once at NewServer.
 func (s *Server) waitDurableFn() error {
 	if err := s.durable.Wait(); err != nil {
-		return errors.New("ERR decision not durable: " + strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error()))
+		return errors.New(errNotDurable(err))
 	}
 	return nil
 }
