@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -85,4 +86,22 @@ func TestKeyCommandsSeeWindowsAndLeases(t *testing.T) {
 	assert.Positive(t, c.TTL(ctx, "w").Val().Seconds())
 	setClock(t, c, epoch+3600e9)
 	assert.Equal(t, int64(0), c.Exists(ctx, "w", "l").Val())
+}
+
+// TestDebugSweepKeepsLiveKeys: DEBUG SWEEP reclaims the expired keys and
+// returns while live keys remain (it once spun on a live key, holding its
+// shard's lock).
+func TestDebugSweepKeepsLiveKeys(t *testing.T) {
+	ts := startServer(t, true)
+	c := ts.client(t, 2)
+	ctx := context.Background()
+	setClock(t, c, epoch)
+	for i := 0; i < 20; i++ {
+		call(t, c, "THROTTLE", fmt.Sprintf("short%d", i), 0, 1, 1) // TAT +1s
+		call(t, c, "THROTTLE", fmt.Sprintf("long%d", i), 0, 1, 60) // TAT +60s
+	}
+	setClock(t, c, epoch+2e9)
+	assert.Equal(t, int64(20), c.Do(ctx, "DEBUG", "SWEEP").Val())
+	assert.Equal(t, int64(20), c.DBSize(ctx).Val())
+	assert.Equal(t, int64(0), c.Do(ctx, "DEBUG", "SWEEP").Val())
 }

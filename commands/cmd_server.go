@@ -310,7 +310,12 @@ func debug(s *Server, c *resp.Conn, args [][]byte) {
 	case sub == "CLOCK" && len(args) == 3 && strings.EqualFold(string(args[2]), "GET"):
 		c.WriteInt(s.clock.Now())
 	case sub == "SWEEP" && len(args) == 2:
-		c.WriteInt(int64(s.table.Sweep(s.clock.Now(), 1<<62) + s.SweepWindowsAndLeases(1<<30)))
+		// The table's sweep examines budget slots per shard, coming round
+		// again to the keys it keeps: a budget of twice every slot (a
+		// removal examines its slot twice) is one whole pass, where an
+		// unbounded one would spin on a live key holding its shard's lock.
+		budget := 2*s.table.Stats().Slots + 64
+		c.WriteInt(int64(s.table.Sweep(s.clock.Now(), budget) + s.SweepWindowsAndLeases(1<<30)))
 	case sub == "HELP" && len(args) == 2:
 		writeHelp(c, "DEBUG", []string{
 			"CLOCK SET <unix-nanoseconds>", "    Freeze the server clock at that instant.",
