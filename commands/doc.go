@@ -1,15 +1,28 @@
-// Package commands owns Sluice's command table and its handlers.
+// Package commands owns Sluice's command table, its handlers, argument
+// parsing and every Redis error reply.
 //
 // Every command is one declaration (see [Command]): its name, arity (negative
-// means "at least"), flags, key positions, documentation and handler. Dispatch,
-// arity errors, COMMAND INFO/DOCS/COUNT/LIST and key extraction all read that
-// same declaration, so adding a command is adding one entry and one handler.
+// means "at least"), [Flag]s, key positions, ACL categories, documentation and
+// handler. Dispatch, arity errors, ACL checks, COMMAND INFO/DOCS/COUNT/LIST
+// and key extraction all read that same declaration, so adding a command is
+// adding one entry and one handler. The registry refuses, by panicking when
+// the server is built, two commands or two subcommands of one name.
+//
+// Files follow the commands' subjects: each cmd_<group>.go declares its
+// group's commands and holds their handlers (throttle, multi, window,
+// policy, lease, keys, connection, server, acl). registry.go holds the
+// Command type and the table, dispatch.go the path of one call, session.go
+// the per-connection state, describe.go the COMMAND INFO, DOCS and HELP
+// reply shapes, args.go the argument parsers and errors.go the replies.
 //
 // [Server] implements resp.Handler: the network layer hands it one parsed
 // command at a time and it writes the reply through the connection's
 // encoders. It knows nothing of sockets; the state lives in a gcra.Table and
-// time comes from an injected clock, read once per command.
+// the window and lease stores, and time comes from an injected clock, read
+// once per command. Accounts and their rules belong to package acl, which
+// dispatch asks.
 //
 // Error replies use Redis's wording wherever Redis has one; they are defined
-// once, as values, in errors.go.
+// once, as values, in errors.go, which also words the packages' Go errors
+// (see errorReply).
 package commands

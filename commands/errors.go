@@ -1,8 +1,14 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/keyspace"
+	"github.com/sluicehq/sluice/lease"
+	"github.com/sluicehq/sluice/window"
 )
 
 // Error replies, worded as Redis words them.
@@ -16,7 +22,72 @@ const (
 	errClientName     = "ERR Client names cannot contain spaces, newlines or special characters."
 	errDenied         = "DENIED Sluice is running in protected mode because no password is set for the default user. In this mode connections are only accepted from the loopback interface. To serve other hosts, set a password with --requirepass (or SLUICE_REQUIREPASS, or --requirepass-file) or users with --aclfile, or, only on a network you trust, start with --protected-mode=false."
 	errDebugDisabled  = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"no\", you need to start the server with --enable-debug-command to use it."
+	errProtoVersion   = "ERR Protocol version is not an integer or out of range"
+	errHelloNoAuth    = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	errGetKeysCommand = "ERR Invalid command specified"
+	errGetKeysArity   = "ERR Invalid number of arguments specified for command"
+	errGetKeysNone    = "ERR The command has no key arguments"
 )
+
+func errHelloOption(opt []byte) string {
+	return fmt.Sprintf("ERR Syntax error in HELLO option '%s'", clean(truncate(opt, 128)))
+}
+
+// errClientInfoValue refuses a CLIENT SETINFO value; Redis names the
+// attribute in lower case.
+func errClientInfoValue(attr []byte) string {
+	return "ERR " + strings.ToLower(string(attr)) + " cannot contain spaces, newlines or special characters."
+}
+
+func errClientInfoOption(attr []byte) string {
+	return fmt.Sprintf("ERR Unrecognized option '%s'", clean(truncate(attr, 128)))
+}
+
+func errDebugSubcommand(sub []byte) string {
+	return fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try DEBUG HELP.", clean(truncate(sub, 128)))
+}
+
+func errNoPolicy(name []byte) string {
+	return "ERR no such policy '" + clean(truncate(name, 128)) + "'"
+}
+
+// errNotDurable is the reply of a change that persistence could not make
+// durable, with the cause on one line.
+func errNotDurable(err error) string {
+	return "ERR decision not durable: " + strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error())
+}
+
+// errorReplies words the Go errors of argument parsing and of the packages
+// below as Redis error replies. The wording is the reply's, not the Go
+// error's: rewording a Go error never changes what clients see.
+var errorReplies = []struct {
+	err   error
+	reply string
+}{
+	{errArgNotInteger, errNotInteger},
+	{errArgCount, "ERR wrong number of arguments"},
+	{gcra.ErrNegativeBurst, "ERR invalid max_burst: must be >= 0"},
+	{gcra.ErrCount, "ERR invalid count: must be >= 1"},
+	{gcra.ErrPeriod, "ERR invalid period: must be >= 1 second"},
+	{gcra.ErrZeroRate, "ERR zero rates are not supported"},
+	{gcra.ErrOverflow, "ERR limit arithmetic overflows 64-bit nanoseconds"},
+	{keyspace.ErrNoChecks, "ERR at least one limit is required"},
+	{keyspace.ErrShardFull, "ERR state table shard is full"},
+	{window.ErrAlgorithm, "ERR unknown algorithm: must be fixed or sliding"},
+	{lease.ErrMax, "ERR invalid max: must be >= 1"},
+	{lease.ErrTTL, "ERR invalid ttl: must be >= 1 millisecond and at most 2^40 ms"},
+}
+
+// errorReply is the Redis error reply for err: its wording in errorReplies,
+// or "ERR " and the Go error's text for an error without one.
+func errorReply(err error) string {
+	for _, e := range errorReplies {
+		if errors.Is(err, e.err) {
+			return e.reply
+		}
+	}
+	return "ERR " + err.Error()
+}
 
 func errArity(fullName string) string {
 	return "ERR wrong number of arguments for '" + fullName + "' command"
@@ -59,4 +130,14 @@ func truncate(b []byte, n int) []byte {
 		return b[:n]
 	}
 	return b
+}
+
+// Authentication and authorisation replies, as Redis words them.
+const (
+	errNoAuth    = "NOAUTH Authentication required."
+	errNoPermKey = "NOPERM No permissions to access a key"
+)
+
+func errNoPermCmd(user, cmd string) string {
+	return fmt.Sprintf("NOPERM User %s has no permissions to run the '%s' command", user, cmd)
 }

@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/acl"
+	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/resp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -157,7 +158,7 @@ func TestHostileProtocol(t *testing.T) {
 }
 
 func TestHostilePreAuth(t *testing.T) {
-	ts := startServerWith(t, Config{Users: NewUsers("pw"), EnableDebug: true})
+	ts := startServerWith(t, Config{Users: acl.NewUsers("pw"), EnableDebug: true})
 	admin := ts.client(t, 2)
 	require.NoError(t, admin.Do(context.Background(), "AUTH", "pw").Err())
 	setClock(t, admin, epoch)
@@ -178,7 +179,7 @@ func TestHostilePreAuth(t *testing.T) {
 // TestSlowloris: a client sending one byte at a time is closed at the
 // authentication deadline (or the idle timeout), and others are served.
 func TestSlowloris(t *testing.T) {
-	ts := startServerWith(t, Config{Users: NewUsers("pw")}, func(rs *resp.Server) {
+	ts := startServerWith(t, Config{Users: acl.NewUsers("pw")}, func(rs *resp.Server) {
 		rs.AuthTimeout = 300 * time.Millisecond
 	})
 	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
@@ -290,7 +291,7 @@ func TestProtectedMode(t *testing.T) {
 	assert.Equal(t, "+PONG\r\n", reply, "loopback clients are served")
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := NewServer(Config{Table: gcra.NewTable(1, nil), Logger: log, Protected: true})
+	s := NewServer(Config{Keys: keyspace.New(1, nil), Logger: log, Protected: true})
 	s.isLocal = func(string) bool { return false }
 	rs := &resp.Server{Handler: s, OnOpen: s.OpenConn, OnClose: s.CloseConn, Logger: log}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -2,18 +2,14 @@ package commands
 
 import (
 	"errors"
-	"strings"
-
-	"github.com/sluicehq/sluice/gcra"
 )
 
-// Persistence is the durable copy of the table as the handlers see it;
-// cmd/sluice adapts package persistence's Store to it. The table journals
-// every change to it by itself (it is the table's gcra.Journal); handlers
-// only wait, before replying, when the durability mode promises replies
-// that a crash cannot contradict.
+// Persistence is the durable copy of the keyspace as the handlers see it;
+// package server adapts package persistence's Store to it. The keyspace
+// hands it every change by itself (the store is the keyspace's Journal);
+// handlers only wait, before replying, when the durability mode promises
+// replies that a crash cannot contradict.
 type Persistence interface {
-	gcra.Journal
 	// Wait returns once every change recorded before the call is as durable
 	// as the mode promises replies can rely on (fsync-always: synced; other
 	// modes return at once), or the error that makes that impossible.
@@ -26,55 +22,12 @@ type Persistence interface {
 	// Recorded counts the changes recorded so far: a command that moved it
 	// made a change its reply must not outrun (see Server.run).
 	Recorded() uint64
-	// RecordPut, RecordDrop and RecordFlushPrefix journal state other than
-	// TATs (window counters, leases) under a namespace such as "w/";
-	// LoadValues reads a namespace back, deleting what fn does not keep.
-	RecordPut(ns string, key, value []byte)
-	RecordDrop(ns string, key []byte)
-	RecordFlushPrefix(ns string)
-	LoadValues(ns string, fn func(key, value []byte) bool) (int, error)
-}
-
-// Namespaces of the state beyond TATs in the durable copy.
-const (
-	windowNS = "w/"
-	leaseNS  = "l/"
-)
-
-// nsJournal journals one store's changes (window.Journal, lease.Journal)
-// under a namespace of Persistence.
-type nsJournal struct {
-	p  Persistence
-	ns string
-}
-
-func (j nsJournal) Put(key, value []byte) { j.p.RecordPut(j.ns, key, value) }
-func (j nsJournal) Delete(key []byte)     { j.p.RecordDrop(j.ns, key) }
-func (j nsJournal) Flush()                { j.p.RecordFlushPrefix(j.ns) }
-
-// RecoverBeyond loads the window and lease state persisted under
-// Persistence, dropping what no longer matters at now, and seeds lease ids
-// above every id issued before (ids count up from now in microseconds).
-// Call it before serving; without persistence it does nothing.
-func (s *Server) RecoverBeyond(now int64) (windows, leases int, err error) {
-	p := s.cfg.Persistence
-	if p == nil {
-		return 0, 0, nil
-	}
-	if windows, err = p.LoadValues(windowNS, func(k, v []byte) bool { return s.beyond.windows.Restore(k, v, now) }); err != nil {
-		return 0, 0, err
-	}
-	if leases, err = p.LoadValues(leaseNS, func(k, v []byte) bool { return s.beyond.leases.Restore(k, v, now) }); err != nil {
-		return windows, 0, err
-	}
-	s.beyond.leases.SeedIDs(now / 1e3)
-	return windows, leases, nil
 }
 
 // waitDurableFn is the barrier durable sets, bound once at NewServer.
 func (s *Server) waitDurableFn() error {
 	if err := s.durable.Wait(); err != nil {
-		return errors.New("ERR decision not durable: " + strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error()))
+		return errors.New(errNotDurable(err))
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/resp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -28,22 +28,22 @@ type fakePersistence struct {
 	err      error
 }
 
-func (f *fakePersistence) Record(key []byte, tat int64) {
+// Record keeps each change as "k=<expires>" (a GCRA TAT), "window k=<n>B",
+// "delete gcra k" or "FLUSH".
+func (f *fakePersistence) Record(c keyspace.Change) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.recorded++
-	f.journal = append(f.journal, fmt.Sprintf("%s=%d", key, tat))
-}
-
-func (f *fakePersistence) RecordCreate(key []byte, tat int64) { f.Record(key, tat) }
-
-func (f *fakePersistence) RecordForget(key []byte) { f.Record(key, 0) }
-
-func (f *fakePersistence) RecordFlush() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.recorded++
-	f.journal = append(f.journal, "FLUSH")
+	switch {
+	case c.Op == keyspace.Flush:
+		f.journal = append(f.journal, "FLUSH")
+	case c.Op == keyspace.Delete:
+		f.journal = append(f.journal, fmt.Sprintf("delete %v %s", c.Kind, c.Key))
+	case c.Kind == keyspace.GCRA:
+		f.journal = append(f.journal, fmt.Sprintf("%s=%d", c.Key, c.Expires))
+	default:
+		f.journal = append(f.journal, fmt.Sprintf("%v %s=%dB", c.Kind, c.Key, len(c.Value)))
+	}
 }
 
 func (f *fakePersistence) Recorded() uint64 {
@@ -60,31 +60,6 @@ func (f *fakePersistence) Wait() error {
 }
 
 func (f *fakePersistence) RepliesWait() bool { return true }
-
-func (f *fakePersistence) RecordPut(ns string, key, value []byte) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.recorded++
-	f.journal = append(f.journal, fmt.Sprintf("%s%s=%dB", ns, key, len(value)))
-}
-
-func (f *fakePersistence) RecordDrop(ns string, key []byte) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.recorded++
-	f.journal = append(f.journal, fmt.Sprintf("%s%s=0", ns, key))
-}
-
-func (f *fakePersistence) RecordFlushPrefix(ns string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.recorded++
-	f.journal = append(f.journal, "FLUSH "+ns)
-}
-
-func (f *fakePersistence) LoadValues(string, func(key, value []byte) bool) (int, error) {
-	return 0, nil
-}
 
 func (f *fakePersistence) Info() []Setting {
 	return []Setting{{Name: "persistence_fsync", Value: "always"}}
@@ -105,13 +80,13 @@ func (f *fakePersistence) fail(err error) {
 	f.err = err
 }
 
-// startPersistent runs a debug-enabled server whose table journals to p.
-func startPersistent(t *testing.T, p *fakePersistence) (*redis.Client, *gcra.Table) {
+// startPersistent runs a debug-enabled server whose keyspace journals to p.
+func startPersistent(t *testing.T, p *fakePersistence) (*redis.Client, *keyspace.Keyspace) {
 	t.Helper()
-	tbl := gcra.NewTable(8, p)
+	tbl := keyspace.New(8, p)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rs := &resp.Server{Logger: log}
-	s := NewServer(Config{Table: tbl, Logger: log, EnableDebug: true, NetStats: rs.Stats, Persistence: p})
+	s := NewServer(Config{Keys: tbl, Logger: log, EnableDebug: true, NetStats: rs.Stats, Persistence: p})
 	rs.Handler, rs.OnOpen, rs.OnClose = s, s.OpenConn, s.CloseConn
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -150,7 +125,7 @@ func TestHandlersWaitOnlyForChanges(t *testing.T) {
 
 	call(t, c, "THROTTLE", "k", 1, 1, 60, -1)
 	j, w = p.take()
-	assert.Equal(t, []string{"k=0"}, j, "a refund to full removes the key")
+	assert.Equal(t, []string{"delete gcra k"}, j, "a refund to full removes the key")
 	assert.Equal(t, 1, w)
 
 	v, err := do(c, "THROTTLE.MULTI", 1, "a", 1, 1, 60, "b", 1, 1, 60)
@@ -165,12 +140,12 @@ func TestHandlersWaitOnlyForChanges(t *testing.T) {
 	assert.Zero(t, w)
 	assert.EqualValues(t, 1, c.Del(ctx, "a").Val())
 	j, w = p.take()
-	assert.Equal(t, []string{"a=0"}, j)
+	assert.Equal(t, []string{"delete gcra a"}, j)
 	assert.Equal(t, 1, w)
 
 	require.NoError(t, c.FlushAll(ctx).Err())
 	j, w = p.take()
-	assert.Equal(t, []string{"FLUSH", "FLUSH w/", "FLUSH l/"}, j)
+	assert.Equal(t, []string{"FLUSH"}, j, "one change for every kind")
 	assert.Equal(t, 1, w)
 }
 

@@ -4,13 +4,7 @@ import (
 	"math/bits"
 	"sync/atomic"
 	"time"
-
-	"github.com/sluicehq/sluice/resp"
 )
-
-// latencySampleEvery is how often a connection times a command: one call in
-// this many, so the hot path pays for a clock read only rarely.
-const latencySampleEvery = 16
 
 // Latency is a histogram of command execution times in power-of-two
 // nanosecond buckets: bucket i counts durations in [2^(i-1), 2^i) ns.
@@ -66,7 +60,7 @@ func (s *Server) Stats() Stats {
 		DeniedCommand:     s.deniedCmd.Load(),
 		DeniedKey:         s.deniedKey.Load(),
 	}
-	ts := s.table.Stats()
+	ts := s.keys.Stats()
 	st.Keys, st.Allowed, st.Limited, st.Expired = ts.Keys, ts.Allowed, ts.Limited, ts.Reclaimed
 	for _, c := range s.cmds.sorted {
 		cs := CommandStats{Name: c.Name, Calls: c.calls.Load()}
@@ -95,33 +89,5 @@ func (s *Server) countDecision(name []byte, limited bool) {
 		cmd.limited.Add(1)
 	} else {
 		cmd.allowed.Add(1)
-	}
-}
-
-// run executes cmd, timing one call in latencySampleEvery.
-//
-// When replies wait for durability (fsync always), a command that recorded
-// a change (an admission, a refund, a DEL, a FLUSHALL, a lease...) sets a
-// barrier on the connection: its reply, and the rest of a pipelined batch
-// with it, leaves only once the change is synced, all the batch sharing
-// one wait. Handlers need not know. A change recorded meanwhile by another
-// connection can make a refusal wait too, which costs time, never safety.
-// Otherwise (in memory, everysec, no) this is one nil check.
-func (s *Server) run(cmd *Command, sess *session, c *resp.Conn, args [][]byte) {
-	cmd.calls.Add(1)
-	p := s.durable
-	var recorded uint64
-	if p != nil {
-		recorded = p.Recorded()
-	}
-	if sess.sample++; sess.sample%latencySampleEvery != 0 {
-		cmd.Handler(s, c, args)
-	} else {
-		start := time.Now()
-		cmd.Handler(s, c, args)
-		s.latency.observe(time.Since(start))
-	}
-	if p != nil && p.Recorded() != recorded {
-		c.Barrier(s.waitDurable)
 	}
 }

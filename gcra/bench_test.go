@@ -16,14 +16,6 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
-func BenchmarkParseThrottle(b *testing.B) {
-	b.ReportAllocs()
-	args := [][]byte{[]byte("15"), []byte("30"), []byte("60"), []byte("1")}
-	for i := 0; i < b.N; i++ {
-		_, _, _ = ParseThrottle(args)
-	}
-}
-
 func benchKeys(n int) [][]byte {
 	keys := make([][]byte, n)
 	for i := range keys {

@@ -5,14 +5,14 @@ import (
 	"math"
 )
 
-// Errors returned by [NewLimit] and [Decide]. Their text is the Redis error
-// reply Sluice sends, so each starts with "ERR".
+// Errors returned by [NewLimit] and [Decide]. Package commands words them
+// as Redis error replies.
 var (
-	ErrNegativeBurst = errors.New("ERR invalid max_burst: must be >= 0")
-	ErrCount         = errors.New("ERR invalid count: must be >= 1")
-	ErrPeriod        = errors.New("ERR invalid period: must be >= 1 second")
-	ErrZeroRate      = errors.New("ERR zero rates are not supported")
-	ErrOverflow      = errors.New("ERR limit arithmetic overflows 64-bit nanoseconds")
+	ErrNegativeBurst = errors.New("invalid max_burst: must be >= 0")
+	ErrCount         = errors.New("invalid count: must be >= 1")
+	ErrPeriod        = errors.New("invalid period: must be >= 1 second")
+	ErrZeroRate      = errors.New("zero rates are not supported")
+	ErrOverflow      = errors.New("limit arithmetic overflows 64-bit nanoseconds")
 )
 
 // Limit is a validated rate: at most Burst+1 requests at once, refilled at

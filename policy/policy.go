@@ -91,7 +91,7 @@ func newTier(rule string, a Algorithm) (*Tier, error) {
 			}
 			l, err := gcra.NewLimit(burst-1, r.Count, r.Period)
 			if err != nil {
-				return nil, fmt.Errorf("limit %q: %s", r, strings.TrimPrefix(err.Error(), "ERR "))
+				return nil, fmt.Errorf("limit %q: %w", r, err)
 			}
 			t.GCRA = append(t.GCRA, l)
 			continue
@@ -101,7 +101,7 @@ func newTier(rule string, a Algorithm) (*Tier, error) {
 		}
 		l, err := window.NewLimit(r.Count, r.Period)
 		if err != nil {
-			return nil, fmt.Errorf("limit %q: %s", r, strings.TrimPrefix(err.Error(), "ERR "))
+			return nil, fmt.Errorf("limit %q: %w", r, err)
 		}
 		t.Window = append(t.Window, l)
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/sluicehq/sluice/gcra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -176,6 +177,8 @@ limit = "3000000000/second"
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
+	assert.ErrorIs(t, err, gcra.ErrZeroRate, "the algorithm's error is wrapped, not copied")
+	assert.NotContains(t, err.Error(), "ERR", "no Redis reply codes below package commands")
 	_, err = Parse([]byte("[policies.a\nlimit = 1"))
 	assert.Error(t, err, "TOML syntax")
 	_, err = Parse([]byte("[policies.a]\nlimit = 10"))

@@ -18,7 +18,7 @@ const windowLeaseSweepBudget = 256
 // they are wired together.
 type state struct {
 	table *gcra.Table
-	clock *gcra.SettableClock
+	clock *clock.Settable
 	dur   *durability // nil in memory
 	cmds  *commands.Server
 }
@@ -36,7 +36,7 @@ func newState(cfg Config, cc commands.Config, log *slog.Logger) (*state, error) 
 	if dur != nil {
 		journal, cc.Persistence = dur.store, storeView{dur.store}
 	}
-	st := &state{table: gcra.NewTable(cfg.Shards, journal), clock: gcra.NewSettableClock(gcra.NewSystemClock()), dur: dur}
+	st := &state{table: gcra.NewTable(cfg.Shards, journal), clock: clock.NewSettable(clock.NewSystem()), dur: dur}
 	if err := dur.load(st.table, st.clock.Now()); err != nil {
 		_ = dur.close()
 		return nil, err

@@ -73,7 +73,7 @@ func lower(b []byte) []byte {
 }
 
 // ErrAlgorithm is the reply for an unknown algorithm name.
-var ErrAlgorithm = errors.New("ERR unknown algorithm: must be fixed or sliding")
+var ErrAlgorithm = errors.New("unknown algorithm: must be fixed or sliding")
 
 // Bounds that keep every instant and count within int64.
 const (

@@ -2,11 +2,13 @@ package commands
 
 import (
 	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/resp"
 )
 
-func multiCommand() *Command {
-	return &Command{Name: "throttle.multi", Arity: -6, Flags: []string{"write", "denyoom", "fast"},
+// multiCommands declares THROTTLE.MULTI.
+func multiCommands() []*Command {
+	return []*Command{{Name: "throttle.multi", Arity: -6, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 		// Keys sit at 2, 6, 10, ... up to the fourth argument from the end.
 		FirstKey: 2, LastKey: -4, Step: 4,
@@ -24,7 +26,7 @@ func multiCommand() *Command {
 			}},
 		},
 		Handler: throttleMulti,
-	}
+	}}
 }
 
 // throttleMulti serves THROTTLE.MULTI quantity key max_burst count period
@@ -34,31 +36,31 @@ func throttleMulti(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errArity("throttle.multi"))
 		return
 	}
-	q, err := gcra.ParseInt(args[1])
+	q, err := parseInt(args[1])
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
-	checks := make([]gcra.Check, 0, (len(args)-2)/4)
+	checks := make([]keyspace.Check, 0, (len(args)-2)/4)
 	for i := 2; i < len(args); i += 4 {
 		var v [3]int64
 		for j := range v {
-			if v[j], err = gcra.ParseInt(args[i+1+j]); err != nil {
-				c.WriteError(err.Error())
+			if v[j], err = parseInt(args[i+1+j]); err != nil {
+				c.WriteError(errorReply(err))
 				return
 			}
 		}
 		l, err := gcra.NewLimit(v[0], v[1], v[2])
 		if err != nil {
-			c.WriteError(err.Error())
+			c.WriteError(errorReply(err))
 			return
 		}
-		checks = append(checks, gcra.Check{Key: args[i], Limit: l})
+		checks = append(checks, keyspace.Check{Key: args[i], Limit: l})
 	}
 	results := make([]gcra.Result, len(checks))
-	limited, err := s.table.ThrottleMulti(checks, s.clock.Now(), q, results)
+	limited, err := s.keys.ThrottleMulti(checks, s.clock.Now(), q, results)
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
 	c.WriteArray(1 + len(results))

@@ -2,104 +2,14 @@ package commands
 
 import "github.com/sluicehq/sluice/resp"
 
-func commandAll(s *Server, c *resp.Conn, args [][]byte) {
-	if len(args) > 1 { // COMMAND with an unknown subcommand
-		c.WriteError(errUnknownSubcommand(args[1], "command"))
-		return
-	}
-	c.WriteArray(len(s.cmds.sorted))
-	for _, cmd := range s.cmds.sorted {
-		writeInfo(c, cmd)
-	}
-}
-
-func commandCount(s *Server, c *resp.Conn, _ [][]byte) { c.WriteInt(int64(len(s.cmds.sorted))) }
-
-func commandList(s *Server, c *resp.Conn, _ [][]byte) {
-	c.WriteArray(len(s.cmds.sorted))
-	for _, cmd := range s.cmds.sorted {
-		c.WriteBulkString(cmd.Name)
-	}
-}
-
-func commandInfo(s *Server, c *resp.Conn, args [][]byte) {
-	if len(args) == 2 {
-		commandAll(s, c, args[:1])
-		return
-	}
-	c.WriteArray(len(args) - 2)
-	var scratch [32]byte
-	for _, name := range args[2:] {
-		if cmd := s.cmds.lookup(name, &scratch); cmd != nil {
-			writeInfo(c, cmd)
-		} else {
-			c.WriteNullArray()
-		}
-	}
-}
-
-func commandDocs(s *Server, c *resp.Conn, args [][]byte) {
-	var cmds []*Command
-	if len(args) == 2 {
-		cmds = s.cmds.sorted
-	} else {
-		var scratch [32]byte
-		for _, name := range args[2:] {
-			if cmd := s.cmds.lookup(name, &scratch); cmd != nil {
-				cmds = append(cmds, cmd)
-			}
-		}
-	}
-	c.WriteMap(len(cmds))
-	for _, cmd := range cmds {
-		c.WriteBulkString(cmd.Name)
-		writeDocs(c, cmd)
-	}
-}
-
-// commandGetKeys serves COMMAND GETKEYS command [arg ...] from the key
-// positions of the command's declaration.
-func commandGetKeys(s *Server, c *resp.Conn, args [][]byte) {
-	var scratch [32]byte
-	cmd := s.cmds.lookup(args[2], &scratch)
-	call := args[2:]
-	if cmd == nil {
-		c.WriteError("ERR Invalid command specified")
-		return
-	}
-	if !cmd.arityOK(len(call)) {
-		c.WriteError("ERR Invalid number of arguments specified for command")
-		return
-	}
-	pos := cmd.Keys(len(call))
-	if len(pos) == 0 {
-		c.WriteError("ERR The command has no key arguments")
-		return
-	}
-	c.WriteArray(len(pos))
-	for _, p := range pos {
-		c.WriteBulk(call[p])
-	}
-}
-
-func commandHelp(_ *Server, c *resp.Conn, _ [][]byte) {
-	writeHelp(c, "COMMAND", []string{
-		"(no subcommand)", "    Return details about all commands.",
-		"COUNT", "    Return the total number of commands in this server.",
-		"LIST", "    Return a list of all commands in this server.",
-		"INFO [<command-name> ...]", "    Return details about the given commands, or all of them.",
-		"DOCS [<command-name> ...]", "    Return documentation details about the given commands, or all of them.",
-		"GETKEYS <full-command>", "    Return the keys from a full command.",
-	})
-}
-
 // writeInfo writes one COMMAND INFO entry in Redis 7's ten-field shape.
 func writeInfo(c *resp.Conn, cmd *Command) {
 	c.WriteArray(10)
 	c.WriteBulkString(cmd.FullName())
 	c.WriteInt(int64(cmd.Arity))
-	c.WriteSet(len(cmd.Flags))
-	for _, f := range cmd.Flags {
+	flags := cmd.Flags.Names()
+	c.WriteSet(len(flags))
+	for _, f := range flags {
 		c.WriteSimple(f)
 	}
 	c.WriteInt(int64(cmd.FirstKey))
@@ -124,7 +34,7 @@ func writeKeySpecs(c *resp.Conn, cmd *Command) {
 		return
 	}
 	access := "RO"
-	if cmd.hasFlag("write") {
+	if cmd.Flags.Has(FlagWrite) {
 		access = "RW"
 	}
 	c.WriteArray(1)
@@ -238,4 +148,16 @@ func writeArgs(c *resp.Conn, args []Arg) {
 			writeArgs(c, a.Args)
 		}
 	}
+}
+
+// writeHelp writes a container command's HELP reply: the usage line, the
+// subcommands with their descriptions, then HELP itself.
+func writeHelp(c *resp.Conn, name string, lines []string) {
+	c.WriteArray(len(lines) + 3)
+	c.WriteSimple(name + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
+	for _, l := range lines {
+		c.WriteSimple(l)
+	}
+	c.WriteSimple("HELP")
+	c.WriteSimple("    Print this help.")
 }

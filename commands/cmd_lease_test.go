@@ -37,8 +37,8 @@ func TestLeaseCommands(t *testing.T) {
 	assert.Equal(t, []int64{0, 1}, call(t, c, "LEASE.RELEASE", "db", id1))
 
 	setClock(t, c, epoch+10e9)
-	assert.Equal(t, 1, ts.srv.SweepBeyond(1<<30))
-	assert.Zero(t, beyondOf(ts.srv).leases.Len())
+	assert.Equal(t, 1, ts.keys.Sweep(ts.srv.Clock().Now(), 1<<30))
+	assert.Zero(t, ts.keys.Stats().Leases)
 
 	for _, tc := range []struct {
 		args []any
@@ -101,5 +101,5 @@ func TestLeaseBoundOverTCP(t *testing.T) {
 	wg.Wait()
 	assert.LessOrEqual(t, peak.Load(), int64(max))
 	assert.Positive(t, acquired.Load())
-	assert.Zero(t, beyondOf(ts.srv).leases.InFlight([]byte("pool"), epoch))
+	assert.Zero(t, ts.keys.InFlight([]byte("pool"), epoch))
 }

@@ -1,10 +1,13 @@
 package commands
 
 import (
+	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
 
+	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/resp"
 )
 
@@ -13,7 +16,7 @@ import (
 type Command struct {
 	Name       string   // lower case, e.g. "cl.throttle"
 	Arity      int      // argument count including the name; negative means at least -Arity
-	Flags      []string // Redis command flags: write, readonly, fast, admin, noauth, loading, stale...
+	Flags      Flag     // Redis command flags: FlagWrite | FlagFast...
 	FirstKey   int      // position of the first key, 0 when the command takes none
 	LastKey    int      // position of the last key; -1 means the last argument
 	Step       int      // distance between keys
@@ -26,6 +29,7 @@ type Command struct {
 	Subs       []*Command // subcommands, named "parent|sub"
 	Handler    Handler
 	parent     *Command
+	acl        acl.Command // what ACL rules see of the command, set by the registry
 
 	calls   atomic.Uint64
 	allowed atomic.Uint64 // THROTTLE family
@@ -54,15 +58,6 @@ func (cmd *Command) FullName() string {
 	return cmd.Name
 }
 
-func (cmd *Command) hasFlag(f string) bool {
-	for _, x := range cmd.Flags {
-		if x == f {
-			return true
-		}
-	}
-	return false
-}
-
 func (cmd *Command) arityOK(n int) bool {
 	if cmd.Arity >= 0 {
 		return n == cmd.Arity
@@ -86,18 +81,54 @@ func (cmd *Command) Keys(n int) []int {
 	return pos
 }
 
+// commandTable declares every command Sluice serves, group by group; each
+// cmd_<group>.go file holds its group's declarations and handlers.
+func commandTable() []*Command {
+	return slices.Concat(
+		throttleCommands(),
+		multiCommands(),
+		windowCommands(),
+		policyCommands(),
+		leaseCommands(),
+		keyCommands(),
+		connectionCommands(),
+		serverCommands(),
+		aclCommands(),
+	)
+}
+
 // registry maps lower-case names to commands.
 type registry struct {
 	byName map[string]*Command
 	sorted []*Command
 }
 
+// maxNameLen is the longest command name lookup can find: names are
+// lower-cased into a buffer of this size.
+const maxNameLen = 32
+
+// newRegistry indexes cmds. It panics when two commands, or two
+// subcommands of one command, share a name, or when a name is not lower
+// case or longer than maxNameLen: a declaration that could never be
+// dispatched is a programming error, found when the server is built.
 func newRegistry(cmds []*Command) *registry {
 	r := &registry{byName: make(map[string]*Command, len(cmds))}
 	for _, c := range cmds {
-		for _, sub := range c.Subs {
-			sub.parent = c
+		checkName(c.Name)
+		if _, dup := r.byName[c.Name]; dup {
+			panic(fmt.Sprintf("commands: command %q is declared twice", c.Name))
 		}
+		subs := make(map[string]bool, len(c.Subs))
+		for _, sub := range c.Subs {
+			checkName(sub.Name)
+			if subs[sub.Name] {
+				panic(fmt.Sprintf("commands: subcommand %q of %q is declared twice", sub.Name, c.Name))
+			}
+			subs[sub.Name] = true
+			sub.parent = c
+			sub.acl = acl.Command{Name: sub.FullName(), Parent: c.Name, Categories: sub.Categories}
+		}
+		c.acl = acl.Command{Name: c.Name, Categories: c.Categories}
 		r.byName[c.Name] = c
 		r.sorted = append(r.sorted, c)
 	}
@@ -105,9 +136,15 @@ func newRegistry(cmds []*Command) *registry {
 	return r
 }
 
+func checkName(name string) {
+	if name == "" || len(name) > maxNameLen || name != strings.ToLower(name) {
+		panic(fmt.Sprintf("commands: command name %q must be lower case, 1 to %d bytes", name, maxNameLen))
+	}
+}
+
 // lookup finds a command by name, case-insensitively, without allocating:
 // names are lower-cased into scratch.
-func (r *registry) lookup(name []byte, scratch *[32]byte) *Command {
+func (r *registry) lookup(name []byte, scratch *[maxNameLen]byte) *Command {
 	if len(name) > len(scratch) {
 		return nil
 	}

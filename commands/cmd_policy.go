@@ -5,46 +5,51 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/resp"
-	"github.com/sluicehq/sluice/window"
 )
 
-func policyThrottleCommand() *Command {
-	return &Command{Name: "policy.throttle", Arity: -3, Flags: []string{"write", "denyoom", "fast"},
-		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
-		FirstKey: 2, LastKey: 2, Step: 1,
-		Summary: "Applies one request to a key under a named policy (all its limits atomically). Replies [limited, limit, " +
-			"remaining, retry_after, reset_after]; with HEADERS also the RateLimit-Policy and RateLimit header values.",
-		Complexity: "O(N) where N is the number of limits of the policy",
-		Args: []Arg{
-			{Name: "policy", Type: "string"},
-			{Name: "key", Type: "key"},
-			{Name: "quantity", Type: "integer", Optional: true},
-			{Name: "headers", Type: "pure-token", Token: "HEADERS", Optional: true},
+// policyCommands declares POLICY.THROTTLE, POLICY.LIST and POLICY.GET.
+func policyCommands() []*Command {
+	return []*Command{
+		{Name: "policy.throttle", Arity: -3, Flags: FlagWrite | FlagDenyOOM | FlagFast,
+			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+			FirstKey: 2, LastKey: 2, Step: 1,
+			Summary: "Applies one request to a key under a named policy (all its limits atomically). Replies [limited, limit, " +
+				"remaining, retry_after, reset_after]; with HEADERS also the RateLimit-Policy and RateLimit header values.",
+			Complexity: "O(N) where N is the number of limits of the policy",
+			Args: []Arg{
+				{Name: "policy", Type: "string"},
+				{Name: "key", Type: "key"},
+				{Name: "quantity", Type: "integer", Optional: true},
+				{Name: "headers", Type: "pure-token", Token: "HEADERS", Optional: true},
+			},
+			Handler: policyThrottle,
 		},
-		Handler: policyThrottle,
+		{Name: "policy.list", Arity: 1, Flags: FlagReadonly | FlagFast,
+			Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+			Summary:    "Lists the names of the policies loaded from the policy file, sorted.",
+			Complexity: "O(N) where N is the number of policies",
+			Handler:    policyList,
+		},
+		{Name: "policy.get", Arity: 2, Flags: FlagReadonly | FlagFast,
+			Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
+			Summary:    "Describes a policy: name, algorithm, limit (rule notation) and overrides (key to limit); null when there is none.",
+			Complexity: "O(N) where N is the number of overrides", Args: []Arg{{Name: "policy", Type: "string"}},
+			Handler: policyGet,
+		},
 	}
 }
 
-func policyListCommand() *Command {
-	return &Command{Name: "policy.list", Arity: 1, Flags: []string{"readonly", "fast"},
-		Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
-		Summary: "Lists the names of the policies loaded from the policy file, sorted.", Complexity: "O(N) where N is the number of policies",
-		Handler: policyList}
-}
+// SetPolicies replaces the policies that POLICY.THROTTLE, POLICY.LIST and
+// POLICY.GET serve; calls already running finish with the old ones. nil
+// removes every policy. State is kept: a policy whose limits change keeps
+// charging the same keys.
+func (s *Server) SetPolicies(set *policy.Set) { s.policies.Store(set) }
 
-func policyGetCommand() *Command {
-	return &Command{Name: "policy.get", Arity: 2, Flags: []string{"readonly", "fast"},
-		Categories: []string{"@read", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
-		Summary:    "Describes a policy: name, algorithm, limit (rule notation) and overrides (key to limit); null when there is none.",
-		Complexity: "O(N) where N is the number of overrides", Args: []Arg{{Name: "policy", Type: "string"}},
-		Handler: policyGet}
-}
-
-func errNoPolicy(name []byte) string {
-	return "ERR no such policy '" + clean(truncate(name, 128)) + "'"
-}
+// Policies returns the policies in use (nil when none were set).
+func (s *Server) Policies() *policy.Set { return s.policies.Load() }
 
 // policyStateKey is where limit i of policy name keeps key's state:
 // "policy:<name>:<i>:<key>", in the GCRA table for GCRA policies (so DEL,
@@ -64,9 +69,9 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 	q, headers := int64(1), false
 	rest := args[3:]
 	if len(rest) > 0 && !strings.EqualFold(string(rest[0]), "headers") {
-		n, err := gcra.ParseInt(rest[0])
+		n, err := parseInt(rest[0])
 		if err != nil {
-			c.WriteError(err.Error())
+			c.WriteError(errorReply(err))
 			return
 		}
 		q, rest = n, rest[1:]
@@ -79,8 +84,7 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errSyntax)
 		return
 	}
-	b := beyondOf(s)
-	p := b.policies.Load().Get(args[1])
+	p := s.policies.Load().Get(args[1])
 	if p == nil {
 		c.WriteError(errNoPolicy(args[1]))
 		return
@@ -91,21 +95,21 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 	results := make([]gcra.Result, len(tier.Rates))
 	var limited bool
 	if p.Algorithm == policy.GCRA {
-		checks := make([]gcra.Check, len(tier.GCRA))
+		checks := make([]keyspace.Check, len(tier.GCRA))
 		for i, l := range tier.GCRA {
-			checks[i] = gcra.Check{Key: policyStateKey(p.Name, i, key), Limit: l}
+			checks[i] = keyspace.Check{Key: policyStateKey(p.Name, i, key), Limit: l}
 		}
 		var err error
-		if limited, err = s.table.ThrottleMulti(checks, now, q, results); err != nil {
-			c.WriteError(err.Error())
+		if limited, err = s.keys.ThrottleMulti(checks, now, q, results); err != nil {
+			c.WriteError(errorReply(err))
 			return
 		}
 	} else {
-		checks := make([]window.Check, len(tier.Window))
+		checks := make([]keyspace.WindowCheck, len(tier.Window))
 		for i, l := range tier.Window {
-			checks[i] = window.Check{Key: policyStateKey(p.Name, i, key), Limit: l}
+			checks[i] = keyspace.WindowCheck{Key: policyStateKey(p.Name, i, key), Limit: l}
 		}
-		limited = b.windows.TakeMulti(p.Algorithm.Window(), checks, now, q, results)
+		limited = s.keys.TakeMulti(p.Algorithm.Window(), checks, now, q, results)
 	}
 	o := overall(limited, results)
 	if !headers {
@@ -116,19 +120,6 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 	writeFive(c, o)
 	c.WriteBulkString(rateLimitPolicy(p.Name, tier.Rates))
 	c.WriteBulkString(rateLimit(p.Name, tier.Rates, results))
-}
-
-// writeFive writes a result's five numbers without the array header.
-func writeFive(c *resp.Conn, r gcra.Result) {
-	limited := int64(0)
-	if r.Limited {
-		limited = 1
-	}
-	c.WriteInt(limited)
-	c.WriteInt(r.Limit)
-	c.WriteInt(r.Remaining)
-	c.WriteInt(gcra.Seconds(r.RetryAfter))
-	c.WriteInt(gcra.Seconds(r.ResetAfter))
 }
 
 // headerItem names limit i of a policy in the RateLimit headers: the
@@ -178,7 +169,7 @@ func rateLimit(name string, rates []policy.Rate, results []gcra.Result) string {
 
 // policyList serves POLICY.LIST.
 func policyList(s *Server, c *resp.Conn, _ [][]byte) {
-	names := beyondOf(s).policies.Load().Names()
+	names := s.policies.Load().Names()
 	c.WriteArray(len(names))
 	for _, n := range names {
 		c.WriteBulkString(n)
@@ -187,7 +178,7 @@ func policyList(s *Server, c *resp.Conn, _ [][]byte) {
 
 // policyGet serves POLICY.GET name.
 func policyGet(s *Server, c *resp.Conn, args [][]byte) {
-	p := beyondOf(s).policies.Load().Get(args[1])
+	p := s.policies.Load().Get(args[1])
 	if p == nil {
 		c.WriteNull()
 		return

@@ -9,6 +9,50 @@ import (
 	"github.com/sluicehq/sluice/resp"
 )
 
+// connectionCommands declares the commands about the connection itself:
+// liveness, authentication, protocol and client metadata.
+func connectionCommands() []*Command {
+	clientFlags := FlagNoScript | FlagLoading | FlagStale
+	clientCats := []string{"@slow", "@connection"}
+	return []*Command{
+		{Name: "ping", Arity: -1, Flags: FlagFast, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Returns PONG, or the message.", Complexity: "O(1)", Args: []Arg{{Name: "message", Type: "string", Optional: true}}, Handler: ping},
+		{Name: "echo", Arity: 2, Flags: FlagFast, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Returns the message.", Complexity: "O(1)", Args: []Arg{{Name: "message", Type: "string"}}, Handler: echo},
+		{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Closes the connection after replying OK.", Complexity: "O(1)", Handler: quit},
+		{Name: "select", Arity: 2, Flags: FlagFast, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Selects database 0, the only one.", Complexity: "O(1)", Args: []Arg{{Name: "index", Type: "integer"}}, Handler: selectDB},
+		{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Authenticates the connection.", Complexity: "O(N) where N is the number of passwords defined for the user",
+			Args: []Arg{{Name: "username", Type: "string", Optional: true}, {Name: "password", Type: "string"}}, Handler: auth},
+		{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
+			Summary: "Handshakes: selects RESP2 or RESP3, optionally authenticates and names the connection.", Complexity: "O(1)",
+			Args: []Arg{{Name: "arguments", Type: "block", Optional: true, Args: []Arg{
+				{Name: "protover", Type: "integer"},
+				{Name: "auth", Type: "block", Token: "AUTH", Optional: true, Args: []Arg{{Name: "username", Type: "string"}, {Name: "password", Type: "string"}}},
+				{Name: "clientname", Type: "string", Token: "SETNAME", Optional: true}}}}, Handler: hello},
+		{Name: "client", Arity: -2, Group: "connection", Since: "0.1.0", Summary: "A container for client connection commands.", Complexity: "Depends on subcommand.",
+			Categories: []string{"@slow"}, Subs: []*Command{
+				{Name: "id", Arity: 2, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Returns the unique client ID of the connection.", Complexity: "O(1)", Handler: clientID},
+				{Name: "setname", Arity: 3, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Sets the connection name.", Complexity: "O(1)", Args: []Arg{{Name: "connection-name", Type: "string"}}, Handler: clientSetName},
+				{Name: "getname", Arity: 2, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Returns the name of the connection.", Complexity: "O(1)", Handler: clientGetName},
+				{Name: "setinfo", Arity: 4, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Sets information specific to the client or connection.", Complexity: "O(1)",
+					Args: []Arg{{Name: "attr", Type: "oneof", Args: []Arg{{Name: "libname", Type: "string", Token: "LIB-NAME"}, {Name: "libver", Type: "string", Token: "LIB-VER"}}}}, Handler: clientSetInfo},
+				{Name: "info", Arity: 2, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Returns information about the connection.", Complexity: "O(1)", Handler: clientInfo},
+				{Name: "list", Arity: -2, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Categories: []string{"@admin", "@slow", "@dangerous", "@connection"}, Group: "connection", Since: "0.1.0",
+					Summary: "Lists open connections.", Complexity: "O(N) where N is the number of client connections", Handler: clientList},
+				{Name: "help", Arity: 2, Flags: FlagLoading | FlagStale, Categories: clientCats, Group: "connection", Since: "0.1.0",
+					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: clientHelp},
+			}},
+	}
+}
+
 func ping(_ *Server, c *resp.Conn, args [][]byte) {
 	if len(args) == 2 {
 		c.WriteBulk(args[1])
@@ -38,7 +82,7 @@ func selectDB(_ *Server, c *resp.Conn, args [][]byte) {
 
 // login authenticates the connection as name with pw, or counts a failure.
 func (s *Server) login(c *resp.Conn, name, pw []byte) bool {
-	u := s.cfg.Users.authenticate(name, pw)
+	u := s.cfg.Users.Authenticate(name, pw)
 	if u == nil {
 		s.authFailures.Add(1)
 		return false
@@ -74,7 +118,7 @@ func hello(s *Server, c *resp.Conn, args [][]byte) {
 	if len(args) >= 2 {
 		v, err := strconv.ParseInt(string(args[1]), 10, 64)
 		if err != nil {
-			c.WriteError("ERR Protocol version is not an integer or out of range")
+			c.WriteError(errProtoVersion)
 			return
 		}
 		if v != 2 && v != 3 {
@@ -100,12 +144,12 @@ func hello(s *Server, c *resp.Conn, args [][]byte) {
 			name = args[i+1]
 			i++
 		default:
-			c.WriteError(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", clean(truncate(args[i], 128))))
+			c.WriteError(errHelloOption(args[i]))
 			return
 		}
 	}
 	if !c.Authenticated() {
-		c.WriteError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		c.WriteError(errHelloNoAuth)
 		return
 	}
 	if name != nil {
@@ -163,7 +207,7 @@ func clientGetName(_ *Server, c *resp.Conn, _ [][]byte) {
 func clientSetInfo(_ *Server, c *resp.Conn, args [][]byte) {
 	v := string(args[3])
 	if strings.ContainsAny(v, " \r\n") {
-		c.WriteError("ERR " + strings.ToLower(string(args[2])) + " cannot contain spaces, newlines or special characters.")
+		c.WriteError(errClientInfoValue(args[2]))
 		return
 	}
 	sess := sessionOf(c)
@@ -173,7 +217,7 @@ func clientSetInfo(_ *Server, c *resp.Conn, args [][]byte) {
 	case "LIB-VER":
 		sess.libVer.Store(&v)
 	default:
-		c.WriteError(fmt.Sprintf("ERR Unrecognized option '%s'", clean(truncate(args[2], 128))))
+		c.WriteError(errClientInfoOption(args[2]))
 		return
 	}
 	c.WriteSimple("OK")
@@ -220,14 +264,4 @@ func clientHelp(_ *Server, c *resp.Conn, _ [][]byte) {
 		"SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
 		"SETNAME <name>", "    Assign the name <name> to the current connection.",
 	})
-}
-
-func writeHelp(c *resp.Conn, name string, lines []string) {
-	c.WriteArray(len(lines) + 3)
-	c.WriteSimple(name + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
-	for _, l := range lines {
-		c.WriteSimple(l)
-	}
-	c.WriteSimple("HELP")
-	c.WriteSimple("    Print this help.")
 }

@@ -2,56 +2,17 @@ package commands
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/sluicehq/sluice/acl"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestGlobMatch(t *testing.T) {
-	for _, c := range []struct {
-		pattern, key string
-		want         bool
-	}{
-		{"*", "", true}, {"*", "anything", true}, {"tenant1:*", "tenant1:ip:1.2.3.4", true},
-		{"tenant1:*", "tenant2:x", false}, {"tenant1:*", "tenant1", false}, {"a?c", "abc", true},
-		{"a?c", "ac", false}, {"a[bc]d", "acd", true}, {"a[^bc]d", "acd", false}, {"a[a-c]d", "abd", true},
-		{"a[c-a]d", "abd", true}, {`a\*b`, "a*b", true}, {`a\*b`, "axb", false}, {"*:*:x", "a:b:c:x", true},
-		{"a*b*c", "aXbYbZc", true}, {"a*b*c", "aXbYbZ", false}, {"[", "[", false}, {"**", "x", true},
-	} {
-		assert.Equal(t, c.want, globMatch(c.pattern, []byte(c.key)), "%q ~ %q", c.pattern, c.key)
-	}
-}
-
-func TestUsersLoad(t *testing.T) {
-	hash := sha256.Sum256([]byte("s3cret"))
-	us := NewUsers("adminpw")
-	require.NoError(t, us.Load(strings.NewReader(`
-# tenants may only throttle their own keys
-user tenant1 on >t1pw ~tenant1:* +@throttle +ping
-user hashed on #`+hex.EncodeToString(hash[:])+` allkeys allcommands -flushall
-user disabled off >x allcommands
-`)))
-	assert.True(t, us.AuthRequired())
-	assert.NotNil(t, us.authenticate([]byte("default"), []byte("adminpw")))
-	assert.Nil(t, us.authenticate([]byte("default"), []byte("nope")))
-	assert.NotNil(t, us.authenticate([]byte("hashed"), []byte("s3cret")))
-	assert.Nil(t, us.authenticate([]byte("disabled"), []byte("x")))
-	assert.Nil(t, us.authenticate([]byte("ghost"), []byte("x")))
-	err := us.Load(strings.NewReader("user a on bogus\nnot a user line\nuser b #zz\n"))
-	require.Error(t, err)
-	for _, want := range []string{"line 1", "bogus", "line 2", "line 3"} {
-		assert.Contains(t, err.Error(), want)
-	}
-	assert.False(t, NewUsers("").AuthRequired())
-}
-
 func TestAuthAndACLEndToEnd(t *testing.T) {
-	us := NewUsers("adminpw")
+	us := acl.NewUsers("adminpw")
 	require.NoError(t, us.Load(strings.NewReader("user tenant1 on >t1pw ~tenant1:* +@throttle +@connection +acl|whoami\n")))
 	ts := startServerWith(t, Config{Users: us, EnableDebug: true})
 	ctx := context.Background()

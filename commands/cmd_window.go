@@ -3,13 +3,13 @@ package commands
 import (
 	"strings"
 
-	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/resp"
 	"github.com/sluicehq/sluice/window"
 )
 
-func windowCommand() *Command {
-	return &Command{Name: "throttle.window", Arity: -4, Flags: []string{"write", "denyoom", "fast"},
+// windowCommands declares THROTTLE.WINDOW.
+func windowCommands() []*Command {
+	return []*Command{{Name: "throttle.window", Arity: -4, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 		FirstKey: 1, LastKey: 1, Step: 1,
 		Summary: "Applies one request to a window limit of count per period seconds: the sliding-window counter (default) " +
@@ -26,7 +26,7 @@ func windowCommand() *Command {
 			}},
 		},
 		Handler: throttleWindow,
-	}
+	}}
 }
 
 // throttleWindow serves THROTTLE.WINDOW key count period [quantity]
@@ -34,9 +34,9 @@ func windowCommand() *Command {
 func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 	var v [2]int64
 	for i := range v {
-		n, err := gcra.ParseInt(args[2+i])
+		n, err := parseInt(args[2+i])
 		if err != nil {
-			c.WriteError(err.Error())
+			c.WriteError(errorReply(err))
 			return
 		}
 		v[i] = n
@@ -44,9 +44,9 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 	q, algo := int64(1), window.Sliding
 	rest := args[4:]
 	if len(rest) > 0 && !strings.EqualFold(string(rest[0]), "algo") {
-		n, err := gcra.ParseInt(rest[0])
+		n, err := parseInt(rest[0])
 		if err != nil {
-			c.WriteError(err.Error())
+			c.WriteError(errorReply(err))
 			return
 		}
 		q, rest = n, rest[1:]
@@ -56,7 +56,7 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 	case len(rest) == 2 && strings.EqualFold(string(rest[0]), "algo"):
 		a, err := window.ParseAlgorithm(rest[1])
 		if err != nil {
-			c.WriteError(err.Error())
+			c.WriteError(errorReply(err))
 			return
 		}
 		algo = a
@@ -66,8 +66,8 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 	}
 	l, err := window.NewLimit(v[0], v[1])
 	if err != nil {
-		c.WriteError(err.Error())
+		c.WriteError(errorReply(err))
 		return
 	}
-	writeResult(c, beyondOf(s).windows.Take(algo, args[1], s.clock.Now(), l, q))
+	writeResult(c, s.keys.Take(algo, args[1], s.clock.Now(), l, q))
 }

@@ -31,11 +31,10 @@ func TestThrottleWindow(t *testing.T) {
 	assert.Equal(t, []int64{0, 10, 0, -1, 60}, call(t, c, "THROTTLE.WINDOW", "s", 10, 60, 0, "ALGO", "sliding"))
 
 	// Window state is reclaimed once it no longer matters.
-	b := beyondOf(ts.srv)
-	assert.Equal(t, 2, b.windows.Len())
+	assert.Equal(t, 2, ts.keys.Stats().Windows)
 	setClock(t, c, epoch+180e9)
-	assert.Equal(t, 2, ts.srv.SweepBeyond(1<<30))
-	assert.Zero(t, b.windows.Len())
+	assert.Equal(t, 2, ts.keys.Sweep(ts.srv.Clock().Now(), 1<<30))
+	assert.Zero(t, ts.keys.Stats().Windows)
 }
 
 func TestThrottleWindowErrors(t *testing.T) {
