@@ -95,7 +95,7 @@ func (s *Store) failure() error {
 	return s.err
 }
 
-// advance publishes that operations up to seq are synced, waking waiters.
+// advance publishes that the changes up to seq are synced, waking waiters.
 func (s *Store) advance(seq uint64) {
 	s.synced.Store(seq)
 	s.lastSync.Store(time.Now().UnixNano())
@@ -129,7 +129,7 @@ func (s *Store) fail(err error) {
 }
 
 // take hands the writer the pending chunks (reusing spare's storage for
-// the next ones) and the sequence number of the last operation in them.
+// the next ones) and the sequence number of the last change in them.
 func (s *Store) take(spare [][]byte) ([][]byte, uint64) {
 	s.mu.Lock()
 	chunks, seq := s.pending.take(spare), s.seq
@@ -255,7 +255,7 @@ func (s *Store) group() {
 }
 
 // coalesce is how long the writer lets changes gather in EverySec and No
-// modes, where replies do not wait for it, before handing them to Pebble:
+// modes, where replies do not wait for it, before writing them:
 // under load one write then carries many, saving the server's CPU.
 const coalesce = time.Millisecond
 
@@ -277,7 +277,7 @@ func (s *Store) gather(t *time.Timer) (forced, quit bool) {
 // several records, which folds and replays read one at a time.
 const maxBatchBytes = 512 << 10
 
-// commit appends the pending chunks to the journal (see journal.go) as
+// commit appends the pending chunks to the writer's segment as
 // records of at most maxBatchBytes (whole chunks each), hands them to the
 // operating system in one write where it can, and with sync waits for the
 // disk too.
