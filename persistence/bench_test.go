@@ -7,52 +7,46 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/keyspace"
 	"github.com/stretchr/testify/require"
 )
 
-// BenchmarkThrottle measures the table's THROTTLE with no journal (memory
-// mode) and with the store journalling it: the cost Record adds to the hot
-// path (an append under the store's mutex; the writer's I/O runs on its own
-// goroutine).
-func BenchmarkThrottle(b *testing.B) {
-	l := mustLimit(1_000_000_000, 1, 1)
-	run := func(b *testing.B, j gcra.Journal) {
-		tb := gcra.NewTable(256, j)
-		if s, ok := j.(*Store); ok {
-			_, err := s.Load(tb, epoch) // as the server does: folds read the table
-			require.NoError(b, err)
-		}
-		keys := make([][]byte, 100_000)
-		for i := range keys {
-			keys[i] = fmt.Appendf(nil, "user:%d", i)
-		}
-		var now atomic.Int64
-		now.Store(epoch)
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			i := 0
-			for pb.Next() {
-				i++
-				if _, err := tb.Throttle(keys[i%len(keys)], epoch, l, 1); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+// BenchmarkRecord measures Record with the writer behind it in EverySec and
+// No modes: the cost journalling adds to a keyspace change (an append under
+// the store's mutex; the writer's I/O runs on its own goroutine), for GCRA
+// state and for a window counter with a value.
+func BenchmarkRecord(b *testing.B) {
+	keys := make([][]byte, 100_000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "user:%d", i)
 	}
-	b.Run("memory", func(b *testing.B) { run(b, nil) })
+	value := []byte("0123456789abcdef")
 	for _, mode := range []Mode{EverySec, No} {
-		b.Run(mode.String(), func(b *testing.B) {
-			s, err := Open(Options{Dir: b.TempDir(), Mode: mode, Logger: quiet()})
-			require.NoError(b, err)
-			defer s.Close()
-			run(b, s)
-			b.StopTimer()
-			require.NoError(b, s.Sync())
-			st := s.Stats()
-			b.ReportMetric(float64(st.Recorded)/float64(max(st.Batches, 1)), "changes/batch")
-		})
+		for _, kind := range []keyspace.Kind{keyspace.GCRA, keyspace.Window} {
+			b.Run(mode.String()+"/"+kind.String(), func(b *testing.B) {
+				s, err := Open(Options{Dir: b.TempDir(), Mode: mode, Logger: quiet()})
+				require.NoError(b, err)
+				defer s.Close()
+				var n atomic.Int64
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					c := keyspace.Change{Op: keyspace.Set, Kind: kind}
+					if kind != keyspace.GCRA {
+						c.Value = value
+					}
+					for pb.Next() {
+						i := n.Add(1)
+						c.Key, c.Expires = keys[i%int64(len(keys))], epoch+i
+						s.Record(c)
+					}
+				})
+				b.StopTimer()
+				require.NoError(b, s.Sync())
+				st := s.Stats()
+				b.ReportMetric(float64(st.Recorded)/float64(max(st.Batches, 1)), "changes/batch")
+			})
+		}
 	}
 }
 
@@ -67,6 +61,7 @@ func BenchmarkWaitAlways(b *testing.B) {
 			defer s.Close()
 			var n atomic.Int64
 			b.SetParallelism(max(1, par/2)) // GOMAXPROCS is 2 here
+			b.ReportAllocs()
 			b.ResetTimer()
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
@@ -74,7 +69,7 @@ func BenchmarkWaitAlways(b *testing.B) {
 				for pb.Next() {
 					i := n.Add(1)
 					key = fmt.Appendf(key[:0], "k%d", i%10000)
-					s.Record(key, epoch+i)
+					s.Record(keyspace.Change{Op: keyspace.Set, Kind: keyspace.GCRA, Key: key, Expires: epoch + i})
 					if err := s.Wait(); err != nil {
 						b.Fatal(err)
 					}
@@ -89,7 +84,7 @@ func BenchmarkWaitAlways(b *testing.B) {
 }
 
 // BenchmarkRecover measures Load of SLUICE_RECOVER_KEYS live keys (default
-// 1,000,000) into a fresh table: the start-up recovery time.
+// 1,000,000) into a fresh model: the start-up recovery time.
 //
 //	go test -run '^$' -bench Recover -benchtime 3x ./persistence/
 func BenchmarkRecover(b *testing.B) {
@@ -104,7 +99,7 @@ func BenchmarkRecover(b *testing.B) {
 	key := make([]byte, 0, 32)
 	for i := range n {
 		key = fmt.Appendf(key[:0], "api:user:%08d", i)
-		s.Record(key, epoch+int64(i+1))
+		s.Record(keyspace.Change{Op: keyspace.Set, Kind: keyspace.GCRA, Created: true, Key: key, Expires: epoch + int64(i+1)})
 	}
 	require.NoError(b, s.Close())
 	var size int64
@@ -116,16 +111,16 @@ func BenchmarkRecover(b *testing.B) {
 		}
 	}
 	var opening, loading time.Duration
+	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		start := time.Now()
 		s, err := Open(Options{Dir: dir, Mode: EverySec, Logger: quiet()})
 		require.NoError(b, err)
 		opening += time.Since(start)
-		tb := gcra.NewTable(256, s)
-		rec, err := s.Load(tb, epoch)
+		rec, err := s.Load(newModel(nil), epoch)
 		require.NoError(b, err)
-		require.Equal(b, n, rec.Keys)
+		require.Equal(b, n, rec.GCRA.Restored)
 		loading += rec.Duration
 		b.StopTimer()
 		require.NoError(b, s.Close())
@@ -137,9 +132,8 @@ func BenchmarkRecover(b *testing.B) {
 }
 
 // BenchmarkFold measures folding a journal of 600,000 changes (about
-// 16 MiB, the default FoldBytes) over 100,000 keys into the key space: the
-// fold's cost per journalled change, which the server pays in the
-// background.
+// 16 MiB, the default FoldBytes) over 100,000 keys into Pebble: the fold's
+// cost per journalled change, which the server pays in the background.
 //
 //	go test -run '^$' -bench Fold -benchtime 5x ./persistence/
 func BenchmarkFold(b *testing.B) {
@@ -149,18 +143,19 @@ func BenchmarkFold(b *testing.B) {
 	defer s.Close()
 	key := make([]byte, 0, 32)
 	seg := uint64(1000) // beyond the writer's, which writes none
+	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
 		var p pendingLog
 		for i := range changes {
 			key = fmt.Appendf(key[:0], "bench:%07d", (i*7919)%keys)
-			p.appendSet(opSet, key, epoch+int64(i+1))
+			p.append(keyspace.Change{Op: keyspace.Set, Kind: keyspace.GCRA, Key: key, Expires: epoch + int64(i+1)}, kindCode(keyspace.GCRA))
 		}
 		writeSegment(b, s, seg, p.take(nil))
 		seg++
 		b.StartTimer()
-		f, err := s.foldSegments(seg)
+		f, err := s.foldSegments(seg, false)
 		require.NoError(b, err)
 		require.Equal(b, changes, f.changes)
 	}

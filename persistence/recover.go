@@ -1,94 +1,75 @@
 package persistence
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/sluicehq/sluice/keyspace"
 )
 
-// Setter receives recovered TATs; *gcra.Table implements it. Set must not
-// journal the change back (the store already holds it).
-type Setter interface {
-	Set(key []byte, tat, now int64) error
+// Recovery takes two steps. Open folds the journal a previous run left into
+// Pebble (replay), so that Pebble alone holds the state; Load then hands
+// every live state to the keyspace.
+
+// Restorer receives the recovered state; the keyspace implements it.
+// Restore applies c (Load passes only Sets) without journalling it back: the
+// store already holds it. c.Key and c.Value are only valid during the call.
+type Restorer interface {
+	Restore(c keyspace.Change, now int64) error
 }
 
-// Load puts every TAT still after now into dst and deletes from disk the ones
-// that have passed (and any malformed entry). Call it once, before serving:
-// changes recorded meanwhile are not ordered with it. When dst is also a
-// DirtySource (a gcra.Table is), it must be the table that journals to s:
-// folds then read the last TAT of every changed key from it.
-func (s *Store) Load(dst Setter, now int64) (Recovery, error) {
-	if d, ok := dst.(DirtySource); ok {
-		s.table.Store(&d)
+// replay folds the segments a previous run left into Pebble and numbers
+// the writer's first segment after every segment found.
+func (s *Store) replay() (int, error) {
+	// The journal directory's own entry is synced (always: a crash may
+	// have come between creating and syncing it), as each segment's is.
+	if err := s.fs.MkdirAll(s.journal, 0o750); err != nil {
+		return 0, err
 	}
+	if err := syncDir(s.fs, s.dir); err != nil {
+		return 0, err
+	}
+	nums, err := s.segments()
+	if err != nil {
+		return 0, err
+	}
+	through, err := s.foldedThrough()
+	if err != nil {
+		return 0, err
+	}
+	s.nextSegment = max(1, through)
+	if len(nums) > 0 {
+		s.nextSegment = max(s.nextSegment, nums[len(nums)-1]+1)
+	}
+	s.foldAsked = s.nextSegment
+	if len(nums) == 0 {
+		return 0, nil
+	}
+	// A crash may have interrupted a fold of these segments: replay.
+	f, err := s.foldSegments(s.nextSegment, true)
+	return f.changes, err
+}
+
+// Load hands dst every state on disk whose Expires is after now, kind by
+// kind, as a Set, and deletes from disk the states that expired while
+// Sluice was down and any malformed entry. Call it once, before serving:
+// changes recorded meanwhile are not ordered with it.
+func (s *Store) Load(dst Restorer, now int64) (Recovery, error) {
 	start := time.Now()
 	var rec Recovery
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: tatLower, UpperBound: tatUpper})
-	if err != nil {
-		return rec, fmt.Errorf("read data dir %s: %w", s.dir, err)
-	}
 	b := s.db.NewBatch()
-	flushDeletes := func() error {
-		if b.Empty() {
-			return nil
-		}
-		if err := guard(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
-			return fmt.Errorf("delete expired keys in %s: %w", s.dir, err)
-		}
-		b.Reset()
-		return nil
-	}
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		v, err := it.ValueAndErr()
-		if err != nil {
-			_ = it.Close()
-			b.Close()
-			return rec, fmt.Errorf("read data dir %s: %w", s.dir, err)
-		}
-		var tat int64
-		if len(v) == 8 {
-			tat = int64(binary.BigEndian.Uint64(v))
-		}
-		switch {
-		case tat <= 0:
-			rec.Invalid++
-		case tat <= now:
-			rec.Expired++
-		default:
-			if err := dst.Set(k[len(tatPrefix):], tat, now); err != nil {
-				_ = it.Close()
-				b.Close()
-				return rec, fmt.Errorf("load key %q: %w", k[len(tatPrefix):], err)
-			}
-			rec.Keys++
-			continue
-		}
-		if err := b.Delete(k, nil); err != nil {
-			_ = it.Close()
-			b.Close()
+	defer func() { _ = b.Close() }()
+	for _, k := range kinds {
+		if err := s.loadKind(dst, now, k.kind, k.prefix, b, rec.of(k.kind)); err != nil {
 			return rec, err
 		}
-		if b.Len() >= 1<<20 {
-			if err := flushDeletes(); err != nil {
-				_ = it.Close()
-				b.Close()
-				return rec, err
-			}
-		}
 	}
-	err = it.Close()
-	if err == nil {
-		err = flushDeletes()
+	if err := guard(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
+		return rec, fmt.Errorf("delete expired state in %s: %w", s.dir, err)
 	}
-	b.Close()
-	if err != nil {
-		return rec, fmt.Errorf("read data dir %s: %w", s.dir, err)
-	}
-	if rec.Invalid > 0 {
-		s.log.Warn("persistence: deleted malformed entries", "count", rec.Invalid, "dir", s.dir)
+	if n := rec.Total().Invalid; n > 0 {
+		s.log.Warn("persistence: deleted malformed entries", "count", n, "dir", s.dir)
 	}
 	rec.Duration = time.Since(start)
 	s.recMu.Lock()
@@ -99,36 +80,47 @@ func (s *Store) Load(dst Setter, now int64) (Recovery, error) {
 	return rec, nil
 }
 
-// LoadValues calls fn for every key of namespace ns (without ns) and its
-// value, and deletes from disk the entries for which fn returns false
-// (expired or malformed state). It returns how many were kept.
-func (s *Store) LoadValues(ns string, fn func(key, value []byte) bool) (int, error) {
-	prefix := []byte(ns)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+// loadKind restores the states of kind, stored under prefix, counting in
+// rec and adding the deletions to b (applied in pieces when it grows).
+func (s *Store) loadKind(dst Restorer, now int64, kind keyspace.Kind, prefix string, b *pebble.Batch, rec *KindRecovery) (err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return 0, fmt.Errorf("read data dir %s: %w", s.dir, err)
+		return fmt.Errorf("read data dir %s: %w", s.dir, err)
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	kept := 0
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("read data dir %s: %w", s.dir, cerr)
+		}
+	}()
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			_ = it.Close()
-			return kept, fmt.Errorf("read data dir %s: %w", s.dir, err)
+			return fmt.Errorf("read data dir %s: %w", s.dir, err)
 		}
-		if fn(it.Key()[len(prefix):], v) {
-			kept++
-		} else if err := b.Delete(it.Key(), nil); err != nil {
-			_ = it.Close()
-			return kept, err
+		key := it.Key()[len(prefix):]
+		expires, value, perr := parseValue(v)
+		switch {
+		case perr != nil:
+			rec.Invalid++
+		case expires <= now:
+			rec.Expired++
+		default:
+			c := keyspace.Change{Op: keyspace.Set, Kind: kind, Created: true, Key: key, Expires: expires, Value: value}
+			if err := dst.Restore(c, now); err != nil {
+				return fmt.Errorf("restore %s state of key %q: %w", kind, key, err)
+			}
+			rec.Restored++
+			continue
+		}
+		if err := b.Delete(it.Key(), nil); err != nil {
+			return err
+		}
+		if b.Len() >= 1<<20 {
+			if err := guard(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
+				return fmt.Errorf("delete expired state in %s: %w", s.dir, err)
+			}
+			b.Reset()
 		}
 	}
-	if err := it.Close(); err != nil {
-		return kept, fmt.Errorf("read data dir %s: %w", s.dir, err)
-	}
-	if err := guard(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
-		return kept, fmt.Errorf("delete expired state in %s: %w", s.dir, err)
-	}
-	return kept, nil
+	return nil
 }
