@@ -119,5 +119,3 @@ func (s *Server) Clock() *clock.Settable { return s.clock }
 // Commands lists the command table, sorted by name.
 func (s *Server) Commands() []*Command { return s.cmds.sorted }
 
-// windowLeaseShards is the number of shards of the window and lease stores.
-const windowLeaseShards = 64

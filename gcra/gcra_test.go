@@ -1,12 +1,10 @@
 package gcra
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -83,18 +81,6 @@ func vectorLimit(args []string) (Limit, int64, error) {
 	}
 	l, err := NewLimit(v[0], v[1], v[2])
 	return l, v[3], err
-}
-
-// TestVectorsCopy keeps gcra/testdata's copy identical to shared/spec.
-func TestVectorsCopy(t *testing.T) {
-	shared := filepath.Join("..", "..", "shared", "spec", "throttle-vectors.json")
-	want, err := os.ReadFile(shared)
-	if err != nil {
-		t.Skipf("shared/spec is not beside the repository (%v); nothing to compare", err)
-	}
-	got, err := os.ReadFile(filepath.Join("testdata", "throttle-vectors.json"))
-	require.NoError(t, err)
-	assert.True(t, bytes.Equal(want, got), "gcra/testdata/throttle-vectors.json differs from shared/spec: copy it again")
 }
 
 func TestSeconds(t *testing.T) {

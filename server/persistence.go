@@ -50,7 +50,7 @@ func (d *durability) mode() string {
 }
 
 // load fills dst with the unexpired state on disk; call before serving.
-func (d *durability) load(dst persistence.Setter, now int64) error {
+func (d *durability) load(dst persistence.Restorer, now int64) error {
 	if d == nil {
 		return nil
 	}
@@ -58,12 +58,16 @@ func (d *durability) load(dst persistence.Setter, now int64) error {
 	if err != nil {
 		return fmt.Errorf("--data-dir: recovery: %w", err)
 	}
+	total := rec.Total()
 	d.log.Info("recovered throttle state",
 		slog.String("dir", d.store.Dir()),
-		slog.Int("keys", rec.Keys),
+		slog.Int("keys", total.Restored),
+		slog.Int("gcra", rec.GCRA.Restored),
+		slog.Int("windows", rec.Window.Restored),
+		slog.Int("lease_keys", rec.Lease.Restored),
 		slog.Int("journal_replayed", rec.Replayed),
-		slog.Int("expired_dropped", rec.Expired),
-		slog.Int("invalid_dropped", rec.Invalid),
+		slog.Int("expired_dropped", total.Expired),
+		slog.Int("invalid_dropped", total.Invalid),
 		slog.Duration("took", rec.Duration))
 	return nil
 }
@@ -104,6 +108,7 @@ type storeView struct{ *persistence.Store }
 // Info lists INFO's persistence fields.
 func (v storeView) Info() []commands.Setting {
 	st := v.Stats()
+	total := st.Recovery.Total()
 	status, lastErr := "ok", ""
 	if st.Err != nil {
 		status, lastErr = "failed", st.Err.Error()
@@ -135,10 +140,10 @@ func (v storeView) Info() []commands.Setting {
 		{Name: "persistence_write_errors", Value: u(st.WriteErrors)},
 		{Name: "persistence_dropped_changes", Value: u(st.Dropped)},
 		{Name: "persistence_disk_bytes", Value: u(st.DiskBytes)},
-		{Name: "persistence_recovery_keys", Value: strconv.Itoa(st.Recovery.Keys)},
+		{Name: "persistence_recovery_keys", Value: strconv.Itoa(total.Restored)},
 		{Name: "persistence_recovery_replayed", Value: strconv.Itoa(st.Recovery.Replayed)},
-		{Name: "persistence_recovery_expired", Value: strconv.Itoa(st.Recovery.Expired)},
-		{Name: "persistence_recovery_invalid", Value: strconv.Itoa(st.Recovery.Invalid)},
+		{Name: "persistence_recovery_expired", Value: strconv.Itoa(total.Expired)},
+		{Name: "persistence_recovery_invalid", Value: strconv.Itoa(total.Invalid)},
 		{Name: "persistence_recovery_ms", Value: strconv.FormatInt(st.Recovery.Duration.Milliseconds(), 10)},
 	}
 }

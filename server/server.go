@@ -241,7 +241,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		sweep.stop()
 		s.shutdownErr = s.state.close()
-		s.log.Info("sluice stopped", slog.Int("keys", s.state.keys()))
+		s.log.Info("sluice stopped", slog.Int("keys", s.state.keyCount()))
 		s.metrics.shutdown(context.Background())
 	})
 	return s.shutdownErr

@@ -109,7 +109,7 @@ func TestServeAndShutdown(t *testing.T) {
 	logs.Reset()
 	s = start(t, cfg, &logs)
 	assert.Contains(t, logs.String(), `msg="recovered throttle state"`)
-	assert.Equal(t, 1, s.state.keys())
+	assert.Equal(t, 1, s.state.keyCount())
 }
 
 // TestNewClosesWhatItOpened: a New that fails (the port is taken) releases

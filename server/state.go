@@ -1,71 +1,60 @@
 package server
 
 import (
-	"fmt"
 	"log/slog"
 
+	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/commands"
-	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/keyspace"
 )
 
-// windowLeaseSweepBudget is how many window and lease keys per shard one
-// sweep pass examines (writes also reclaim as they go, so the sweep only
-// bounds what idle keys keep).
-const windowLeaseSweepBudget = 256
-
-// state is what the server serves: the state table and its clock, their
+// state is what the server serves: the keyspace and its clock, their
 // durable copy, and the command server on top. This file alone knows how
 // they are wired together.
 type state struct {
-	table *gcra.Table
+	keys  *keyspace.Keyspace
 	clock *clock.Settable
 	dur   *durability // nil in memory
 	cmds  *commands.Server
 }
 
-// newState opens the data directory when one is set, builds the table
-// journalling to it, recovers what it holds, and puts a command server on
-// top: cc carries the server's other fields (settings, users, network
-// counters), newState adds the state.
+// newState opens the data directory when one is set, builds the keyspace
+// emitting its changes to it, recovers what it holds (every kind of state,
+// in one pass), and puts a command server on top: cc carries the server's
+// other fields (settings, users, network counters), newState adds the
+// state.
 func newState(cfg Config, cc commands.Config, log *slog.Logger) (*state, error) {
 	dur, err := openDurability(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	var journal gcra.Journal // nil in memory, not a typed nil
+	var journal keyspace.Journal // nil in memory, not a typed nil
 	if dur != nil {
 		journal, cc.Persistence = dur.store, storeView{dur.store}
 	}
-	st := &state{table: gcra.NewTable(cfg.Shards, journal), clock: clock.NewSettable(clock.NewSystem()), dur: dur}
-	if err := dur.load(st.table, st.clock.Now()); err != nil {
+	st := &state{keys: keyspace.New(cfg.Shards, journal), clock: clock.NewSettable(clock.NewSystem()), dur: dur}
+	now := st.clock.Now()
+	if err := dur.load(st.keys, now); err != nil {
 		_ = dur.close()
 		return nil, err
 	}
-	cc.Table, cc.Clock = st.table, st.clock
+	// Lease IDs count on from now in microseconds, so that IDs of leases
+	// released before a restart are never reissued.
+	st.keys.SeedLeaseIDs(now / 1e3)
+	cc.Keys, cc.Clock = st.keys, st.clock
 	st.cmds = commands.NewServer(cc)
-	windows, leases, err := st.cmds.RecoverBeyond(st.clock.Now())
-	if err != nil {
-		_ = dur.close()
-		return nil, fmt.Errorf("recover window and lease state: %w", err)
-	}
-	if dur != nil {
-		log.Info("recovered window and lease state", slog.Int("windows", windows), slog.Int("lease_keys", leases))
-	}
 	return st, nil
 }
 
 // sweepStep reclaims a slice of the expired state; the sweeper calls it
 // every Config.SweepInterval.
-func (st *state) sweepStep() {
-	st.table.SweepStep(st.clock.Now())
-	st.cmds.SweepBeyond(windowLeaseSweepBudget)
-}
+func (st *state) sweepStep() { st.keys.SweepStep(st.clock.Now()) }
 
-// keys counts the keys held, for the log.
-func (st *state) keys() int { return st.table.Len() }
+// keyCount counts the keys held, for the log.
+func (st *state) keyCount() int { return st.keys.Len() }
 
-// shards is the table's shard count, for the log.
-func (st *state) shards() int { return st.table.Shards() }
+// shards is the keyspace's shard count, for the log.
+func (st *state) shards() int { return st.keys.Shards() }
 
 // close closes the durable copy (see durability.close); call it once the
 // network and the sweeper have stopped.

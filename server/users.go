@@ -5,12 +5,12 @@ import (
 	"os"
 	"strings"
 
-	"github.com/sluicehq/sluice/commands"
+	"github.com/sluicehq/sluice/acl"
 )
 
 // users builds the accounts from RequirePass (or RequirePassFile) and
 // ACLFile.
-func (c Config) users() (*commands.Users, error) {
+func (c Config) users() (*acl.Users, error) {
 	pass := c.RequirePass
 	if c.RequirePassFile != "" {
 		b, err := os.ReadFile(c.RequirePassFile)
@@ -19,7 +19,7 @@ func (c Config) users() (*commands.Users, error) {
 		}
 		pass = strings.TrimRight(string(b), "\r\n")
 	}
-	users := commands.NewUsers(pass)
+	users := acl.NewUsers(pass)
 	if c.ACLFile != "" {
 		f, err := os.Open(c.ACLFile)
 		if err != nil {

@@ -568,5 +568,6 @@ func TestRestartRemembersWindowsAndLeases(t *testing.T) {
 	assert.EqualValues(t, 2, again[2], "the lease held before the restart is still in flight")
 	assert.Greater(t, again[4], released[4], "lease ids are not reused")
 	assert.EqualValues(t, 1, ints(c, "LEASE.ACQUIRE", "jobs", 2, 600000)[0], "both slots are taken")
-	assert.Contains(t, p.Logs(), "recovered window and lease state")
+	assert.Contains(t, p.Logs(), "windows=1")
+	assert.Contains(t, p.Logs(), "lease_keys=1")
 }
