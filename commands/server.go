@@ -118,4 +118,3 @@ func (s *Server) Clock() *clock.Settable { return s.clock }
 
 // Commands lists the command table, sorted by name.
 func (s *Server) Commands() []*Command { return s.cmds.sorted }
-
