@@ -3,7 +3,6 @@ package keyspace
 import (
 	"bytes"
 	"errors"
-	"slices"
 
 	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/keyspace/internal/table"
@@ -115,16 +114,7 @@ func (ks *Keyspace) ThrottleMulti(checks []Check, now int64, quantity int64, res
 		order = append(order, h&ks.mask)
 	}
 	linkPriors(checks, ms)
-	slices.Sort(order)
-	order = slices.Compact(order)
-	for _, idx := range order {
-		ks.shards[idx].mu.Lock()
-	}
-	defer func() {
-		for _, idx := range order {
-			ks.shards[idx].mu.Unlock()
-		}
-	}()
+	defer ks.unlockShards(ks.lockShards(order))
 
 	// Decide every check against the state as the earlier checks of this
 	// same request would leave it.

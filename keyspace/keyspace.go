@@ -3,6 +3,7 @@ package keyspace
 import (
 	"hash/maphash"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -185,6 +186,23 @@ func (ks *Keyspace) flushLocked() int {
 		s.windows, s.leases, s.extra = nil, nil, 0
 	}
 	return n
+}
+
+// lockShards locks the shards whose indexes idx holds, each once, in
+// ascending order (the lock order), and returns them for unlockShards.
+func (ks *Keyspace) lockShards(idx []uint64) []uint64 {
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		ks.shards[i].mu.Lock()
+	}
+	return idx
+}
+
+func (ks *Keyspace) unlockShards(idx []uint64) {
+	for _, i := range idx {
+		ks.shards[i].mu.Unlock()
+	}
 }
 
 func (ks *Keyspace) lockAll() {

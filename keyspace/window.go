@@ -3,7 +3,6 @@ package keyspace
 import (
 	"encoding/binary"
 	"errors"
-	"slices"
 
 	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/window"
@@ -85,16 +84,7 @@ func (ks *Keyspace) TakeMulti(a window.Algorithm, checks []WindowCheck, now int6
 		hashes[i] = ks.hash(c.Key)
 		order[i] = hashes[i] & ks.mask
 	}
-	slices.Sort(order)
-	order = slices.Compact(order)
-	for _, i := range order {
-		ks.shards[i].mu.Lock()
-	}
-	defer func() {
-		for _, i := range order {
-			ks.shards[i].mu.Unlock()
-		}
-	}()
+	defer ks.unlockShards(ks.lockShards(order))
 	shardOf := func(i int) *shard { return &ks.shards[hashes[i]&ks.mask] }
 	states := make([]window.State, len(checks))
 	type keyPeriod struct {
