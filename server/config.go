@@ -19,9 +19,14 @@ type Config struct {
 	// Bind lists the addresses to listen on, separated by spaces or
 	// commas. Default "127.0.0.1".
 	Bind string
-	// Port is the TCP port of the plaintext listeners; 0 picks a free one
-	// (see [Server.Addr]). Default 6379.
+	// Port is the TCP port of the plaintext listeners; 0 means none (a
+	// TLS-only server, as Redis's port 0). Default 6379.
 	Port int
+	// ListenAddr, when set, replaces Bind and Port: one plaintext listener
+	// opens at this host:port, whose port may be 0 for a free one (see
+	// [Server.Addr]). It is for tests and programs that embed a server;
+	// no flag, variable or config file line sets it. Default "".
+	ListenAddr string
 	// Shards is the number of state table shards, rounded up to a power
 	// of two. Default 256.
 	Shards int
@@ -151,6 +156,8 @@ func (c Config) Validate() error {
 		}
 	}
 	check(c.Port < 0 || c.Port > 65535, "--port %d: must be 0..65535", c.Port)
+	check(c.Port == 0 && c.TLSPort == 0 && c.ListenAddr == "",
+		"--port 0 turns the plaintext listener off and no --tls-port is set: nothing would listen")
 	check(len(c.bindAddrs()) == 0, "--bind: no address")
 	check(c.Shards < 1 || c.Shards > 1<<16, "--shards %d: must be 1..65536", c.Shards)
 	check(c.SweepInterval <= 0, "--sweep-interval %s: must be positive", c.SweepInterval)

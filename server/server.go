@@ -107,7 +107,13 @@ func (s *Server) open() error {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 	}
-	if s.lns, err = listen(s.cfg.bindAddrs(), s.cfg.Port, nil); err != nil {
+	switch {
+	case s.cfg.ListenAddr != "":
+		s.lns, err = listenAt([]string{s.cfg.ListenAddr}, nil)
+	case s.cfg.Port != 0: // port 0: no plaintext listener, as in Redis
+		s.lns, err = listen(s.cfg.bindAddrs(), s.cfg.Port, nil)
+	}
+	if err != nil {
 		return err
 	}
 	if s.cfg.TLSPort == 0 {
@@ -129,8 +135,9 @@ func (s *Server) open() error {
 // password is set.
 func (s *Server) protected() bool { return s.cfg.ProtectedMode && !s.net.AuthRequired }
 
-// Addr is the address of the first plaintext listener; with Port 0, the
-// free port it found.
+// Addr is the address of the first listener, a plaintext one unless
+// Port is 0 (TLS only); with a ListenAddr whose port is 0, the free port it
+// found.
 func (s *Server) Addr() net.Addr { return s.lns[0].Addr() }
 
 // Serve serves clients on every listener and starts the expiry sweep; once
@@ -250,9 +257,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // listen opens one listener per host on port, wrapped in TLS when tc is
 // set. On error it closes the ones it opened.
 func listen(hosts []string, port int, tc *tls.Config) ([]net.Listener, error) {
+	addrs := make([]string, len(hosts))
+	for i, host := range hosts {
+		addrs[i] = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	return listenAt(addrs, tc)
+}
+
+// listenAt opens one listener per address, wrapped in TLS when tc is set.
+// On error it closes the ones it opened.
+func listenAt(addrs []string, tc *tls.Config) ([]net.Listener, error) {
 	var lns []net.Listener
-	for _, host := range hosts {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			closeAll(lns)
 			return nil, fmt.Errorf("listen: %w", err)

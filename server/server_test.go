@@ -21,7 +21,7 @@ import (
 // small table.
 func testConfig() Config {
 	cfg := Default()
-	cfg.Port = 0
+	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Shards = 4
 	return cfg
 }
@@ -120,13 +120,13 @@ func TestNewClosesWhatItOpened(t *testing.T) {
 	defer taken.Close()
 	cfg := testConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.Port = taken.Addr().(*net.TCPAddr).Port
+	cfg.ListenAddr = taken.Addr().String()
 	var logs bytes.Buffer
 	_, err = New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	assert.ErrorContains(t, err, "address already in use")
 	assert.Contains(t, logs.String(), "persistence closed")
 
-	cfg.Port = 0
+	cfg.ListenAddr = "127.0.0.1:0"
 	start(t, cfg, &logs)
 }
 

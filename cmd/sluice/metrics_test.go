@@ -23,9 +23,9 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestMetricsEndpoint(t *testing.T) {
-	port := freePort(t)
-	p := startProc(t, nil, "--port", "0", "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--enable-debug-command", "--pprof")
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	port := respPort(t)
+	p := startProc(t, nil, "--port", respPort(t), "--metrics-addr", fmt.Sprintf("127.0.0.1:%s", port), "--enable-debug-command", "--pprof")
+	base := fmt.Sprintf("http://127.0.0.1:%s", port)
 	c := p.Client(t)
 	ctx := context.Background()
 	require.NoError(t, c.Do(ctx, "DEBUG", "CLOCK", "SET", "1893456000000000000").Err())
@@ -61,12 +61,12 @@ func TestMetricsEndpoint(t *testing.T) {
 }
 
 func TestMetricsPersistence(t *testing.T) {
-	port := freePort(t)
-	p := startProc(t, nil, "--port", "0", "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port),
+	port := respPort(t)
+	p := startProc(t, nil, "--port", respPort(t), "--metrics-addr", fmt.Sprintf("127.0.0.1:%s", port),
 		"--data-dir", t.TempDir(), "--fsync", "always")
 	c := p.Client(t)
 	require.NoError(t, c.Do(context.Background(), "THROTTLE", "m", 1, 1, 60).Err())
-	code, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	code, body := get(t, fmt.Sprintf("http://127.0.0.1:%s/metrics", port))
 	require.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "sluice_persistence_unsynced_changes 0", "always: an acknowledged change is synced")
 	assert.Regexp(t, `sluice_persistence_fsyncs_total [1-9]`, body)
