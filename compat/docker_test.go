@@ -276,7 +276,7 @@ func TestDockerfile(t *testing.T) {
 
 	// The image's command line, on loopback and a free port.
 	setFlag(args, "--bind", "127.0.0.1")
-	setFlag(args, "--port", "0")
+	setFlag(args, "--port", freePort(t))
 	s := startBinary(t, bin, args...)
 	conn, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
 	if err != nil {
