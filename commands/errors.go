@@ -27,6 +27,7 @@ const (
 	errGetKeysCommand = "ERR Invalid command specified"
 	errGetKeysArity   = "ERR Invalid number of arguments specified for command"
 	errGetKeysNone    = "ERR The command has no key arguments"
+	errInvalidCursor  = "ERR invalid cursor"
 )
 
 func errHelloOption(opt []byte) string {
