@@ -67,8 +67,8 @@ type Server struct {
 	deniedKey    atomic.Uint64 // NOPERM for a key
 	latency      Latency
 
-	throttleCmd, clThrottleCmd *Command     // for per-command decision counts
-	waitDurable                func() error // s.waitDurableFn, bound once (no allocation per call)
+	decisions   decisions    // every rate-limit decision, by kind and policy
+	waitDurable func() error // s.waitDurableFn, bound once (no allocation per call)
 	// durable is cfg.Persistence when its replies wait for durability
 	// (RepliesWait), else nil: then no command sets a barrier.
 	durable Persistence
@@ -105,7 +105,6 @@ func NewServer(cfg Config) *Server {
 		sessions: map[uint64]*session{},
 		isLocal:  isLoopback,
 	}
-	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
 	s.waitDurable = s.waitDurableFn
 	if p := cfg.Persistence; p != nil && p.RepliesWait() {
 		s.durable = p

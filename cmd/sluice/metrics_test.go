@@ -38,9 +38,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	code, body := get(t, base+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	for _, want := range []string{
-		`sluice_throttle_decisions_total{command="throttle",decision="allowed"} 2`,
-		`sluice_throttle_decisions_total{command="throttle",decision="limited"} 1`,
-		`sluice_throttle_decisions_total{command="cl.throttle",decision="allowed"} 1`,
+		`sluice_throttle_decisions_total{algorithm="gcra",command="throttle",decision="allowed"} 2`,
+		`sluice_throttle_decisions_total{algorithm="gcra",command="throttle",decision="limited"} 1`,
+		`sluice_throttle_decisions_total{algorithm="gcra",command="cl.throttle",decision="allowed"} 1`,
 		`sluice_commands_total{command="throttle"} 3`,
 		`sluice_keys 2`,
 		`sluice_connected_clients 1`,
