@@ -95,6 +95,9 @@ func (s *Store) foldSegments(to uint64, replay bool) (folded, error) {
 		}
 	}
 	read := func(each func(rec []byte) error) error {
+		if replay {
+			each = s.replayProgress(todo, each)
+		}
 		for _, n := range todo {
 			if err := s.readSegment(n, each); err != nil {
 				return err

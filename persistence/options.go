@@ -90,6 +90,9 @@ type Options struct {
 	// Logger receives the store's and Pebble's messages; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Progress, when set, is told how recovery advances: by Open while it
+	// replays the journal, by Load while it restores keys (see Progress).
+	Progress func(Progress)
 
 	fs vfs.FS // tests inject errors through it; nil means the OS
 }

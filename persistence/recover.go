@@ -97,6 +97,7 @@ func (s *Store) loadKind(dst Restorer, now int64, kind keyspace.Kind, prefix str
 		if err != nil {
 			return fmt.Errorf("read data dir %s: %w", s.dir, err)
 		}
+		s.loaded(len(it.Key()) + len(v))
 		key := it.Key()[len(prefix):]
 		expires, value, perr := parseValue(v)
 		switch {

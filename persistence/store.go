@@ -62,6 +62,10 @@ type Store struct {
 	quit    chan struct{} // Close
 	done    chan struct{} // the writer has finished
 
+	// progress is Options.Progress; loadProgress, Load's (progress.go).
+	progress     func(Progress)
+	loadProgress progressState
+
 	recorded atomic.Uint64 // == seq, readable without mu
 	written  atomic.Uint64 // changes in the journal (the OS has them)
 	synced   atomic.Uint64 // changes known to be on stable storage
@@ -134,6 +138,7 @@ func Open(opts Options) (*Store, error) {
 		foldReq:     make(chan foldJob, 1),
 		foldNowReq:  make(chan chan error),
 		folderDone:  make(chan struct{}),
+		progress:    opts.Progress,
 	}
 	s.room.L = &s.mu
 	if err := checkContents(dir, fs); err != nil {
