@@ -56,6 +56,10 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 			return
 		}
 	}
+	if s.loading.Load() != nil && !cmd.Flags.Has(FlagLoading) {
+		c.WriteError(errLoading)
+		return
+	}
 	sess.lastCmd.Store(&cmd.Name)
 	s.run(cmd, sess, c, args)
 }

@@ -28,6 +28,7 @@ const (
 	errGetKeysArity   = "ERR Invalid number of arguments specified for command"
 	errGetKeysNone    = "ERR The command has no key arguments"
 	errInvalidCursor  = "ERR invalid cursor"
+	errLoading        = "LOADING Sluice is loading the dataset in memory"
 )
 
 func errHelloOption(opt []byte) string {

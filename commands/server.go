@@ -76,6 +76,9 @@ type Server struct {
 	// policies are the named policies POLICY.* serve (cmd_policy.go).
 	policies atomic.Pointer[policy.Set]
 
+	// loading is set while the data directory is recovered (SetLoading).
+	loading atomic.Pointer[loadingState]
+
 	// isLocal tells loopback clients for protected mode; tests replace it
 	// to see the refusal without a second network.
 	isLocal func(addr string) bool
@@ -110,6 +113,25 @@ func NewServer(cfg Config) *Server {
 		s.durable = p
 	}
 	return s
+}
+
+// loadingState is what SetLoading was given.
+type loadingState struct {
+	info func() []Setting
+}
+
+// SetLoading says whether the state is still being recovered. While it is
+// (info is not nil), every command that Redis does not allow while loading
+// (those without FlagLoading: all that touch keys, and PING) answers
+// -LOADING, and INFO's persistence section shows loading:1 followed by the
+// fields info returns (Redis's loading_* figures). SetLoading(nil) ends
+// loading; commands then run as usual.
+func (s *Server) SetLoading(info func() []Setting) {
+	if info == nil {
+		s.loading.Store(nil)
+		return
+	}
+	s.loading.Store(&loadingState{info: info})
 }
 
 // Clock is the server's clock (frozen and released by DEBUG CLOCK).

@@ -20,9 +20,9 @@ import (
 // collector turns the servers' counters into Prometheus metrics at scrape
 // time, so serving pays nothing for metrics beyond the counters it keeps.
 type collector struct {
-	cmds *commands.Server
-	net  *resp.Server
-	dur  *durability // nil without --data-dir
+	cmds  *commands.Server
+	net   *resp.Server
+	state *state // its data directory, once recovered
 
 	commands, decisions, policies, latency, keys *prometheus.Desc
 	expired                                      *prometheus.Desc
@@ -30,12 +30,12 @@ type collector struct {
 	lagOps, lagSeconds, walSyncs, diskBytes      *prometheus.Desc
 }
 
-func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability) *collector {
+func newCollector(st *state, rs *resp.Server) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("sluice_"+name, help, labels, nil)
 	}
 	return &collector{
-		cmds: cmds, net: rs, dur: dur,
+		cmds: st.cmds, net: rs, state: st,
 		lagOps:     d("persistence_unsynced_changes", "Changes recorded but not yet known to be on stable storage."),
 		lagSeconds: d("persistence_last_sync_age_seconds", "Seconds since the journal was last synced."),
 		walSyncs:   d("persistence_fsyncs_total", "Journal syncs (fdatasync)."),
@@ -98,8 +98,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.errorsDesc, st.AuthFailures, "auth_failed")
 	counter(c.errorsDesc, st.DeniedCommand, "command_denied")
 	counter(c.errorsDesc, st.DeniedKey, "key_denied")
-	if c.dur != nil {
-		ps := c.dur.store.Stats()
+	if dur := c.state.dur.Load(); dur != nil {
+		ps := dur.store.Stats()
 		counter(c.errorsDesc, ps.WriteErrors, "persistence_write")
 		ch <- prometheus.MustNewConstMetric(c.lagOps, prometheus.GaugeValue, float64(ps.Recorded-min(ps.Synced, ps.Recorded)))
 		if !ps.LastSync.IsZero() {
@@ -163,8 +163,8 @@ func (m *metricsServer) setReady(v bool) {
 	}
 }
 
-func newRegistry(cmds *commands.Server, rs *resp.Server, dur *durability) *prometheus.Registry {
+func newRegistry(st *state, rs *resp.Server) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(cmds, rs, dur), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newCollector(st, rs), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }

@@ -1,7 +1,7 @@
 package server
 
 import (
-	"log/slog"
+	"sync/atomic"
 
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/commands"
@@ -14,36 +14,47 @@ import (
 type state struct {
 	keys  *keyspace.Keyspace
 	clock *clock.Settable
-	dur   *durability // nil in memory
 	cmds  *commands.Server
+	// dur is the data directory once recovery opened and loaded it (see
+	// recovery.go); nil until then, and always without Config.DataDir.
+	dur atomic.Pointer[durability]
 }
 
-// newState opens the data directory when one is set, builds the keyspace
-// emitting its changes to it, recovers what it holds (every kind of state,
-// in one pass), and puts a command server on top: cc carries the server's
-// other fields (settings, users, network counters), newState adds the
-// state.
-func newState(cfg Config, cc commands.Config, log *slog.Logger) (*state, error) {
-	dur, err := openDurability(cfg, log)
-	if err != nil {
-		return nil, err
-	}
+// newState builds the keyspace and puts a command server on top: cc
+// carries the server's other fields (settings, users, network counters),
+// newState adds the state. With a data directory the keyspace emits its
+// changes to it and the commands see it through storeView, both as soon as
+// recovery has opened it (until then every command that could change state
+// answers -LOADING); in memory lease IDs are seeded at once.
+func newState(cfg Config, cc commands.Config) *state {
+	st := &state{clock: clock.NewSettable(clock.NewSystem())}
 	var journal keyspace.Journal // nil in memory, not a typed nil
-	if dur != nil {
-		journal, cc.Persistence = dur.store, storeView{dur.store}
+	if cfg.DataDir != "" {
+		journal, cc.Persistence = journalRef{st}, storeView{st: st, cfg: cfg}
 	}
-	st := &state{keys: keyspace.New(cfg.Shards, journal), clock: clock.NewSettable(clock.NewSystem()), dur: dur}
-	now := st.clock.Now()
-	if err := dur.load(st.keys, now); err != nil {
-		_ = dur.close()
-		return nil, err
-	}
-	// Lease IDs count on from now in microseconds, so that IDs of leases
-	// released before a restart are never reissued.
-	st.keys.SeedLeaseIDs(now / 1e3)
+	st.keys = keyspace.New(cfg.Shards, journal)
 	cc.Keys, cc.Clock = st.keys, st.clock
 	st.cmds = commands.NewServer(cc)
-	return st, nil
+	if cfg.DataDir == "" {
+		st.seedLeaseIDs(st.clock.Now())
+	}
+	return st
+}
+
+// seedLeaseIDs makes lease IDs count on from now in microseconds, so that
+// IDs of leases released before a restart are never reissued.
+func (st *state) seedLeaseIDs(now int64) { st.keys.SeedLeaseIDs(now / 1e3) }
+
+// journalRef is the keyspace's Journal with a data directory: the store,
+// once recovery has opened it. No change is recorded before (commands that
+// change state answer -LOADING and the sweep has not started).
+type journalRef struct{ st *state }
+
+// Record implements keyspace.Journal.
+func (j journalRef) Record(c keyspace.Change) {
+	if d := j.st.dur.Load(); d != nil {
+		d.store.Record(c)
+	}
 }
 
 // sweepStep reclaims a slice of the expired state; the sweeper calls it
@@ -57,5 +68,5 @@ func (st *state) keyCount() int { return st.keys.Len() }
 func (st *state) shards() int { return st.keys.Shards() }
 
 // close closes the durable copy (see durability.close); call it once the
-// network and the sweeper have stopped.
-func (st *state) close() error { return st.dur.close() }
+// network, the sweeper and recovery have stopped.
+func (st *state) close() error { return st.dur.Load().close() }

@@ -235,3 +235,27 @@ func TestVersionAndHelpConventions(t *testing.T) {
 		assert.Equal(t, 2, strings.Count(help, "\n  sluice --")+strings.Count(help, "\n  SLUICE_"), help)
 	}
 }
+
+// TestHealthCheckDuringLoading: a server recovering its data directory
+// answers PING with -LOADING; the container is up, so the probe passes.
+func TestHealthCheckDuringLoading(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = conn.Read(make([]byte, 64))
+			_, _ = io.WriteString(conn, "-LOADING Sluice is loading the dataset in memory\r\n")
+			conn.Close()
+		}
+	}()
+	cfg := defaultConfig()
+	cfg.Port = ln.Addr().(*net.TCPAddr).Port
+	var out strings.Builder
+	require.NoError(t, healthCheck(cfg, &out))
+	assert.Contains(t, out.String(), "is up")
+}
