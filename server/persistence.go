@@ -47,7 +47,8 @@ func (d *durability) mode() string {
 	return d.store.Mode().String()
 }
 
-// load fills dst with the unexpired state on disk; call before serving.
+// load fills dst with the unexpired state on disk; call before commands
+// may change dst (they answer -LOADING meanwhile).
 func (d *durability) load(dst persistence.Restorer, now int64) error {
 	if d == nil {
 		return nil
