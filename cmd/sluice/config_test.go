@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,4 +140,32 @@ func TestDurations(t *testing.T) {
 	assert.Equal(t, 1500*time.Millisecond, c.AuthTimeout)
 	_, err = parseConfig([]string{"--shutdown-timeout", "30"}, noEnv, io.Discard)
 	assert.ErrorContains(t, err, `--shutdown-timeout "30": needs a unit`)
+}
+
+// FuzzConfigLine: splitArgs never panics, and the words it reads, quoted
+// again, read back the same.
+func FuzzConfigLine(f *testing.F) {
+	for _, seed := range []string{
+		"port 6379", `requirepass "a b\"c"`, "bind 127.0.0.1 ::1 # comment", "name 'single quoted'",
+		`x "\x41\n"`, `"unbalanced`, `'x'y`, "\t tabs\tand  spaces ", "# only a comment", "",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		words, err := splitArgs(line)
+		if err != nil {
+			return
+		}
+		quoted := make([]string, len(words))
+		for i, w := range words {
+			quoted[i] = strconv.Quote(w)
+		}
+		again, err := splitArgs(strings.Join(quoted, " "))
+		require.NoError(t, err)
+		if len(words) == 0 {
+			assert.Empty(t, again)
+			return
+		}
+		assert.Equal(t, words, again)
+	})
 }
