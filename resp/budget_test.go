@@ -87,7 +87,7 @@ func TestQueryBufferTotal(t *testing.T) {
 		c := dial(t, addr)
 		c.send(partial)
 		c.expectClosed()
-		waitFor(t, func() bool { return srv.Stats().EvictedClients == uint64(i) }, "an eviction")
+		waitFor(t, func() bool { st := srv.Stats(); return st.EvictedClients == uint64(i) && st.Connected == 3 }, "an eviction")
 		st := srv.Stats()
 		require.LessOrEqual(t, st.QueryBufferBytes, srv.MaxQueryBufferTotal)
 		require.Equal(t, int64(3*perConn), st.QueryBufferBytes, "an evicted connection gives its bytes back")

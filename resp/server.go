@@ -154,20 +154,21 @@ type Server struct {
 
 // Limits are the effective limits of a Server, with defaults applied.
 type Limits struct {
-	MaxClients          int
-	MaxClientsPerIP     int // 0 means no cap
-	MaxBulkLen          int64
-	MaxArgs             int
-	MaxInlineLen        int
-	MaxQueryBuffer      int
+	MaxClients        int
+	MaxClientsPerIP   int // 0 means no cap
+	MaxBulkLen        int64
+	MaxArgs           int
+	MaxInlineLen      int
+	MaxQueryBuffer    int
+	PreAuthMaxArgs    int
+	PreAuthMaxBulkLen int64
+	MaxPendingReply   int
+	WriteTimeout      time.Duration // 0 means none
+	IdleTimeout       time.Duration // 0 means none
+	AuthTimeout       time.Duration
+	AuthRequired      bool
+
 	MaxQueryBufferTotal int64
-	PreAuthMaxArgs      int
-	PreAuthMaxBulkLen   int64
-	MaxPendingReply     int
-	WriteTimeout        time.Duration // 0 means none
-	IdleTimeout         time.Duration // 0 means none
-	AuthTimeout         time.Duration
-	AuthRequired        bool
 }
 
 // Stats are a Server's counters.
@@ -197,20 +198,21 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 // Limits returns the effective limits (defaults applied), e.g. for INFO.
 func (s *Server) Limits() Limits {
 	l := Limits{
-		MaxClients:          orDefault(s.MaxClients, DefaultMaxClients),
-		MaxClientsPerIP:     max(s.MaxClientsPerIP, 0),
-		MaxBulkLen:          orDefault(s.MaxBulkLen, DefaultMaxBulkLen),
-		MaxArgs:             orDefault(s.MaxArgs, DefaultMaxArgs),
-		MaxInlineLen:        orDefault(s.MaxInlineLen, DefaultMaxInlineLen),
-		MaxQueryBuffer:      orDefault(s.MaxQueryBuffer, DefaultMaxQueryBuffer),
+		MaxClients:        orDefault(s.MaxClients, DefaultMaxClients),
+		MaxClientsPerIP:   max(s.MaxClientsPerIP, 0),
+		MaxBulkLen:        orDefault(s.MaxBulkLen, DefaultMaxBulkLen),
+		MaxArgs:           orDefault(s.MaxArgs, DefaultMaxArgs),
+		MaxInlineLen:      orDefault(s.MaxInlineLen, DefaultMaxInlineLen),
+		MaxQueryBuffer:    orDefault(s.MaxQueryBuffer, DefaultMaxQueryBuffer),
+		PreAuthMaxArgs:    orDefault(s.PreAuthMaxArgs, DefaultPreAuthMaxArgs),
+		PreAuthMaxBulkLen: orDefault(s.PreAuthMaxBulkLen, DefaultPreAuthMaxBulkLen),
+		MaxPendingReply:   orDefault(s.MaxPendingReply, DefaultMaxPendingReply),
+		WriteTimeout:      s.WriteTimeout,
+		IdleTimeout:       max(s.IdleTimeout, 0),
+		AuthTimeout:       orDefault(s.AuthTimeout, DefaultAuthTimeout),
+		AuthRequired:      s.AuthRequired,
+
 		MaxQueryBufferTotal: orDefault(s.MaxQueryBufferTotal, DefaultMaxQueryBufferTotal),
-		PreAuthMaxArgs:      orDefault(s.PreAuthMaxArgs, DefaultPreAuthMaxArgs),
-		PreAuthMaxBulkLen:   orDefault(s.PreAuthMaxBulkLen, DefaultPreAuthMaxBulkLen),
-		MaxPendingReply:     orDefault(s.MaxPendingReply, DefaultMaxPendingReply),
-		WriteTimeout:        s.WriteTimeout,
-		IdleTimeout:         max(s.IdleTimeout, 0),
-		AuthTimeout:         orDefault(s.AuthTimeout, DefaultAuthTimeout),
-		AuthRequired:        s.AuthRequired,
 	}
 	switch {
 	case l.WriteTimeout == 0:
