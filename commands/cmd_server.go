@@ -195,6 +195,7 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 	section("clients", func(kv func(string, any)) {
 		kv("connected_clients", net.Connected)
 		kv("rejected_connections", net.Rejected)
+		kv("query_buffer_bytes", net.QueryBufferBytes)
 	})
 	section("memory", func(kv func(string, any)) {
 		m := s.Memory()
@@ -218,6 +219,7 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 		kv("total_net_input_bytes", net.BytesIn)
 		kv("total_net_output_bytes", net.BytesOut)
 		kv("protocol_errors", net.ProtocolErrors)
+		kv("evicted_clients", net.EvictedClients)
 		kv("panics_recovered", net.PanicsRecovered)
 		kv("acl_access_denied_auth", s.authFailures.Load())
 		kv("acl_access_denied_cmd", s.deniedCmd.Load())

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -39,7 +38,7 @@ func (b *Bytes) Set(s string) error {
 	}
 	n, err := strconv.ParseInt(text, 10, 64)
 	if err != nil || n < 0 || n > math.MaxInt64/scale {
-		return fmt.Errorf("%q: %w", s, errBytes)
+		return errBytes // the caller names the setting and the value
 	}
 	*b = Bytes(n * scale)
 	return nil
