@@ -47,6 +47,10 @@ func leaseAcquire(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
+	if v[0] > s.cfg.MaxLeasesPerKey {
+		c.WriteError(errLeaseMaxTooLarge(s.cfg.MaxLeasesPerKey))
+		return
+	}
 	ttl, err := lease.TTL(v[1])
 	if err != nil {
 		c.WriteError(errorReply(err))

@@ -56,6 +56,12 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 			return
 		}
 	}
+	if s.cfg.MaxMemory > 0 && cmd.Flags&FlagDenyOOM != 0 && s.overMemory() {
+		s.rejected.Add(1)
+		s.oomRejected.Add(1)
+		c.WriteError(errOOM)
+		return
+	}
 	sess.lastCmd.Store(&cmd.Name)
 	s.run(cmd, sess, c, args)
 }

@@ -27,7 +27,18 @@ const (
 	errGetKeysCommand = "ERR Invalid command specified"
 	errGetKeysArity   = "ERR Invalid number of arguments specified for command"
 	errGetKeysNone    = "ERR The command has no key arguments"
+	errOOM            = "OOM command not allowed when used memory > 'maxmemory'."
 )
+
+// errTooManyLimits refuses a THROTTLE.MULTI over its bound.
+func errTooManyLimits(most int) string {
+	return fmt.Sprintf("ERR too many limits: at most %d per call (max-multi-limits)", most)
+}
+
+// errLeaseMaxTooLarge refuses a LEASE.ACQUIRE max over its bound.
+func errLeaseMaxTooLarge(most int64) string {
+	return fmt.Sprintf("ERR invalid max: must be at most %d (max-leases-per-key)", most)
+}
 
 func errHelloOption(opt []byte) string {
 	return fmt.Sprintf("ERR Syntax error in HELLO option '%s'", clean(truncate(opt, 128)))

@@ -27,6 +27,7 @@ type collector struct {
 	commands, decisions, latency, keys, expired  *prometheus.Desc
 	connected, connections, rejected, errorsDesc *prometheus.Desc
 	lagOps, lagSeconds, walSyncs, diskBytes      *prometheus.Desc
+	usedMemory, maxMemory, queryBuffers, evicted *prometheus.Desc
 }
 
 func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability) *collector {
@@ -48,12 +49,18 @@ func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability) *coll
 		connections: d("connections_total", "Client connections accepted."),
 		rejected:    d("rejected_connections_total", "Connections refused (maxclients, per-IP cap)."),
 		errorsDesc:  d("errors_total", "Errors by kind.", "kind"),
+
+		usedMemory:   d("used_memory_bytes", "Memory --maxmemory counts: the Go heap's objects plus the keyspace's tables mapped off the heap (INFO used_memory)."),
+		maxMemory:    d("maxmemory_bytes", "The --maxmemory bound (0: none)."),
+		queryBuffers: d("query_buffer_bytes", "Bytes all connections' read buffers hold beyond their first 16 KiB (bounded by --max-query-buffer-total)."),
+		evicted:      d("evicted_clients_total", "Connections closed because their read buffer would pass --max-query-buffer-total."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc, c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes} {
+	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc, c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes,
+		c.usedMemory, c.maxMemory, c.queryBuffers, c.evicted} {
 		ch <- d
 	}
 }
@@ -91,6 +98,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.errorsDesc, st.AuthFailures, "auth_failed")
 	counter(c.errorsDesc, st.DeniedCommand, "command_denied")
 	counter(c.errorsDesc, st.DeniedKey, "key_denied")
+	counter(c.errorsDesc, st.OOMRejected, "oom")
+	mem := c.cmds.Memory()
+	ch <- prometheus.MustNewConstMetric(c.usedMemory, prometheus.GaugeValue, float64(mem.Used))
+	ch <- prometheus.MustNewConstMetric(c.maxMemory, prometheus.GaugeValue, float64(mem.Max))
+	ch <- prometheus.MustNewConstMetric(c.queryBuffers, prometheus.GaugeValue, float64(ns.QueryBufferBytes))
+	counter(c.evicted, ns.EvictedClients)
 	if c.dur != nil {
 		ps := c.dur.store.Stats()
 		counter(c.errorsDesc, ps.WriteErrors, "persistence_write")

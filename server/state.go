@@ -46,9 +46,12 @@ func newState(cfg Config, cc commands.Config, log *slog.Logger) (*state, error) 
 	return st, nil
 }
 
-// sweepStep reclaims a slice of the expired state; the sweeper calls it
-// every Config.SweepInterval.
-func (st *state) sweepStep() { st.keys.SweepStep(st.clock.Now()) }
+// sweepStep reclaims a slice of the expired state and samples the Go
+// heap for --maxmemory; the sweeper calls it every Config.SweepInterval.
+func (st *state) sweepStep() {
+	st.keys.SweepStep(st.clock.Now())
+	st.cmds.SampleMemory()
+}
 
 // keyCount counts the keys held, for the log.
 func (st *state) keyCount() int { return st.keys.Len() }
