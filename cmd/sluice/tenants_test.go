@@ -155,7 +155,9 @@ func TestAuthGuessingIsCapped(t *testing.T) {
 	info, err := admin.Info(context.Background(), "stats").Result()
 	require.NoError(t, err, "the right password still works (the address is still within its free failures)")
 	assert.Contains(t, info, "acl_access_denied_auth:10")
-	require.Eventually(t, func() bool { return strings.Contains(p.Logs(), "closing a connection after repeated failed authentication") },
+	require.Eventually(t, func() bool {
+		return strings.Contains(p.Logs(), "closing a connection after repeated failed authentication")
+	},
 		10*time.Second, 10*time.Millisecond)
 	for _, line := range strings.Split(strings.TrimSpace(p.Logs()), "\n") {
 		assert.True(t, strings.HasPrefix(line, "time="), "a log line of its own: %q", line)
