@@ -44,8 +44,9 @@ type authGuard struct {
 
 type authRecord struct {
 	failures int   // since the last pause of authForget
+	pending  int   // attempts admitted and not yet finished
 	last     int64 // the last failure
-	next     int64 // before this, attempts wait (once failures >= authFreeFailures)
+	next     int64 // before this, attempts wait (see admit)
 }
 
 // authAddr is the key a client address is remembered under: the IPv4
@@ -66,25 +67,40 @@ func authAddr(addr string) netip.Prefix {
 }
 
 // admit reserves the turn of an attempt from addr at now: it returns how
-// long the attempt must wait before its credentials are checked (0 while
-// the address has made fewer than authFreeFailures failures), or ok false
-// when it would wait more than authMaxWait: it is refused unchecked.
+// long the attempt must wait before its credentials are checked, or ok
+// false when it would wait more than authMaxWait: it is refused unchecked.
+// Attempts still being checked count as failures here, so that many
+// connections trying at once do not all pass as free: the first
+// authFreeFailures of an address wait nothing, the next ones wait their
+// turns. Every admitted attempt must be finished.
 func (g *authGuard) admit(addr netip.Prefix, now int64) (wait time.Duration, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	r := g.addrs[addr]
-	if r != nil && now-r.last >= int64(authForget) {
-		delete(g.addrs, addr)
-		r = nil
+	if r != nil && r.pending == 0 && now-r.last >= int64(authForget) {
+		r.failures = 0
 	}
-	if r == nil || r.failures < authFreeFailures {
+	if r == nil {
+		if g.addrs == nil {
+			g.addrs = map[netip.Prefix]*authRecord{}
+		}
+		if len(g.addrs) >= authMaxAddrs {
+			g.evict(now)
+		}
+		r = &authRecord{}
+		g.addrs[addr] = r
+	}
+	n := r.failures + r.pending
+	if n < authFreeFailures {
+		r.pending++
 		return 0, true
 	}
 	turn := max(now, r.next)
 	if turn-now > int64(authMaxWait) {
 		return 0, false
 	}
-	r.next = turn + int64(authDelay(r.failures))
+	r.next = turn + int64(authDelay(n))
+	r.pending++
 	return time.Duration(turn - now), true
 }
 
@@ -99,30 +115,40 @@ func authDelay(failures int) time.Duration {
 	return min(authFirstDelay<<n, authMaxDelay)
 }
 
-// failed counts a failed attempt from addr at now.
-func (g *authGuard) failed(addr netip.Prefix, now int64) {
+// finish ends an admitted attempt from addr at now, failed or not. An
+// address with nothing pending and no failure is forgotten.
+func (g *authGuard) finish(addr netip.Prefix, now int64, failed bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	r := g.addrs[addr]
 	if r == nil {
-		if g.addrs == nil {
-			g.addrs = map[netip.Prefix]*authRecord{}
-		}
-		if len(g.addrs) >= authMaxAddrs {
-			g.evict(now)
-		}
-		r = &authRecord{}
-		g.addrs[addr] = r
+		return // evicted meanwhile
 	}
-	r.failures++
-	r.last = now
+	r.pending--
+	if failed {
+		r.failures++
+		r.last = now
+	}
+	if r.pending == 0 && r.failures == 0 {
+		delete(g.addrs, addr)
+	}
 }
 
-// evict forgets the addresses idle for authForget, or, when none is, one
-// address (the map's iteration order picks it). Called with g.mu held.
+// evict forgets the addresses without pending attempts and idle for
+// authForget, or, when none is, any address without pending attempts (the
+// map's iteration order picks it), or at worst any one. Called with g.mu
+// held.
 func (g *authGuard) evict(now int64) {
 	for a, r := range g.addrs {
-		if now-r.last >= int64(authForget) {
+		if r.pending == 0 && now-r.last >= int64(authForget) {
+			delete(g.addrs, a)
+		}
+	}
+	for a, r := range g.addrs {
+		if len(g.addrs) < authMaxAddrs {
+			return
+		}
+		if r.pending == 0 {
 			delete(g.addrs, a)
 		}
 	}

@@ -27,7 +27,7 @@ func TestAuthGuardSchedule(t *testing.T) {
 		wait, ok := g.admit(a, now)
 		require.True(t, ok)
 		require.Zero(t, wait, "failure %d is free", i+1)
-		g.failed(a, now)
+		g.finish(a, now, true)
 	}
 	// Sequential attempts, each arriving when the previous one was answered.
 	var waits []time.Duration
@@ -36,13 +36,15 @@ func TestAuthGuardSchedule(t *testing.T) {
 		require.True(t, ok)
 		waits = append(waits, wait)
 		now += int64(wait)
-		g.failed(a, now)
+		g.finish(a, now, true)
 	}
 	ms := time.Millisecond
 	assert.Equal(t, []time.Duration{0, 10 * ms, 20 * ms, 40 * ms, 80 * ms, 160 * ms, 320 * ms, 640 * ms, 1000 * ms}, waits)
 	wait, ok := g.admit(other, now)
 	assert.True(t, ok)
 	assert.Zero(t, wait, "another address is not slowed")
+	g.finish(other, now, false)
+	assert.NotContains(t, g.addrs, other, "an address without failures is not remembered")
 
 	// Parallel attempts from the address queue one authMaxDelay apart, until
 	// the queue would exceed authMaxWait.
@@ -56,19 +58,44 @@ func TestAuthGuardSchedule(t *testing.T) {
 		queued = append(queued, wait)
 	}
 	assert.Equal(t, []time.Duration{0, time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second}, queued)
+	for range queued {
+		g.finish(a, now, true)
+	}
 
 	// Forgotten after authForget without a failure.
-	g.failed(a, now)
 	wait, ok = g.admit(a, now+int64(authForget))
 	assert.True(t, ok)
 	assert.Zero(t, wait)
 }
 
+// TestAuthGuardBurst: many connections of a fresh address trying at once
+// do not all pass as free: attempts being checked count, so the 11th and
+// later wait their turns, the spacing doubling, and beyond authMaxWait
+// they are refused.
+func TestAuthGuardBurst(t *testing.T) {
+	var g authGuard
+	a := authAddr("10.0.0.1:5000")
+	var queued []time.Duration
+	refused := 0
+	for range 30 {
+		wait, ok := g.admit(a, epoch)
+		if !ok {
+			refused++
+			continue
+		}
+		queued = append(queued, wait/time.Millisecond)
+	}
+	assert.Equal(t, []time.Duration{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 30, 70, 150, 310, 630, 1270, 2270, 3270, 4270}, queued)
+	assert.Equal(t, 9, refused)
+}
+
 func TestAuthGuardForgetsBeyondMaxAddrs(t *testing.T) {
 	var g authGuard
 	for i := 0; i < authMaxAddrs+100; i++ {
-		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		g.failed(netip.PrefixFrom(ip, 32), epoch)
+		ip := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
+		_, ok := g.admit(ip, epoch)
+		require.True(t, ok)
+		g.finish(ip, epoch, true)
 	}
 	assert.LessOrEqual(t, len(g.addrs), authMaxAddrs)
 }

@@ -96,9 +96,8 @@ func (s *Server) login(c *resp.Conn, name, pw []byte) string {
 		if wait > 0 {
 			s.cfg.Sleep(wait)
 		}
-		if u = s.cfg.Users.Authenticate(name, pw); u == nil {
-			s.authGuard.failed(addr, s.clock.Now())
-		}
+		u = s.cfg.Users.Authenticate(name, pw)
+		s.authGuard.finish(addr, s.clock.Now(), u == nil)
 	}
 	if u != nil {
 		sess.user.Store(u)
