@@ -48,7 +48,7 @@ func connectionCommands() []*Command {
 				{Name: "info", Arity: 2, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
 					Summary: "Returns information about the connection.", Complexity: "O(1)", Handler: clientInfo},
 				{Name: "list", Arity: -2, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Categories: []string{"@admin", "@slow", "@dangerous", "@connection"}, Group: "connection", Since: "0.1.0",
-					Summary: "Lists open connections.", Complexity: "O(N) where N is the number of client connections", Handler: clientList},
+					Summary: "Lists open connections: all of them to a user holding @admin, else only the user's own.", Complexity: "O(N) where N is the number of client connections", Handler: clientList},
 				{Name: "help", Arity: 2, Flags: FlagLoading | FlagStale, Categories: clientCats, Group: "connection", Since: "0.1.0",
 					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: clientHelp},
 			}},
