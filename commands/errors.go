@@ -24,6 +24,7 @@ const (
 	errDebugDisabled  = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"no\", you need to start the server with --enable-debug-command to use it."
 	errProtoVersion   = "ERR Protocol version is not an integer or out of range"
 	errHelloNoAuth    = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	errAuthBackoff    = "ERR too many failed authentication attempts from this address, try again later"
 	errGetKeysCommand = "ERR Invalid command specified"
 	errGetKeysArity   = "ERR Invalid number of arguments specified for command"
 	errGetKeysNone    = "ERR The command has no key arguments"

@@ -52,6 +52,10 @@ type Config struct {
 	// MaxLeasesPerKey caps LEASE.ACQUIRE's max; 0 means
 	// DefaultMaxLeasesPerKey.
 	MaxLeasesPerKey int64
+	// Sleep waits out the delay an AUTH earns after its address failed
+	// too often (see authGuard); nil is time.Sleep. Tests pass one that
+	// records the delays and moves Clock instead.
+	Sleep func(time.Duration)
 }
 
 // Setting is one named configuration value.
@@ -75,6 +79,7 @@ type Server struct {
 	commandsDone atomic.Uint64 // commands of sessions that have ended
 	rejected     atomic.Uint64 // calls refused before running (unknown, arity)
 	authFailures atomic.Uint64 // AUTH and HELLO AUTH with bad credentials
+	authGuard    authGuard     // failed AUTH per client address
 	deniedCmd    atomic.Uint64 // NOAUTH and NOPERM for a command
 	deniedKey    atomic.Uint64 // NOPERM for a key
 	latency      Latency
@@ -106,6 +111,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.Users == nil {
 		cfg.Users = acl.NewUsers("")
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = time.Sleep
 	}
 	if cfg.NetStats == nil {
 		cfg.NetStats = func() resp.Stats { return resp.Stats{} }

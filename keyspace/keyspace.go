@@ -3,6 +3,7 @@ package keyspace
 import (
 	"hash/maphash"
 	"math/bits"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,10 +26,11 @@ type Keyspace struct {
 	mask    uint64
 	seed    maphash.Seed
 	journal Journal
-	leaseID atomic.Int64 // the last lease ID issued
 	// offHeap is the bytes every shard's TAT table holds outside the Go
 	// heap, kept by the tables as they map and unmap (see OffHeapBytes).
 	offHeap atomic.Int64
+	// fixedLeaseIDs, set by FixLeaseIDs, replaces the shards' generators.
+	fixedLeaseIDs atomic.Pointer[fixedLeaseIDs]
 }
 
 // shard is one lock's worth of the keyspace. GCRA TATs live in an
@@ -46,7 +48,10 @@ type shard struct {
 	allowed   uint64 // GCRA decisions that admitted
 	limited   uint64 // GCRA decisions that refused
 	reclaimed uint64 // keys' state removed by the sweep because it expired
-	_         [64]byte
+	// leaseIDs draws the shard's lease IDs (see newLeaseID): ChaCha8, a
+	// cryptographic generator, seeded from crypto/rand when first needed.
+	leaseIDs *rand.ChaCha8
+	_        [64]byte
 }
 
 // New returns a keyspace with the given number of shards, rounded up to a

@@ -143,7 +143,11 @@ func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profi
 	})
 	if profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		// Not pprof.Cmdline: the command line can hold --requirepass, and
+		// no redaction list stays complete as flags are added.
+		mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "not served: the command line can hold secrets", http.StatusNotFound)
+		})
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

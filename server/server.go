@@ -52,7 +52,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	users, err := cfg.users()
+	users, err := cfg.users(log)
 	if err != nil {
 		return nil, err
 	}

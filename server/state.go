@@ -38,9 +38,6 @@ func newState(cfg Config, cc commands.Config, log *slog.Logger) (*state, error) 
 		_ = dur.close()
 		return nil, err
 	}
-	// Lease IDs count on from now in microseconds, so that IDs of leases
-	// released before a restart are never reissued.
-	st.keys.SeedLeaseIDs(now / 1e3)
 	cc.Keys, cc.Clock = st.keys, st.clock
 	st.cmds = commands.NewServer(cc)
 	return st, nil
