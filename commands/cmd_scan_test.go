@@ -115,7 +115,7 @@ func TestType(t *testing.T) {
 // only the keys it may access.
 func TestScanSeesOnlyPermittedKeys(t *testing.T) {
 	us := acl.NewUsers("adminpw")
-	require.NoError(t, us.Load(strings.NewReader("user tenant1 on >t1pw ~tenant1:* +@throttle +@keyspace +@connection\n")))
+	require.NoError(t, us.Load(strings.NewReader("user tenant1 on >t1pw ~tenant1:* +@throttle +@keyspace +@connection\n"), Catalog()))
 	ts := startServerWith(t, Config{Users: us, EnableDebug: true})
 	admin := redis.NewClient(&redis.Options{Addr: ts.addr, Protocol: 2, Password: "adminpw"})
 	defer admin.Close()

@@ -45,7 +45,10 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 		return
 	}
 	if user := sess.user.Load(); !user.AllCommands() || !user.AllKeys() {
-		if !user.CanRun(cmd.acl) {
+		// Commands that authenticate (AUTH, HELLO, flagged no_auth) are
+		// never denied, as in Redis: "user default off" must not lock
+		// everyone out.
+		if !cmd.Flags.Has(FlagNoAuth) && !user.CanRun(cmd.acl) {
 			s.deniedCmd.Add(1)
 			c.WriteError(errNoPermCmd(user.Name, cmd.FullName()))
 			return
@@ -58,6 +61,12 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 	}
 	if s.loading.Load() != nil && !cmd.Flags.Has(FlagLoading) {
 		c.WriteError(errLoading)
+		return
+	}
+	if s.cfg.MaxMemory > 0 && cmd.Flags&FlagDenyOOM != 0 && s.overMemory() {
+		s.rejected.Add(1)
+		s.oomRejected.Add(1)
+		c.WriteError(errOOM)
 		return
 	}
 	sess.lastCmd.Store(&cmd.Name)

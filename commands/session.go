@@ -24,6 +24,9 @@ type session struct {
 	commands atomic.Uint64
 	scratch  [maxNameLen]byte // lower-casing buffer for dispatch
 	sample   uint32           // calls since the last latency sample
+	// authFailed counts failed AUTH on this connection (see
+	// authConnFailures); only the connection's goroutine touches it.
+	authFailed int
 }
 
 // OpenConn registers a new connection; wire it to resp.Server.OnOpen.

@@ -66,6 +66,7 @@ type Stats struct {
 	Allowed, Limited uint64
 	Expired          uint64
 	Errors           uint64 // error replies from handlers (bad arguments, overflow...)
+	OOMRejected      uint64 // calls refused with -OOM (over maxmemory)
 }
 
 // Stats gathers the counters; it takes each shard lock briefly.
@@ -76,6 +77,7 @@ func (s *Server) Stats() Stats {
 		AuthFailures:      s.authFailures.Load(),
 		DeniedCommand:     s.deniedCmd.Load(),
 		DeniedKey:         s.deniedKey.Load(),
+		OOMRejected:       s.oomRejected.Load(),
 	}
 	ts := s.keys.Stats()
 	st.Keys, st.Expired = ts.Keys, ts.Reclaimed

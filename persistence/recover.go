@@ -13,8 +13,9 @@ import (
 // every live state to the keyspace.
 
 // Restorer receives the recovered state; the keyspace implements it.
-// Restore applies c (Load passes only Sets) without journalling it back: the
-// store already holds it. c.Key and c.Value are only valid during the call.
+// Restore applies c without journalling it back: the store already holds
+// it. Load passes only Sets, marked Created (the keyspace it fills holds
+// nothing yet); c.Key and c.Value are only valid during the call.
 type Restorer interface {
 	Restore(c keyspace.Change, now int64) error
 }

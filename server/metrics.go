@@ -28,6 +28,7 @@ type collector struct {
 	expired                                      *prometheus.Desc
 	connected, connections, rejected, errorsDesc *prometheus.Desc
 	lagOps, lagSeconds, walSyncs, diskBytes      *prometheus.Desc
+	usedMemory, maxMemory, queryBuffers, evicted *prometheus.Desc
 }
 
 func newCollector(st *state, rs *resp.Server) *collector {
@@ -51,12 +52,18 @@ func newCollector(st *state, rs *resp.Server) *collector {
 		connections: d("connections_total", "Client connections accepted."),
 		rejected:    d("rejected_connections_total", "Connections refused (maxclients, per-IP cap)."),
 		errorsDesc:  d("errors_total", "Errors by kind.", "kind"),
+
+		usedMemory:   d("used_memory_bytes", "Memory --maxmemory counts: the Go heap's objects plus the keyspace's tables mapped off the heap (INFO used_memory)."),
+		maxMemory:    d("maxmemory_bytes", "The --maxmemory bound (0: none)."),
+		queryBuffers: d("query_buffer_bytes", "Bytes all connections' read buffers hold beyond their first 16 KiB (bounded by --max-query-buffer-total)."),
+		evicted:      d("evicted_clients_total", "Connections closed because their read buffer would pass --max-query-buffer-total."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.policies, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc, c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes} {
+	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.policies, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc,
+		c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes, c.usedMemory, c.maxMemory, c.queryBuffers, c.evicted} {
 		ch <- d
 	}
 }
@@ -98,6 +105,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.errorsDesc, st.AuthFailures, "auth_failed")
 	counter(c.errorsDesc, st.DeniedCommand, "command_denied")
 	counter(c.errorsDesc, st.DeniedKey, "key_denied")
+	counter(c.errorsDesc, st.OOMRejected, "oom")
+	mem := c.cmds.Memory()
+	ch <- prometheus.MustNewConstMetric(c.usedMemory, prometheus.GaugeValue, float64(mem.Used))
+	ch <- prometheus.MustNewConstMetric(c.maxMemory, prometheus.GaugeValue, float64(mem.Max))
+	ch <- prometheus.MustNewConstMetric(c.queryBuffers, prometheus.GaugeValue, float64(ns.QueryBufferBytes))
+	counter(c.evicted, ns.EvictedClients)
 	if dur := c.state.dur.Load(); dur != nil {
 		ps := dur.store.Stats()
 		counter(c.errorsDesc, ps.WriteErrors, "persistence_write")
@@ -137,7 +150,11 @@ func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profi
 	})
 	if profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		// Not pprof.Cmdline: the command line can hold --requirepass, and
+		// no redaction list stays complete as flags are added.
+		mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "not served: the command line can hold secrets", http.StatusNotFound)
+		})
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

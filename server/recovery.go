@@ -36,8 +36,8 @@ type recovery struct {
 
 // startRecovery opens the data directory and loads it into the keyspace in
 // a goroutine of its own, logging the progress every logEvery; it returns
-// at once. On success the store is wired in (st.dur) and lease IDs seeded
-// before done closes; commands stay in loading until the caller ends it.
+// at once. On success the store is wired in (st.dur) before done closes;
+// commands stay in loading until the caller ends it.
 func (s *Server) startRecovery(logEvery time.Duration) *recovery {
 	r := &recovery{start: time.Now(), done: make(chan struct{}), hook: s.recoveryHook}
 	open := "open"
@@ -52,8 +52,8 @@ func (s *Server) startRecovery(logEvery time.Duration) *recovery {
 }
 
 // recover opens the data directory (replaying its journal), restores what
-// it holds into the keyspace, seeds lease IDs past it and wires the store
-// in as the keyspace's journal.
+// it holds into the keyspace and wires the store in as the keyspace's
+// journal.
 func (st *state) recover(cfg Config, log *slog.Logger, progress func(persistence.Progress)) error {
 	d, err := openDurability(cfg, log, progress)
 	if err != nil {
@@ -64,7 +64,6 @@ func (st *state) recover(cfg Config, log *slog.Logger, progress func(persistence
 		_ = d.close()
 		return err
 	}
-	st.seedLeaseIDs(now)
 	st.dur.Store(d)
 	return nil
 }

@@ -64,7 +64,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	users, err := cfg.users()
+	users, err := cfg.users(log)
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +84,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		PreAuthMaxArgs:    cfg.PreAuthMaxArgs,
 		PreAuthMaxBulkLen: cfg.PreAuthMaxBulk,
 		AuthTimeout:       cfg.AuthTimeout,
+
+		MaxQueryBufferTotal: int64(cfg.MaxQueryBufferTotal),
 	}
 	s.state = newState(cfg, commands.Config{
 		Logger:      log,
@@ -92,6 +94,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Settings:    cfg.shown(),
 		Users:       users,
 		Protected:   s.protected(),
+
+		MaxMemory:       int64(cfg.MaxMemory),
+		MaxMultiLimits:  cfg.MaxMultiLimits,
+		MaxLeasesPerKey: cfg.MaxLeasesPerKey,
 	})
 	cmds := s.state.cmds
 	s.net.Handler, s.net.OnOpen, s.net.OnClose = cmds, cmds.OpenConn, cmds.CloseConn
@@ -106,7 +112,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 // open loads the policy file and opens the metrics and RESP listeners.
 func (s *Server) open() error {
 	var err error
-	if s.policies, err = loadPolicyFile(s.cfg.PolicyFile, s.state.cmds, s.log); err != nil {
+	if s.policies, err = loadPolicyFile(s.cfg.PolicyFile, s.cfg.MaxMultiLimits, s.state.cmds, s.log); err != nil {
 		return fmt.Errorf("--policy-file: %w", err)
 	}
 	if s.cfg.MetricsAddr != "" {

@@ -25,7 +25,7 @@ type state struct {
 // newState adds the state. With a data directory the keyspace emits its
 // changes to it and the commands see it through storeView, both as soon as
 // recovery has opened it (until then every command that could change state
-// answers -LOADING); in memory lease IDs are seeded at once.
+// answers -LOADING).
 func newState(cfg Config, cc commands.Config) *state {
 	st := &state{clock: clock.NewSettable(clock.NewSystem())}
 	var journal keyspace.Journal // nil in memory, not a typed nil
@@ -35,15 +35,8 @@ func newState(cfg Config, cc commands.Config) *state {
 	st.keys = keyspace.New(cfg.Shards, journal)
 	cc.Keys, cc.Clock = st.keys, st.clock
 	st.cmds = commands.NewServer(cc)
-	if cfg.DataDir == "" {
-		st.seedLeaseIDs(st.clock.Now())
-	}
 	return st
 }
-
-// seedLeaseIDs makes lease IDs count on from now in microseconds, so that
-// IDs of leases released before a restart are never reissued.
-func (st *state) seedLeaseIDs(now int64) { st.keys.SeedLeaseIDs(now / 1e3) }
 
 // journalRef is the keyspace's Journal with a data directory: the store,
 // once recovery has opened it. No change is recorded before (commands that
@@ -57,9 +50,12 @@ func (j journalRef) Record(c keyspace.Change) {
 	}
 }
 
-// sweepStep reclaims a slice of the expired state; the sweeper calls it
-// every Config.SweepInterval.
-func (st *state) sweepStep() { st.keys.SweepStep(st.clock.Now()) }
+// sweepStep reclaims a slice of the expired state and samples the Go
+// heap for --maxmemory; the sweeper calls it every Config.SweepInterval.
+func (st *state) sweepStep() {
+	st.keys.SweepStep(st.clock.Now())
+	st.cmds.SampleMemory()
+}
 
 // keyCount counts the keys held, for the log.
 func (st *state) keyCount() int { return st.keys.Len() }

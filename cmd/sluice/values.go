@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -57,6 +58,10 @@ func (s *setting) Set(v string) error {
 			return fail(err.Error())
 		}
 		*p = d
+	case flag.Value: // a field that parses itself (server.Bytes)
+		if err := p.Set(strings.TrimSpace(v)); err != nil {
+			return fail(err.Error())
+		}
 	default:
 		return fmt.Errorf("setting %s of unknown type %T", s.Name, s.Value)
 	}
@@ -89,6 +94,8 @@ func (s *setting) String() string {
 			return strconv.FormatInt(int64(*p/time.Second), 10)
 		}
 		return p.String()
+	case flag.Value:
+		return p.String()
 	}
 	return ""
 }
@@ -108,6 +115,8 @@ func (s *setting) placeholder() string {
 			return "SECONDS"
 		}
 		return "DURATION"
+	case *server.Bytes:
+		return "BYTES"
 	}
 	return "STRING"
 }
