@@ -104,6 +104,9 @@ func checkContents(dir string, fs vfs.FS) error {
 // journal) writes in the data directory.
 func pebbleFile(name string) bool {
 	switch {
+	case strings.HasSuffix(name, corruptExt):
+		// A damaged file the store kept aside.
+		return true
 	case name == "LOCK", name == "CURRENT", name == "archive", name == journalDir,
 		strings.HasPrefix(name, "OPTIONS-"), strings.HasPrefix(name, "MANIFEST-"),
 		strings.HasPrefix(name, "marker."), strings.HasSuffix(name, ".log"),
