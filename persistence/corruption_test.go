@@ -187,8 +187,12 @@ func inDir(sub string, match func(string) bool, last bool) func(t *testing.T, di
 	return func(t *testing.T, dir string) string { return fileMatching(t, filepath.Join(dir, sub), match, last) }
 }
 
-func suffix(s string) func(string) bool { return func(n string) bool { return strings.HasSuffix(n, s) } }
-func prefix(s string) func(string) bool { return func(n string) bool { return strings.HasPrefix(n, s) } }
+func suffix(s string) func(string) bool {
+	return func(n string) bool { return strings.HasSuffix(n, s) }
+}
+func prefix(s string) func(string) bool {
+	return func(n string) bool { return strings.HasPrefix(n, s) }
+}
 
 var matrixFiles = []damagedFile{
 	fileKind("journal segment (newest)", inDir(journalDir, suffix(segmentExt), true)),
