@@ -22,12 +22,13 @@ import (
 // Pebble's record.Reader treats the first bad chunk as the end: its
 // recovery (skipping to the next 32 KiB block) is unexported in v1.1.5, and
 // would drop every good record of that block anyway. scanLog reads the
-// same format but carries on past damage: after a chunk whose checksum
-// fails it resumes at the next chunk (the header's length says where),
-// after a header it cannot trust at the next block. It can thus tell a torn
-// tail (nothing readable after the damage: a crash interrupted the last
-// write) from corruption (records readable after it), and hand on every
-// record it could read.
+// same format but carries on past damage: after a chunk that fails its
+// checksum (or whose header cannot be right) it resumes at the next offset
+// where a whole chunk passes its checksum, since a damaged length cannot be
+// trusted to say where that is. It can thus tell a torn tail (nothing
+// readable after the damage: a crash interrupted the last write) from
+// corruption (records readable after it), and hand on every record it
+// could read.
 
 // Chunk layout (see package record).
 const (
@@ -153,15 +154,20 @@ scan:
 			if n-i < legacyHeaderSize || isZero(b[i:i+legacyHeaderSize]) {
 				// Padding, or the end of what was written: zeros to the
 				// end of the block. Anything else there is damage.
-				if !isZero(b[i:]) {
-					dropRecord()
-					damage(at)
-					sc.uncounted = true
-					sc.cut = n < logBlockSize && n-i < legacyHeaderSize
-				} else if hole < 0 && n-i >= padding {
-					hole = at
+				if isZero(b[i:]) {
+					if hole < 0 && n-i >= padding {
+						hole = at
+					}
+					break
 				}
-				break
+				dropRecord()
+				damage(at)
+				sc.uncounted = true
+				sc.cut = n < logBlockSize && n-i < legacyHeaderSize
+				if i = resync(b, i+1, recyclable); i < 0 {
+					break
+				}
+				continue
 			}
 			sum := binary.LittleEndian.Uint32(b[i:])
 			length := int(binary.LittleEndian.Uint16(b[i+4:]))
@@ -171,18 +177,9 @@ scan:
 				header = recyclableHeader
 			}
 			end := i + header + length
-			if typ < chunkFull || typ > chunkLast+chunkRecyclable || end > n {
-				// A header that cannot be right (or a chunk cut short by
-				// the end of the file): where the next chunk starts is
-				// unknown, so the rest of the block is lost.
-				readable()
-				dropRecord()
-				damage(at)
-				sc.uncounted = true
-				sc.cut = end > n && n < logBlockSize
-				break
-			}
-			if header == recyclableHeader && recyclable && binary.LittleEndian.Uint32(b[i+7:]) != logNum &&
+			plausible := typ >= chunkFull && typ <= chunkLast+chunkRecyclable && end <= n &&
+				(recyclable || header == legacyHeaderSize)
+			if plausible && header == recyclableHeader && binary.LittleEndian.Uint32(b[i+7:]) != logNum &&
 				(sum == 0 && length == 0 || chunkChecksum(b[i+6:end]) == sum) {
 				// The writer's end-of-log trailer, or a chunk of the
 				// file's previous life: the log ends here. (A chunk whose
@@ -190,25 +187,29 @@ scan:
 				dropRecord()
 				break scan
 			}
-			if chunkChecksum(b[i+6:end]) != sum {
+			if !plausible || chunkChecksum(b[i+6:end]) != sum {
+				// Damage: go on at the next chunk that passes its
+				// checksum (a damaged length cannot be trusted to say
+				// where that is), or the next block.
 				readable()
 				dropRecord()
 				damage(at)
-				if typ == chunkFull || typ == chunkFirst || typ == chunkFull+chunkRecyclable || typ == chunkFirst+chunkRecyclable {
+				next := resync(b, i+1, recyclable)
+				switch {
+				case !plausible:
+					sc.uncounted = true
+					sc.cut = sc.cut || end > n && n < logBlockSize
+				case next != end && !(next < 0 && isZero(b[end:])):
+					sc.uncounted = true // more than the chunk was skipped
+				case typ == chunkFull || typ == chunkFirst || typ == chunkFull+chunkRecyclable || typ == chunkFirst+chunkRecyclable:
 					sc.lost++
 				}
-				i = end
+				if i = next; i < 0 {
+					break
+				}
 				continue
 			}
 			if header == recyclableHeader {
-				if !recyclable {
-					readable()
-					dropRecord()
-					damage(at)
-					sc.uncounted = true
-					i = end
-					continue
-				}
 				typ -= chunkRecyclable
 			}
 			readable()
@@ -260,4 +261,25 @@ func isZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// resync finds the first offset from from on where b holds a whole chunk
+// that passes its checksum (a chance of 2^-32 per offset for damage to
+// pass), or -1.
+func resync(b []byte, from int, recyclable bool) int {
+	for i := from; i+legacyHeaderSize <= len(b); i++ {
+		header := legacyHeaderSize
+		switch typ := b[i+6]; {
+		case typ >= chunkFull && typ <= chunkLast:
+		case recyclable && typ > chunkRecyclable && typ <= chunkLast+chunkRecyclable:
+			header = recyclableHeader
+		default:
+			continue
+		}
+		end := i + header + int(binary.LittleEndian.Uint16(b[i+4:]))
+		if end <= len(b) && chunkChecksum(b[i+6:end]) == binary.LittleEndian.Uint32(b[i:]) {
+			return i
+		}
+	}
+	return -1
 }

@@ -102,6 +102,18 @@ type Config struct {
 	// FoldBytes is, with DataDir, how many journalled bytes are folded
 	// into the key space at once; at least 65536. Default 16777216.
 	FoldBytes int
+	// JournalLoadTruncated says, with DataDir, what a start does with a
+	// journal whose newest segment ends in a torn record (a crash
+	// interrupted its last write), as Redis's aof-load-truncated: yes
+	// folds the records before it, with a warning; no refuses to start.
+	// Default "yes".
+	JournalLoadTruncated string
+	// JournalAcceptCorruption says, with DataDir, what a start does with a
+	// journal segment or Pebble write-ahead log damaged before its end, or
+	// a journal segment missing: no refuses to start, naming the file; yes
+	// folds every record that can be read, logs the loss and keeps the
+	// file aside as <name>.corrupt. Default "no".
+	JournalAcceptCorruption string
 
 	// PolicyFile names the named policies (TOML) of POLICY.THROTTLE, read
 	// again by [Server.Reload]; empty means none. Default "".
@@ -138,6 +150,9 @@ func Default() Config {
 		TLSAuthClients:  "yes",
 		Fsync:           persistence.EverySec.String(),
 		FoldBytes:       persistence.DefaultFoldBytes,
+
+		JournalLoadTruncated:    "yes",
+		JournalAcceptCorruption: "no",
 	}
 }
 
@@ -175,6 +190,10 @@ func (c Config) Validate() error {
 		"--tls-auth-clients optional or yes needs --tls-ca-cert-file")
 	check(c.Pprof && c.MetricsAddr == "", "--pprof needs --metrics-addr")
 	check(c.FoldBytes < 1<<16, "--fold-bytes %d: must be at least 65536", c.FoldBytes)
+	check(c.JournalLoadTruncated != "yes" && c.JournalLoadTruncated != "no",
+		"--journal-load-truncated %q: must be yes or no", c.JournalLoadTruncated)
+	check(c.JournalAcceptCorruption != "yes" && c.JournalAcceptCorruption != "no",
+		"--journal-accept-corruption %q: must be yes or no", c.JournalAcceptCorruption)
 	if _, err := persistence.ParseMode(c.Fsync); err != nil {
 		errs = append(errs, fmt.Errorf("--fsync: %w", err))
 	}

@@ -90,6 +90,8 @@ func TestShown(t *testing.T) {
 	assert.Equal(t, "no", got["enable-debug-command"])
 	assert.Equal(t, "<redacted>", got["requirepass"])
 	assert.Equal(t, "everysec", got["fsync"])
+	assert.Equal(t, "yes", got["journal-load-truncated"])
+	assert.Equal(t, "no", got["journal-accept-corruption"])
 	assert.Equal(t, "1", got["databases"])
 	assert.NotContains(t, got, "tls-key-file")
 	assert.NotContains(t, got, "requirepass-file")
@@ -112,12 +114,14 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Pprof = true
 	c.FoldBytes = 1
 	c.Fsync = "sometimes"
+	c.JournalLoadTruncated, c.JournalAcceptCorruption = "true", "maybe"
 	err := c.Validate()
 	require.Error(t, err)
 	want := []string{
 		"--port 70000", "--bind: no address", "--shards 0", "--client-query-buffer-limit 1048576: must exceed",
 		"--timeout -1s", "--requirepass and --requirepass-file", "--tls-port needs --tls-cert-file",
 		`--tls-auth-clients "maybe"`, "needs --tls-ca-cert-file", "--pprof needs --metrics-addr", "--fold-bytes 1", `--fsync: fsync mode "sometimes"`,
+		`--journal-load-truncated "true": must be yes or no`, `--journal-accept-corruption "maybe": must be yes or no`,
 	}
 	for _, w := range want {
 		assert.Contains(t, err.Error(), w)

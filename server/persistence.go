@@ -34,7 +34,8 @@ func openDurability(cfg Config, log *slog.Logger) (*durability, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := persistence.Open(persistence.Options{Dir: cfg.DataDir, Mode: mode, FoldBytes: cfg.FoldBytes, Logger: log})
+	store, err := persistence.Open(persistence.Options{Dir: cfg.DataDir, Mode: mode, FoldBytes: cfg.FoldBytes, Logger: log,
+		RefuseTruncated: cfg.JournalLoadTruncated == "no", AcceptCorruption: cfg.JournalAcceptCorruption == "yes"})
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)
 	}
