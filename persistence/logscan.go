@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -253,15 +254,11 @@ scan:
 	return sc, nil
 }
 
-// isZero reports whether b holds only zeros.
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+// zeroBlock is a block of zeros to compare with.
+var zeroBlock [logBlockSize]byte
+
+// isZero reports whether b (at most a block) holds only zeros.
+func isZero(b []byte) bool { return bytes.Equal(b, zeroBlock[:len(b)]) }
 
 // resync finds the first offset from from on where b holds a whole chunk
 // that passes its checksum (a chance of 2^-32 per offset for damage to
