@@ -152,7 +152,13 @@ func (s *Store) checkLayout() error {
 	if holds {
 		return fmt.Errorf("data dir %s holds data but no layout version; refusing to use it", s.dir)
 	}
-	if err := s.db.Set([]byte(metaFormat), []byte(formatVersion), pebble.Sync); err != nil {
+	// Flushed, as folds are: Pebble's log never holds the only copy.
+	if err := guard(func() error {
+		if err := s.db.Set([]byte(metaFormat), []byte(formatVersion), pebble.Sync); err != nil {
+			return err
+		}
+		return s.db.Flush()
+	}); err != nil {
 		return fmt.Errorf("write data dir %s: %w", s.dir, err)
 	}
 	return nil
