@@ -86,11 +86,10 @@ func (l logScan) lostText() string {
 // the call). A recyclable chunk of another log than logNum ends the log, as
 // it does for Pebble; in a file that is not one of Pebble's logs
 // (recyclable false) such a chunk is damage, and a block ends in fewer
-// zeros. Damage — a chunk that fails
-// its checksum, a header that cannot be right, bytes after the end of the
-// written data, a record whose pieces do not join up, zeros where a record
-// was followed by others — is skipped and counted. scanLog returns an
-// error only when r fails or each does.
+// zeros. Damage — a chunk that fails its checksum, a header that cannot be
+// right, bytes after the end of the written data, a record whose pieces do
+// not join up, zeros where records were followed by others — is skipped
+// and counted. scanLog returns an error only when r fails or each does.
 func scanLog(r io.Reader, logNum uint32, recyclable bool, each func(rec []byte) error) (logScan, error) {
 	sc := logScan{damageAt: -1}
 	block := make([]byte, logBlockSize)
