@@ -80,10 +80,6 @@ func (s *Store) openPebble(opts Options) (*pebble.DB, error) {
 	switch {
 	case err != nil && s.tornManifest != "":
 		return nil, fmt.Errorf("open data dir %s: %w; %s", s.dir, err, s.tornManifest)
-	case err != nil && manifest != "" && errors.Is(err, os.ErrNotExist):
-		s.log.Error("persistence: a file Pebble's MANIFEST lists is missing; refusing to start", "manifest", manifest, "err", err)
-		return nil, fmt.Errorf("%w: open data dir %s: a file that Pebble's %s lists is missing (removed, or the MANIFEST is damaged): %w",
-			ErrDamaged, s.dir, s.fs.PathBase(manifest), err)
 	case err != nil && manifest != "":
 		return nil, fmt.Errorf("open data dir %s (its current MANIFEST, the list of Pebble's files, is %s): %w", s.dir, s.fs.PathBase(manifest), err)
 	case err != nil:
