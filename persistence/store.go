@@ -55,6 +55,7 @@ type Store struct {
 	foldNowReq   chan chan error // foldNow asks the writer to close its segment
 	folderDone   chan struct{}
 	folding      atomic.Bool // a fold was asked for and has not finished
+	foldGate     func()      // Options.foldGate
 	lastFoldKeys int         // keys in the last fold, to size the next
 
 	kick    chan struct{} // wakes the writer: pending became non-empty
@@ -89,6 +90,11 @@ type Store struct {
 
 	recMu    sync.Mutex
 	recovery Recovery
+
+	// What Open does with damage (see damage.go).
+	refuseTruncated  bool
+	acceptCorruption bool
+	tornManifest     string // at Open: why Pebble may read an earlier state
 
 	closed    atomic.Bool // Close has begun
 	closeOnce sync.Once
@@ -139,26 +145,20 @@ func Open(opts Options) (*Store, error) {
 		foldNowReq:  make(chan chan error),
 		folderDone:  make(chan struct{}),
 		progress:    opts.Progress,
+		foldGate:    opts.foldGate,
+
+		refuseTruncated:  opts.RefuseTruncated,
+		acceptCorruption: opts.AcceptCorruption,
 	}
 	s.room.L = &s.mu
 	if err := checkContents(dir, fs); err != nil {
 		_ = lock.Close()
 		return nil, err
 	}
-	db, err := pebble.Open(dir, &pebble.Options{
-		FS:                 fs,
-		Lock:               lock,
-		Logger:             pebbleLogger{opts.Logger},
-		EventListener:      s.eventListener(),
-		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       opts.MemTableSize,
-		// Pebble's default lets the manifest grow to 128 MiB before it is
-		// rewritten; constant churn appends to it on every flush.
-		MaxManifestFileSize: 8 << 20,
-	})
+	db, err := s.openPebble(opts)
 	if err != nil {
 		_ = lock.Close()
-		return nil, fmt.Errorf("open data dir %s: %w", dir, err)
+		return nil, err
 	}
 	s.db = db
 	if err := s.checkLayout(); err != nil {

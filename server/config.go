@@ -123,6 +123,18 @@ type Config struct {
 	// FoldBytes is, with DataDir, how many journalled bytes are folded
 	// into the key space at once; at least 65536. Default 16777216.
 	FoldBytes int
+	// JournalLoadTruncated says, with DataDir, what a start does with a
+	// journal whose newest segment ends in a torn record (a crash
+	// interrupted its last write), as Redis's aof-load-truncated: yes
+	// folds the records before it, with a warning; no refuses to start.
+	// Default true.
+	JournalLoadTruncated bool
+	// JournalAcceptCorruption says, with DataDir, what a start does with a
+	// journal segment or Pebble write-ahead log damaged before its end, or
+	// a journal segment missing: no refuses to start, naming the file; yes
+	// folds every record that can be read, logs the loss and keeps the
+	// file aside as <name>.corrupt. Default false.
+	JournalAcceptCorruption bool
 
 	// PolicyFile names the named policies (TOML) of POLICY.THROTTLE, read
 	// again by [Server.Reload]; empty means none. Default "".
@@ -160,9 +172,11 @@ func Default() Config {
 		Fsync:           persistence.EverySec.String(),
 		FoldBytes:       persistence.DefaultFoldBytes,
 
-		MaxQueryBufferTotal: resp.DefaultMaxQueryBufferTotal,
-		MaxMultiLimits:      commands.DefaultMaxMultiLimits,
-		MaxLeasesPerKey:     commands.DefaultMaxLeasesPerKey,
+		MaxQueryBufferTotal:     resp.DefaultMaxQueryBufferTotal,
+		MaxMultiLimits:          commands.DefaultMaxMultiLimits,
+		MaxLeasesPerKey:         commands.DefaultMaxLeasesPerKey,
+		JournalLoadTruncated:    true,
+		JournalAcceptCorruption: false,
 	}
 }
 

@@ -91,6 +91,8 @@ func TestShown(t *testing.T) {
 	assert.Equal(t, "no", got["enable-debug-command"])
 	assert.Equal(t, "<redacted>", got["requirepass"])
 	assert.Equal(t, "everysec", got["fsync"])
+	assert.Equal(t, "yes", got["journal-load-truncated"])
+	assert.Equal(t, "no", got["journal-accept-corruption"])
 	assert.Equal(t, "1", got["databases"])
 	assert.NotContains(t, got, "tls-key-file")
 	assert.NotContains(t, got, "requirepass-file")

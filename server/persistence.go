@@ -32,7 +32,8 @@ func openDurability(cfg Config, log *slog.Logger, progress func(persistence.Prog
 	if err != nil {
 		return nil, err
 	}
-	store, err := persistence.Open(persistence.Options{Dir: cfg.DataDir, Mode: mode, FoldBytes: cfg.FoldBytes, Logger: log, Progress: progress})
+	store, err := persistence.Open(persistence.Options{Dir: cfg.DataDir, Mode: mode, FoldBytes: cfg.FoldBytes, Logger: log, Progress: progress,
+		RefuseTruncated: !cfg.JournalLoadTruncated, AcceptCorruption: cfg.JournalAcceptCorruption})
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)
 	}

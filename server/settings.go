@@ -112,6 +112,10 @@ func (c *Config) table() []entry {
 			usage: "with --data-dir, when changes reach the disk: always (before the reply) | everysec | no (the OS decides)"},
 		{name: "fold-bytes", section: "persistence", value: &c.FoldBytes,
 			usage: "with --data-dir, journalled bytes folded into the key space at once: larger writes a busy key fewer times but replays longer at start and takes more memory while folding"},
+		{name: "journal-load-truncated", section: "persistence", value: &c.JournalLoadTruncated,
+			usage: "with --data-dir, a journal ending in a torn record (a crash during its last write): yes starts with the records before it (logged) | no refuses to start"},
+		{name: "journal-accept-corruption", section: "persistence", value: &c.JournalAcceptCorruption,
+			usage: "with --data-dir, a journal or Pebble log damaged before its end, or a journal file missing: no refuses to start, naming the file | yes starts with every readable record, logs the loss and keeps the file as <name>.corrupt"},
 		{name: "policy-file", section: "policies", value: &c.PolicyFile, usage: "named policies (TOML) for POLICY.THROTTLE; reloaded on SIGHUP", hidden: true},
 		{name: "enable-debug-command", section: "sluice", value: &c.EnableDebug, usage: "allow DEBUG (freezing the clock: for tests only)"},
 	}
