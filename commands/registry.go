@@ -90,6 +90,8 @@ func commandTable() []*Command {
 		windowCommands(),
 		policyCommands(),
 		leaseCommands(),
+		counterCommands(),
+		slidingLogCommands(),
 		keyCommands(),
 		connectionCommands(),
 		serverCommands(),
