@@ -1,0 +1,89 @@
+// Package python runs the Python package's tests (tests/, with Debian's
+// /usr/bin/python3 and PYTHONPATH=clients/python) against an in-process
+// Sluice started by client/sluicetest.
+package python
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/client/sluicetest"
+)
+
+// python is Debian's interpreter, where python3-redis, python3-limits,
+// python3-flask-limiter and gunicorn are installed (the first python3 on
+// PATH may be another one).
+const python = "/usr/bin/python3"
+
+// missing skips the test, or fails it when SLUICE_COMPAT_STRICT is set (CI,
+// after compat/ci-deps.sh installed everything).
+func missing(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("SLUICE_COMPAT_STRICT") != "" {
+		t.Fatalf("SLUICE_COMPAT_STRICT: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// requireModules skips (or fails) unless python can import every module.
+func requireModules(t *testing.T, modules ...string) {
+	t.Helper()
+	const debs = "python3-redis python3-limits python3-flask-limiter gunicorn"
+	if _, err := os.Stat(python); err != nil {
+		missing(t, "%s not found: apt-get install python3 %s (see compat/ci-deps.sh)", python, debs)
+	}
+	out, err := exec.Command(python, "-c", "import "+strings.Join(modules, ", ")).CombinedOutput()
+	if err != nil {
+		missing(t, "%s cannot import %s: apt-get install %s (see compat/ci-deps.sh): %s",
+			python, strings.Join(modules, ", "), debs, strings.TrimSpace(string(out)))
+	}
+}
+
+var ranTests = regexp.MustCompile(`(?m)^Ran (\d+) tests? in`)
+
+// unittest runs python -m unittest with args in dir against srv and fails
+// the test unless every Python test ran and passed.
+func unittest(t *testing.T, srv *sluicetest.Server, dir string, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	root, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, python, append([]string{"-m", "unittest", "-v"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), append([]string{"SLUICE_ADDR=" + srv.Addr, "PYTHONDONTWRITEBYTECODE=1",
+		"PYTHONPATH=" + root + string(os.PathListSeparator) + filepath.Join(root, "tests")}, env...)...)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python tests failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "\nOK") || strings.Contains(string(out), "skipped") || !ranTests.Match(out) {
+		t.Fatalf("python tests did not all run:\n%s", out)
+	}
+	return string(out)
+}
+
+// TestClient: every command through the sync and the asyncio client.
+func TestClient(t *testing.T) {
+	requireModules(t, "redis", "redis.asyncio", "limits")
+	out := unittest(t, sluicetest.Start(t), "tests", nil, "test_client")
+	t.Logf("%s", out)
+}
+
+// TestLimitsStorage: the sluice:// storage gives the answers of the limits
+// library's own in-memory storage, strategy by strategy; the gcra strategy;
+// limits' asyncio API.
+func TestLimitsStorage(t *testing.T) {
+	requireModules(t, "redis", "limits")
+	out := unittest(t, sluicetest.Start(t), "tests", nil, "test_limits")
+	t.Logf("%s", out)
+}
