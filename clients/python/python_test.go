@@ -87,3 +87,12 @@ func TestLimitsStorage(t *testing.T) {
 	out := unittest(t, sluicetest.Start(t), "tests", nil, "test_limits")
 	t.Logf("%s", out)
 }
+
+// TestFlaskLimiter: a Flask-Limiter app on sluice:// answers as it does on
+// memory://, request for request, and four worker processes share one
+// budget.
+func TestFlaskLimiter(t *testing.T) {
+	requireModules(t, "redis", "limits", "flask", "flask_limiter")
+	out := unittest(t, sluicetest.Start(t), "tests", nil, "test_flask_limiter")
+	t.Logf("%s", out)
+}
