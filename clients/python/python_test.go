@@ -96,3 +96,35 @@ func TestFlaskLimiter(t *testing.T) {
 	out := unittest(t, sluicetest.Start(t), "tests", nil, "test_flask_limiter")
 	t.Logf("%s", out)
 }
+
+// TestPackaging: `pip install ./clients/python` works (offline, into a
+// fresh venv that sees Debian's packages) and registers sluice:// there;
+// the testing fixture starts a real sluice binary.
+func TestPackaging(t *testing.T) {
+	requireModules(t, "redis", "limits", "venv", "pip")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "sluice")
+	build := exec.Command("go", "build", "-o", bin, "github.com/sluicehq/sluice/cmd/sluice")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// Install a copy, so that the build leaves nothing in the source tree.
+	src := filepath.Join(dir, "src")
+	if err := os.CopyFS(src, os.DirFS(".")); err != nil {
+		t.Fatal(err)
+	}
+	venv := filepath.Join(dir, "venv")
+	for _, args := range [][]string{
+		{python, "-m", "venv", "--system-site-packages", venv},
+		{filepath.Join(venv, "bin", "pip"), "install", "--quiet", "--no-build-isolation", "--no-index", src},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "PIP_DISABLE_PIP_VERSION_CHECK=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	out := unittest(t, sluicetest.Start(t), "tests",
+		[]string{"SLUICE_BIN=" + bin, "SLUICE_VENV_PYTHON=" + filepath.Join(venv, "bin", "python")}, "test_packaging")
+	t.Logf("%s", out)
+}
