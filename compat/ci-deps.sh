@@ -22,7 +22,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if ! command -v npm >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
-  echo "compat/ci-deps.sh: Node.js 20 or later with npm is required for the ioredis and node-redis tests" >&2
+  echo "compat/ci-deps.sh: Node.js 20 or later with npm is required for the Node tests (compat/node, clients/node, examples/express)" >&2
   exit 1
 fi
 (cd node && npm ci --no-audit --no-fund)
+(cd ../clients/node && npm ci --no-audit --no-fund)     # express, express-rate-limit, ioredis, typescript
+(cd ../examples/express && npm ci --no-audit --no-fund) # links ../../clients/node: after it
