@@ -14,7 +14,7 @@ func slidingLogCommands() []*Command {
 			FirstKey: 1, LastKey: 1, Step: 1,
 			Summary: "Admits quantity requests when the requests admitted in the last period_ms, plus quantity, stay within limit " +
 				"(a sliding log). Replies [limited, limit, remaining, retry_after_ms, reset_after_ms] (retry_after_ms -1 when admitted).",
-			Complexity: "O(N) where N is the number of admitting calls within the period",
+			Complexity: "O(N) where N is the number of admitting calls within the period, at most 1024",
 			Args: []Arg{
 				{Name: "key", Type: "key"},
 				{Name: "limit", Type: "integer"},
@@ -28,7 +28,7 @@ func slidingLogCommands() []*Command {
 			FirstKey: 1, LastKey: 1, Step: 1,
 			Summary: "Describes the requests of a key's sliding log made in the last period_ms. " +
 				"Replies [count, next_ms (until the oldest of them leaves), reset_ms (until the last leaves)].",
-			Complexity: "O(N) where N is the number of admitting calls within the period",
+			Complexity: "O(N) where N is the number of admitting calls within the period, at most 1024",
 			Args:       []Arg{{Name: "key", Type: "key"}, {Name: "period_ms", Type: "integer"}},
 			Handler:    slidingLogGet,
 		},

@@ -5,9 +5,12 @@
 // last Period, plus its own quantity, stay within Max; a refused request
 // leaves no trace.
 //
-// A log holds one [Entry] per instant at which requests were admitted, so it
-// costs 16 bytes per admitting call still within the period, at most Max
-// entries. Its functions are pure: they take a key's entries and the current
+// A log holds one [Entry] per instant at which requests were admitted, 16
+// bytes each, and at most [MaxEntries] of them: it is exact for up to
+// MaxEntries admitting calls within a period. Beyond that the oldest
+// entries are merged pairwise, each pair counted from the later of its two
+// instants, so a busy key's log stays within 16 KiB and can only refuse
+// earlier than the exact log would, never admit more. Its functions are pure: they take a key's entries and the current
 // instant (Unix nanoseconds) and return the entries to store and the reply.
 // They never read a clock, never lock, and reuse the slice they are given.
 // Package keyspace stores each key's log and calls them under the key's
@@ -124,7 +127,7 @@ func Acquire(live []Entry, now int64, l Limit, quantity int64) ([]Entry, Result)
 		if n := len(live); n > 0 && live[n-1].At >= now {
 			live[n-1].N += quantity // the same instant, or a clock that stepped back
 		} else {
-			live = append(live, Entry{At: now, N: quantity})
+			live = compact(append(live, Entry{At: now, N: quantity}))
 		}
 		count += quantity
 	}
@@ -149,6 +152,26 @@ func Expires(es []Entry, period int64) int64 {
 		return 0
 	}
 	return end(es[len(es)-1].At, period)
+}
+
+// MaxEntries is the most entries a log keeps (see the package comment).
+const MaxEntries = 1024
+
+// compact merges the older half of es pairwise, in place, once es holds
+// more than MaxEntries entries; each pair counts from its later instant.
+func compact(es []Entry) []Entry {
+	if len(es) <= MaxEntries {
+		return es
+	}
+	half := len(es) / 2
+	k := 0
+	for i := 0; i+1 < half; i += 2 {
+		es[k] = Entry{At: es[i+1].At, N: es[i].N + es[i+1].N}
+		k++
+	}
+	k += copy(es[k:], es[half&^1:])
+	clear(es[k:])
+	return es[:k]
 }
 
 // leaves is the time until the oldest k requests of live have left the

@@ -112,3 +112,33 @@ func TestEncoding(t *testing.T) {
 		assert.ErrorIs(t, err, ErrEncoding, "%x", bad)
 	}
 }
+
+// TestBoundedAndStrict: a log of a huge limit fed by many admitting calls
+// at distinct instants keeps at most MaxEntries entries, counts every
+// request, and at every later instant counts at least as many as the exact
+// log would: compaction can refuse earlier, never admit more.
+func TestBoundedAndStrict(t *testing.T) {
+	l, _ := NewLimit(1_000_000, 3_600_000)
+	var log []Entry
+	var exact []int64
+	now := epoch
+	for i := range 10 * MaxEntries {
+		now += 1 + int64(i%7)*ms
+		var r Result
+		log, r = Acquire(Live(log, now, l.Period()), now, l, 1)
+		require.False(t, r.Limited)
+		exact = append(exact, now)
+		require.LessOrEqual(t, len(log), MaxEntries)
+	}
+	assert.Equal(t, int64(len(exact)), Count(log))
+	for later := now; later < now+l.Period()+sec; later += 97 * sec {
+		counted := Count(Counting(log, later, l.Period()))
+		n := int64(0)
+		for _, at := range exact {
+			if at+l.Period() > later {
+				n++
+			}
+		}
+		require.GreaterOrEqual(t, counted, n, "at +%ds", (later-now)/sec)
+	}
+}
