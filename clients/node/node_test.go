@@ -108,3 +108,14 @@ func TestTypes(t *testing.T) {
 		t.Fatalf("tsc: %v\n%s", err, out)
 	}
 }
+
+// TestTestingFixture: sluice-ratelimit/testing starts the real binary.
+func TestTestingFixture(t *testing.T) {
+	requireNode(t)
+	bin := filepath.Join(t.TempDir(), "sluice")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/sluicehq/sluice/cmd/sluice").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Setenv("SLUICE_BIN", bin)
+	nodeTest(t, sluicetest.Start(t), "test/testing.test.mjs")
+}

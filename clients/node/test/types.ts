@@ -2,6 +2,7 @@
 // the package as TypeScript users call it.
 import express from 'express';
 import { Redis } from 'ioredis';
+import { startSluice } from 'sluice-ratelimit/testing';
 import rateLimitDefault, { Sluice, SluiceStore, limit, parseRule, rateLimit, type Result, type RateLimitInfo } from 'sluice-ratelimit';
 
 async function use(): Promise<void> {
@@ -28,5 +29,10 @@ async function use(): Promise<void> {
   });
   const store = new SluiceStore({ client: sl });
   store.init({ windowMs: 60_000 });
+
+  const fixture = await startSluice({ args: ['--policy-file', 'policies.toml'] });
+  await fixture.freeze(Date.UTC(2030, 0, 1));
+  app.use(rateLimit({ client: fixture.url }));
+  await fixture.close();
 }
 void use;
