@@ -6,6 +6,7 @@ package node
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +70,7 @@ func requireNode(t *testing.T) string {
 // nodeTest runs node --test on files against srv.
 func nodeTest(t *testing.T, srv *sluicetest.Server, files ...string) {
 	t.Helper()
+	watchSources(t, ".")
 	node := requireNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -118,4 +120,28 @@ func TestTestingFixture(t *testing.T) {
 	}
 	t.Setenv("SLUICE_BIN", bin)
 	nodeTest(t, sluicetest.Start(t), "test/testing.test.mjs")
+}
+
+// watchSources stats every source file under roots so that go test's
+// result cache, which records the files a test consults, reruns the test
+// when a Python or JavaScript file it drives changes.
+func watchSources(t *testing.T, roots ...string) {
+	t.Helper()
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "__pycache__" || strings.HasPrefix(d.Name(), ".")) && p != root {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() {
+				_, err = os.Stat(p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

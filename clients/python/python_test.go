@@ -5,6 +5,7 @@ package python
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,6 +52,7 @@ var ranTests = regexp.MustCompile(`(?m)^Ran (\d+) tests? in`)
 // the test unless every Python test ran and passed.
 func unittest(t *testing.T, srv *sluicetest.Server, dir string, env []string, args ...string) string {
 	t.Helper()
+	watchSources(t, ".")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	root, err := filepath.Abs(".")
@@ -127,4 +129,28 @@ func TestPackaging(t *testing.T) {
 	out := unittest(t, sluicetest.Start(t), "tests",
 		[]string{"SLUICE_BIN=" + bin, "SLUICE_VENV_PYTHON=" + filepath.Join(venv, "bin", "python")}, "test_packaging")
 	t.Logf("%s", out)
+}
+
+// watchSources stats every source file under roots so that go test's
+// result cache, which records the files a test consults, reruns the test
+// when a Python or JavaScript file it drives changes.
+func watchSources(t *testing.T, roots ...string) {
+	t.Helper()
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "__pycache__" || strings.HasPrefix(d.Name(), ".")) && p != root {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() {
+				_, err = os.Stat(p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

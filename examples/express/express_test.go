@@ -5,6 +5,7 @@ package express
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,7 @@ func npmCI(t *testing.T, dir string) {
 }
 
 func TestExpressExample(t *testing.T) {
+	watchSources(t, ".", "../../clients/node")
 	node, err := exec.LookPath("node")
 	if err != nil {
 		missing(t, "node not found: install Node.js 20 or later (see compat/ci-deps.sh)")
@@ -65,4 +67,28 @@ func TestExpressExample(t *testing.T) {
 		t.Fatalf("the example's tests did not all pass:\n%s", out)
 	}
 	t.Logf("%s", out)
+}
+
+// watchSources stats every source file under roots so that go test's
+// result cache, which records the files a test consults, reruns the test
+// when a Python or JavaScript file it drives changes.
+func watchSources(t *testing.T, roots ...string) {
+	t.Helper()
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "__pycache__" || strings.HasPrefix(d.Name(), ".")) && p != root {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() {
+				_, err = os.Stat(p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

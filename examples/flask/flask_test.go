@@ -5,6 +5,7 @@ package flask
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,7 @@ func missing(t *testing.T, format string, args ...any) {
 }
 
 func TestFlaskExample(t *testing.T) {
+	watchSources(t, ".", "../../clients/python/sluice_ratelimit")
 	if _, err := os.Stat(python); err != nil {
 		missing(t, "%s not found: apt-get install python3 python3-flask-limiter python3-redis gunicorn (see compat/ci-deps.sh)", python)
 	}
@@ -54,4 +56,28 @@ func TestFlaskExample(t *testing.T) {
 		t.Fatalf("python tests did not all run:\n%s", out)
 	}
 	t.Logf("%s", out)
+}
+
+// watchSources stats every source file under roots so that go test's
+// result cache, which records the files a test consults, reruns the test
+// when a Python or JavaScript file it drives changes.
+func watchSources(t *testing.T, roots ...string) {
+	t.Helper()
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "__pycache__" || strings.HasPrefix(d.Name(), ".")) && p != root {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() {
+				_, err = os.Stat(p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
