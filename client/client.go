@@ -94,8 +94,14 @@ func (c *Client) Throttle(ctx context.Context, key string, l Limit, quantity int
 	return parseReply(v)
 }
 
-// parseReply decodes [limited, limit, remaining, retry_after, reset_after].
-func parseReply(v any) (Result, error) {
+// parseReply decodes [limited, limit, remaining, retry_after, reset_after]
+// with durations in seconds.
+func parseReply(v any) (Result, error) { return parseReplyUnit(v, time.Second) }
+
+// parseReplyUnit decodes the five numbers with durations in unit (the
+// SLIDINGLOG commands answer in milliseconds). A refusal that can never
+// be admitted has RetryAfter -1 unit.
+func parseReplyUnit(v any, unit time.Duration) (Result, error) {
 	arr, ok := v.([]any)
 	if !ok || len(arr) != 5 {
 		return Result{}, fmt.Errorf("sluice: THROTTLE replied %#v, want an array of 5 integers", v)
@@ -110,12 +116,12 @@ func parseReply(v any) (Result, error) {
 		Limited:    n[0] == 1,
 		Limit:      n[1],
 		Remaining:  n[2],
-		ResetAfter: time.Duration(n[4]) * time.Second,
+		ResetAfter: time.Duration(n[4]) * unit,
 	}
-	if n[3] >= 0 {
-		r.RetryAfter = time.Duration(n[3]) * time.Second
+	if n[3] >= 0 && r.Limited {
+		r.RetryAfter = time.Duration(n[3]) * unit
 	} else if r.Limited {
-		r.RetryAfter = -time.Second
+		r.RetryAfter = -unit
 	}
 	return r, nil
 }

@@ -1,10 +1,14 @@
 // Package client is the Go client for Sluice, a rate-limiting server that
 // speaks the Redis protocol.
 //
-// [Client.Throttle] sends one THROTTLE command through any go-redis client
-// (a *redis.Client, *redis.ClusterClient, *redis.Ring or
+// [Client] sends Sluice's commands through any go-redis client (a
+// *redis.Client, *redis.ClusterClient, *redis.Ring or
 // redis.UniversalClient, or anything with the same Do method) and decodes
-// the reply:
+// the replies: [Client.Throttle], [Client.ThrottleMulti],
+// [Client.ThrottleWindow], [Client.PolicyThrottle], [Client.PolicyList],
+// [Client.PolicyGet], [Client.LeaseAcquire], [Client.LeaseRelease],
+// [Client.LeaseRenew], [Client.CounterIncrBy], [Client.CounterGet],
+// [Client.SlidingLogAcquire] and [Client.SlidingLogGet]:
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 //	sl := client.New(rdb)
@@ -13,8 +17,10 @@
 //		// refuse; res.RetryAfter says when to come back
 //	}
 //
-// [Middleware] rate-limits an http.Handler: each [Rule] picks a key for the
-// request with a [KeyFunc] ([ClientIP] with trusted-proxy handling of
+// [Middleware] rate-limits an http.Handler: each [Rule] charges one
+// [Limit], several at once ([Rule.Limits], atomically) or a named policy of
+// the server ([Rule.Policy]) to a key it picks for the request with a
+// [KeyFunc] ([ClientIP] with trusted-proxy handling of
 // X-Forwarded-For, [APIKey], [Header], [User], [Route], combined with [Join]
 // and [FirstOf]), the response carries X-RateLimit-Limit, X-RateLimit-Remaining,
 // X-RateLimit-Reset and the IETF draft's RateLimit and RateLimit-Policy
@@ -22,5 +28,6 @@
 // When Sluice cannot be reached within [MiddlewareConfig.Timeout] the
 // middleware fails open or closed as configured ([FailOpen], [FailClosed]).
 //
-// The sub-package sluicetest starts an in-process Sluice for tests.
+// The sub-package sluicetest starts an in-process Sluice for tests;
+// httpratesluice keeps go-chi/httprate's counters in Sluice.
 package client

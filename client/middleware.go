@@ -15,13 +15,26 @@ import (
 // [MiddlewareConfig.Timeout] is zero.
 const DefaultTimeout = 100 * time.Millisecond
 
-// Rule is one rate limit the middleware can apply.
+// Rule is one rate limit the middleware can apply: exactly one of Limit,
+// Limits and Policy says what it charges.
 type Rule struct {
 	// Name identifies the policy in the RateLimit and RateLimit-Policy
 	// fields (e.g. "anon") and in Sluice's key. Printable ASCII, required.
 	Name string
-	// Limit is the rate.
+	// Limit is the rate (THROTTLE).
 	Limit Limit
+	// Limits are several rates charged together, atomically
+	// (THROTTLE.MULTI): a request is admitted only when every limit
+	// admits it, and then every limit is charged, e.g. 10 per second and
+	// 1000 per day. Limit i keeps its state under the rule's key + ":" + i.
+	Limits []Limit
+	// Policy names a policy of the server's policy file (POLICY.THROTTLE):
+	// the limits, the algorithm and per-key overrides live on the server,
+	// which also words the RateLimit and RateLimit-Policy fields. The key
+	// is sent as Key returns it (no Prefix, no Name: the server keeps a
+	// policy's state apart), so the policy file's overrides name the keys
+	// Key returns.
+	Policy string
 	// Key picks the bucket. When it does not apply to a request (ok false),
 	// the next rule is tried. Required.
 	Key KeyFunc
@@ -50,7 +63,8 @@ type MiddlewareConfig struct {
 	// request. A request no rule applies to is served unlimited, so end
 	// with a rule keyed by [ClientIP] to cover everyone.
 	Rules []Rule
-	// Prefix is prepended to every Sluice key: Prefix + Rule.Name + ":" + key.
+	// Prefix is prepended to every Sluice key: Prefix + Rule.Name + ":" + key
+	// (not for Policy rules).
 	Prefix string
 	// Timeout bounds each THROTTLE round trip, whatever the go-redis
 	// client's own timeouts are. 0 means [DefaultTimeout].
@@ -80,8 +94,10 @@ type MiddlewareConfig struct {
 //	RateLimit: "anon";r=49;t=72      remaining and reset, per draft-ietf-httpapi-ratelimit-headers
 //
 // and a refused request gets 429 Too Many Requests with Retry-After (seconds).
-// When Sluice does not answer, no rate-limit fields are written; see
-// [FailureMode].
+// A rule of several [Rule.Limits] lists one item per limit in RateLimit and
+// RateLimit-Policy ("api-1s", "api-86400s"); a [Rule.Policy] rule sends the
+// server's own values. When Sluice does not answer, no rate-limit fields
+// are written; see [FailureMode].
 type Middleware struct {
 	cfg MiddlewareConfig
 }
@@ -116,7 +132,7 @@ func NewMiddleware(cfg MiddlewareConfig) (*Middleware, error) {
 		if rule.Key == nil {
 			return nil, fmt.Errorf("sluice middleware: rule %q: no Key", rule.Name)
 		}
-		if err := rule.Limit.Validate(); err != nil {
+		if err := rule.validate(); err != nil {
 			return nil, fmt.Errorf("sluice middleware: rule %q: %w", rule.Name, err)
 		}
 		if rule.Quantity == 0 {
@@ -134,12 +150,16 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		res, err := m.throttle(r.Context(), m.cfg.Prefix+rule.Name+":"+key, rule)
+		if rule.Policy == "" {
+			key = m.cfg.Prefix + rule.Name + ":" + key
+		}
+		d, err := m.throttle(r.Context(), key, rule)
 		if err != nil {
 			m.failed(w, r, next, err)
 			return
 		}
-		SetHeaders(w.Header(), rule.Name, rule.Limit, res)
+		res := d.Result
+		d.setHeaders(w.Header(), rule)
 		if !res.Limited {
 			next.ServeHTTP(w, r)
 			return
@@ -155,6 +175,29 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 	})
 }
 
+// validate checks that exactly one of Limit, Limits and Policy is set, and
+// the limits.
+func (rule Rule) validate() error {
+	set := 0
+	for _, b := range []bool{rule.Limit != Limit{}, len(rule.Limits) > 0, rule.Policy != ""} {
+		if b {
+			set++
+		}
+	}
+	if set != 1 {
+		return fmt.Errorf("%w: set exactly one of Limit, Limits and Policy", ErrInvalidLimit)
+	}
+	if len(rule.Limits) == 0 && rule.Policy == "" {
+		return rule.Limit.Validate()
+	}
+	for i, l := range rule.Limits {
+		if err := l.Validate(); err != nil {
+			return fmt.Errorf("limit %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
 func (m *Middleware) match(r *http.Request) (Rule, string, bool) {
 	for _, rule := range m.cfg.Rules {
 		if key, ok := rule.Key(r); ok {
@@ -164,26 +207,78 @@ func (m *Middleware) match(r *http.Request) (Rule, string, bool) {
 	return Rule{}, "", false
 }
 
+// decision is what Sluice answered for one request under one rule.
+type decision struct {
+	Result
+	each   []Result     // per limit, for a rule of several Limits
+	policy PolicyResult // for a rule naming a Policy
+}
+
+// decide asks Sluice about one request under rule.
+func (m *Middleware) decide(ctx context.Context, key string, rule Rule) (decision, error) {
+	switch {
+	case rule.Policy != "":
+		p, err := m.cfg.Client.PolicyThrottle(ctx, rule.Policy, key, rule.Quantity)
+		return decision{Result: p.Result, policy: p}, err
+	case len(rule.Limits) > 0:
+		checks := make([]Check, len(rule.Limits))
+		for i, l := range rule.Limits {
+			checks[i] = Check{Key: key + ":" + strconv.Itoa(i), Limit: l}
+		}
+		mr, err := m.cfg.Client.ThrottleMulti(ctx, checks, rule.Quantity)
+		return decision{Result: mr.Result, each: mr.Each}, err
+	}
+	res, err := m.cfg.Client.Throttle(ctx, key, rule.Limit, rule.Quantity)
+	return decision{Result: res}, err
+}
+
 // throttle makes one call bounded by the timeout even when the go-redis
 // client ignores context deadlines on its sockets (its default): the call
 // runs in a goroutine that ends on the client's own read timeout.
-func (m *Middleware) throttle(ctx context.Context, key string, rule Rule) (Result, error) {
+func (m *Middleware) throttle(ctx context.Context, key string, rule Rule) (decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
 	type answer struct {
-		res Result
+		d   decision
 		err error
 	}
 	ch := make(chan answer, 1)
 	go func() {
-		res, err := m.cfg.Client.Throttle(ctx, key, rule.Limit, rule.Quantity)
-		ch <- answer{res, err}
+		d, err := m.decide(ctx, key, rule)
+		ch <- answer{d, err}
 	}()
 	select {
 	case a := <-ch:
-		return a.res, a.err
+		return a.d, a.err
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("sluice: THROTTLE %q: %w", key, context.Cause(ctx))
+		return decision{}, fmt.Errorf("sluice: rate limit %q: %w", key, context.Cause(ctx))
+	}
+}
+
+// setHeaders writes the rate-limit fields of d under rule: for one limit
+// as SetHeaders does; for several, X-RateLimit-* from the overall decision
+// and one RateLimit-Policy and RateLimit item per limit, named
+// "<name>-<period>s" (as POLICY.THROTTLE names them); for a policy, the
+// server's own RateLimit-Policy and RateLimit values.
+func (d decision) setHeaders(h http.Header, rule Rule) {
+	switch {
+	case rule.Policy != "":
+		setLegacyHeaders(h, d.Result)
+		h.Set("RateLimit-Policy", d.policy.RateLimitPolicy)
+		h.Set("RateLimit", d.policy.RateLimit)
+	case len(rule.Limits) > 0:
+		setLegacyHeaders(h, d.Result)
+		policies := make([]string, len(rule.Limits))
+		limits := make([]string, len(rule.Limits))
+		for i, l := range rule.Limits {
+			q := sfString(rule.Name + "-" + strconv.FormatInt(l.seconds(), 10) + "s")
+			policies[i] = q + ";q=" + strconv.FormatInt(l.Count, 10) + ";w=" + strconv.FormatInt(l.seconds(), 10)
+			limits[i] = q + ";r=" + strconv.FormatInt(d.each[i].Remaining, 10) + ";t=" + strconv.FormatInt(wholeSeconds(d.each[i].ResetAfter), 10)
+		}
+		h.Set("RateLimit-Policy", strings.Join(policies, ", "))
+		h.Set("RateLimit", strings.Join(limits, ", "))
+	default:
+		SetHeaders(h, rule.Name, rule.Limit, d.Result)
 	}
 }
 
@@ -219,14 +314,19 @@ func (f FailureMode) String() string {
 // caller's to set. [Middleware] calls it; it is exported for handlers that
 // call [Client.Throttle] themselves.
 func SetHeaders(h http.Header, name string, l Limit, res Result) {
+	setLegacyHeaders(h, res)
 	reset := strconv.FormatInt(wholeSeconds(res.ResetAfter), 10)
 	remaining := strconv.FormatInt(res.Remaining, 10)
-	h.Set("X-RateLimit-Limit", strconv.FormatInt(res.Limit, 10))
-	h.Set("X-RateLimit-Remaining", remaining)
-	h.Set("X-RateLimit-Reset", reset)
 	q := sfString(name)
 	h.Set("RateLimit-Policy", q+";q="+strconv.FormatInt(l.Count, 10)+";w="+strconv.FormatInt(l.seconds(), 10))
 	h.Set("RateLimit", q+";r="+remaining+";t="+reset)
+}
+
+// setLegacyHeaders writes X-RateLimit-Limit, -Remaining and -Reset.
+func setLegacyHeaders(h http.Header, res Result) {
+	h.Set("X-RateLimit-Limit", strconv.FormatInt(res.Limit, 10))
+	h.Set("X-RateLimit-Remaining", strconv.FormatInt(res.Remaining, 10))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(wholeSeconds(res.ResetAfter), 10))
 }
 
 // sfString quotes s as a Structured Field string (RFC 8941 section 3.3.3).

@@ -303,6 +303,9 @@ func TestNewMiddlewareValidates(t *testing.T) {
 		"no key":        {Client: sl, Rules: []client.Rule{{Name: "r", Limit: anon}}},
 		"bad limit":     {Client: sl, Rules: []client.Rule{{Name: "r", Limit: client.Limit{Count: 1, Period: time.Millisecond}, Key: client.ClientIP()}}},
 		"bad mode":      {Client: sl, Rules: []client.Rule{good}, OnFailure: 7},
+		"two kinds":     {Client: sl, Rules: []client.Rule{{Name: "r", Limit: anon, Policy: "p", Key: client.ClientIP()}}},
+		"no limit":      {Client: sl, Rules: []client.Rule{{Name: "r", Key: client.ClientIP()}}},
+		"bad limits":    {Client: sl, Rules: []client.Rule{{Name: "r", Limits: []client.Limit{anon, {Count: 0, Period: time.Second}}, Key: client.ClientIP()}}},
 		"negative wait": {Client: sl, Rules: []client.Rule{good}, Timeout: -time.Second},
 	} {
 		_, err := client.NewMiddleware(cfg)

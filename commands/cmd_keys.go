@@ -36,7 +36,7 @@ func keyCommands() []*Command {
 		{Name: "scan", Arity: -2, Flags: FlagReadonly, Categories: []string{"@keyspace", "@read", "@slow"},
 			Group: "generic", Since: "0.2.0",
 			Summary: "Iterates over the keys holding state: replies [next cursor, [key ...]]; a scan is complete when the cursor is 0 again. " +
-				"Every key holding state for the whole scan is returned; TYPE filters by kind (gcra, window, lease); " +
+				"Every key holding state for the whole scan is returned; TYPE filters by kind (gcra, window, lease, counter, log); " +
 				"a user limited by ACL key patterns sees only the keys it may access.",
 			Complexity: "O(1) for every call. O(N) for a complete iteration.",
 			Args: []Arg{{Name: "cursor", Type: "integer"},
@@ -123,7 +123,10 @@ func flush(s *Server, c *resp.Conn, args [][]byte) {
 
 // scanKinds maps SCAN's TYPE argument to the kinds it selects: Sluice's
 // own, and Redis's types, which no key here has.
-var scanKinds = map[string]keyspace.Kind{"gcra": keyspace.GCRA, "window": keyspace.Window, "lease": keyspace.Lease}
+var scanKinds = map[string]keyspace.Kind{
+	"gcra": keyspace.GCRA, "window": keyspace.Window, "lease": keyspace.Lease,
+	"counter": keyspace.Counter, "log": keyspace.Log,
+}
 
 // scan serves SCAN cursor [MATCH pattern] [COUNT count] [TYPE type] over
 // the keyspace (see Keyspace.Scan for the guarantee). As in Redis, COUNT

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sluicehq/sluice/counter"
 	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/lease"
+	"github.com/sluicehq/sluice/slidinglog"
 	"github.com/sluicehq/sluice/window"
 )
 
@@ -90,6 +92,11 @@ var errorReplies = []struct {
 	{window.ErrAlgorithm, "ERR unknown algorithm: must be fixed or sliding"},
 	{lease.ErrMax, "ERR invalid max: must be >= 1"},
 	{lease.ErrTTL, "ERR invalid ttl: must be >= 1 millisecond and at most 2^40 ms"},
+	{counter.ErrTTL, "ERR invalid ttl: must be >= 1 millisecond and at most 2^40 ms"},
+	{counter.ErrOverflow, "ERR increment or decrement would overflow"},
+	{slidinglog.ErrMax, "ERR invalid limit: must be >= 1"},
+	{slidinglog.ErrPeriod, "ERR invalid period: must be >= 1 millisecond and at most 2^40 ms"},
+	{slidinglog.ErrQuantity, "ERR invalid quantity: must be >= 0"},
 }
 
 // errorReply is the Redis error reply for err: its wording in errorReplies,

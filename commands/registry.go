@@ -88,6 +88,8 @@ func commandTable() []*Command {
 		windowCommands(),
 		policyCommands(),
 		leaseCommands(),
+		counterCommands(),
+		slidingLogCommands(),
 		keyCommands(),
 		connectionCommands(),
 		serverCommands(),

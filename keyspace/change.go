@@ -15,7 +15,16 @@ const (
 	Window Kind = 2
 	// Lease is a key's set of concurrency leases (LEASE.*).
 	Lease Kind = 3
+	// Counter is an expiring counter (COUNTER.*): the fixed window of the
+	// limits library, express-rate-limit and httprate.
+	Counter Kind = 4
+	// Log is a sliding log (SLIDINGLOG.*): the instants of the requests
+	// admitted within a period, the limits library's moving window.
+	Log Kind = 5
 )
+
+// lastKind is the largest Kind.
+const lastKind = Log
 
 // String names the kind as INFO and logs spell it.
 func (k Kind) String() string {
@@ -26,6 +35,10 @@ func (k Kind) String() string {
 		return "window"
 	case Lease:
 		return "lease"
+	case Counter:
+		return "counter"
+	case Log:
+		return "log"
 	}
 	return "unknown"
 }
@@ -75,7 +88,8 @@ type Change struct {
 	// GCRA it is the TAT itself). Set only.
 	Expires int64
 	// Value is the encoded state of Kind besides its expiry: empty for
-	// GCRA, the counters for Window, the leases for Lease. The keyspace
+	// GCRA, the counters for Window, the leases for Lease, the value for
+	// Counter, the entries for Log. The keyspace
 	// alone knows the encoding; consumers store and return it as bytes.
 	// It is only valid during Journal.Record.
 	Value []byte

@@ -1,6 +1,6 @@
 // Package keyspace owns every key Sluice holds and all of its state: GCRA
-// TATs, window counters and concurrency leases live in one sharded table of
-// key names, behind one lock per shard, so DEL, EXISTS, TTL, DBSIZE,
+// TATs, window counters, concurrency leases, expiring counters and sliding
+// logs live in one sharded table of key names, behind one lock per shard, so DEL, EXISTS, TTL, DBSIZE,
 // FLUSHALL and the expiry sweep see each key as one thing whatever mix of
 // state it holds.
 //
@@ -8,7 +8,7 @@
 // an optional [Journal]: this stream is what persistence writes to disk (and
 // what replication will ship). Recovery puts a stream back with
 // [Keyspace.Restore]. The algorithms themselves are pure functions in
-// packages gcra, window and lease; the keyspace locks, looks up, calls them
+// packages gcra, window, lease, counter and slidinglog; the keyspace locks, looks up, calls them
 // with the instant the caller passes, stores the outcome and journals it.
 // It never reads a clock.
 package keyspace

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/sluicehq/sluice/counter"
 	"github.com/sluicehq/sluice/keyspace/internal/table"
 	"github.com/sluicehq/sluice/lease"
 )
@@ -34,15 +35,17 @@ type Keyspace struct {
 }
 
 // shard is one lock's worth of the keyspace. GCRA TATs live in an
-// off-heap table (most keys hold only one); windows and leases, rarer and
-// larger, in Go maps made on first use.
+// off-heap table (most keys hold only one); windows, leases, counters and
+// sliding logs, rarer and larger, in Go maps made on first use.
 type shard struct {
-	mu      sync.Mutex
-	tats    table.Table
-	windows map[string]windowEntry
-	leases  map[string][]lease.Lease
+	mu       sync.Mutex
+	tats     table.Table
+	windows  map[string]windowEntry
+	leases   map[string][]lease.Lease
+	counters map[string]counter.State
+	logs     map[string]logEntry
 	// extra counts the kinds held by key names beyond the first kind of
-	// each name, so Len counts names: tats + windows + leases - extra.
+	// each name, so Len counts names: the entries of every kind - extra.
 	extra     int
 	buf       []byte // scratch for encoding journalled values, under mu
 	allowed   uint64 // GCRA decisions that admitted
@@ -111,6 +114,16 @@ func (s *shard) others(k Kind, key []byte, h uint64) bool {
 			return true
 		}
 	}
+	if k != Counter && len(s.counters) > 0 {
+		if _, ok := s.counters[string(key)]; ok {
+			return true
+		}
+	}
+	if k != Log && len(s.logs) > 0 {
+		if _, ok := s.logs[string(key)]; ok {
+			return true
+		}
+	}
 	return false
 }
 
@@ -128,7 +141,9 @@ func (s *shard) removed(k Kind, key []byte, h uint64) {
 	}
 }
 
-func (s *shard) len() int { return s.tats.Len() + len(s.windows) + len(s.leases) - s.extra }
+func (s *shard) len() int {
+	return s.tats.Len() + len(s.windows) + len(s.leases) + len(s.counters) + len(s.logs) - s.extra
+}
 
 // Delete removes every kind of state key holds and reports whether any of
 // it still mattered at now (DEL counts the key once).
@@ -149,6 +164,14 @@ func (ks *Keyspace) Delete(key []byte, now int64) bool {
 		live = live || lease.Last(ls) > now
 		ks.removeLeases(s, key, h)
 	}
+	if st, ok := s.counters[string(key)]; ok {
+		live = live || st.Expires > now
+		ks.removeCounter(s, key, h)
+	}
+	if e, ok := s.logs[string(key)]; ok {
+		live = live || e.expires > now
+		ks.removeLog(s, key, h)
+	}
 	return live
 }
 
@@ -167,6 +190,12 @@ func (ks *Keyspace) Expires(key []byte, now int64) (int64, bool) {
 	}
 	if ls, ok := s.leases[string(key)]; ok {
 		last = max(last, lease.Last(ls))
+	}
+	if st, ok := s.counters[string(key)]; ok {
+		last = max(last, st.Expires)
+	}
+	if e, ok := s.logs[string(key)]; ok {
+		last = max(last, e.expires)
 	}
 	return last, last > now
 }
@@ -202,7 +231,7 @@ func (ks *Keyspace) flushLocked() int {
 		s := &ks.shards[i]
 		n += s.len()
 		s.tats.Reset()
-		s.windows, s.leases, s.extra = nil, nil, 0
+		s.windows, s.leases, s.counters, s.logs, s.extra = nil, nil, nil, nil, 0
 	}
 	return n
 }
@@ -242,6 +271,8 @@ type Stats struct {
 	GCRA       int // keys holding a TAT
 	Windows    int // keys holding window counters
 	Leases     int // keys holding leases
+	Counters   int // keys holding a counter
+	Logs       int // keys holding a sliding log
 	Slots      int // hash slots allocated for TATs
 	ArenaBytes int // bytes of key arena allocated for TATs
 	// OffHeapBytes is the part of the TAT tables' slots and arenas held
@@ -262,6 +293,8 @@ func (ks *Keyspace) Stats() Stats {
 		st.GCRA += s.tats.Len()
 		st.Windows += len(s.windows)
 		st.Leases += len(s.leases)
+		st.Counters += len(s.counters)
+		st.Logs += len(s.logs)
 		st.Slots += s.tats.Slots()
 		st.ArenaBytes += s.tats.ArenaBytes()
 		st.Allowed += s.allowed
@@ -275,7 +308,7 @@ func (ks *Keyspace) Stats() Stats {
 
 // Sweep examines up to budget entries of each kind in every shard,
 // continuing where the previous call stopped (for TATs) or at random (for
-// windows and leases), and removes state that no longer matters at now,
+// the other kinds), and removes state that no longer matters at now,
 // holding one shard lock at a time. It returns how many pieces of state it
 // removed. However large the budget, one call examines each shard's TATs
 // at most once over, so a full pass always ends.
@@ -288,7 +321,7 @@ func (ks *Keyspace) Sweep(now int64, budget int) int {
 }
 
 // SweepStep is one background pass of reclaiming expired state: it
-// examines a tenth of each shard's TAT slots and of its windows and leases
+// examines a tenth of each shard's TAT slots and of its other state
 // (at least 64 of each), so everything is visited within about ten passes,
 // holding one shard lock for one bounded step at a time.
 func (ks *Keyspace) SweepStep(now int64) {
@@ -296,7 +329,7 @@ func (ks *Keyspace) SweepStep(now int64) {
 		s := &ks.shards[i]
 		s.mu.Lock()
 		tatBudget := s.tats.Slots()/10 + 64
-		otherBudget := (len(s.windows)+len(s.leases))/10 + 64
+		otherBudget := (len(s.windows)+len(s.leases)+len(s.counters)+len(s.logs))/10 + 64
 		s.mu.Unlock()
 		ks.sweepShard(s, now, tatBudget, otherBudget)
 	}
@@ -313,6 +346,8 @@ func (ks *Keyspace) sweepShard(s *shard, now int64, tatBudget, otherBudget int) 
 	})
 	n += ks.sweepWindows(s, now, otherBudget)
 	n += ks.sweepLeases(s, now, otherBudget)
+	n += ks.sweepCounters(s, now, otherBudget)
+	n += ks.sweepLogs(s, now, otherBudget)
 	s.reclaimed += uint64(n)
 	return n
 }

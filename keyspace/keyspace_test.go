@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/lease"
+	"github.com/sluicehq/sluice/slidinglog"
 	"github.com/sluicehq/sluice/window"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -119,13 +120,20 @@ func TestStreamRebuildsTheKeyspace(t *testing.T) {
 	now := epoch
 	gl, _ := gcra.NewLimit(3, 2, 10)
 	wl := windowLimit(t, 3, 10)
+	ll, err := slidinglog.NewLimit(4, 7000)
+	require.NoError(t, err)
 	var ids []int64
 	for step := 0; step < 20000; step++ {
 		k := keys[rng.IntN(len(keys))]
 		switch op := rng.IntN(100); {
-		case op < 40:
+		case op < 34:
 			_, err := ks.Throttle(k, now, gl, rng.Int64N(4)-1)
 			require.NoError(t, err)
+		case op < 37:
+			_, err := ks.IncrBy(k, now, rng.Int64N(5)-1, (1+rng.Int64N(20))*sec, rng.IntN(2) == 0)
+			require.NoError(t, err)
+		case op < 40:
+			ks.LogAcquire(k, now, ll, rng.Int64N(3))
 		case op < 50:
 			checks := []Check{{Key: k, Limit: gl}, {Key: keys[rng.IntN(len(keys))], Limit: gl}}
 			_, err := ks.ThrottleMulti(checks, now, 1, make([]gcra.Result, 2))
@@ -200,6 +208,8 @@ func TestRestoreRefusesWhatItCannotRead(t *testing.T) {
 		{Op: Set, Kind: Window, Key: []byte("w"), Expires: epoch, Value: []byte{1, 2}},
 		{Op: Set, Kind: Lease, Key: []byte("l"), Expires: epoch, Value: make([]byte, 15)},
 		{Op: Set, Kind: GCRA, Key: []byte("g"), Expires: epoch, Value: []byte{1}},
+		{Op: Set, Kind: Counter, Key: []byte("c"), Expires: epoch, Value: []byte{1}},
+		{Op: Set, Kind: Log, Key: []byte("s"), Expires: epoch, Value: make([]byte, 16)},
 		{Op: Set, Kind: 9, Key: []byte("x"), Expires: epoch},
 		{Op: 9},
 	} {

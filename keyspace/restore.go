@@ -3,7 +3,9 @@ package keyspace
 import (
 	"fmt"
 
+	"github.com/sluicehq/sluice/counter"
 	"github.com/sluicehq/sluice/lease"
+	"github.com/sluicehq/sluice/slidinglog"
 )
 
 // Restore applies one change of a stream, as recovery from disk does (and
@@ -22,12 +24,14 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 	if c.Op != Set && c.Op != Delete {
 		return fmt.Errorf("restore: unknown op %d", c.Op)
 	}
-	if c.Kind < GCRA || c.Kind > Lease {
+	if c.Kind < GCRA || c.Kind > lastKind {
 		return fmt.Errorf("restore: unknown kind %d", c.Kind)
 	}
 	set := c.Op == Set && c.Expires > now
 	var we windowEntry
 	var ls []lease.Lease
+	var cs counter.State
+	var le logEntry
 	if c.Op == Set {
 		var err error
 		switch c.Kind {
@@ -46,6 +50,15 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 			if ls = lease.Live(ls, now); len(ls) == 0 {
 				set = false
 			}
+		case Counter:
+			if cs, err = counter.Decode(c.Value, c.Expires); err != nil {
+				return fmt.Errorf("restore: counter of %q: %w", c.Key, err)
+			}
+		case Log:
+			if le.entries, err = slidinglog.Decode(c.Value); err != nil {
+				return fmt.Errorf("restore: sliding log of %q: %w", c.Key, err)
+			}
+			le.expires = c.Expires
 		}
 	}
 	s, h := ks.locate(c.Key)
@@ -96,6 +109,36 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 			delete(s.leases, string(c.Key))
 			s.removed(Lease, c.Key, h)
 		}
+	case Counter:
+		_, found := s.counters[string(c.Key)]
+		switch {
+		case set:
+			if s.counters == nil {
+				s.counters = map[string]counter.State{}
+			}
+			s.counters[string(c.Key)] = cs
+			if !found {
+				s.added(Counter, c.Key, h)
+			}
+		case found:
+			delete(s.counters, string(c.Key))
+			s.removed(Counter, c.Key, h)
+		}
+	case Log:
+		_, found := s.logs[string(c.Key)]
+		switch {
+		case set:
+			if s.logs == nil {
+				s.logs = map[string]logEntry{}
+			}
+			s.logs[string(c.Key)] = le
+			if !found {
+				s.added(Log, c.Key, h)
+			}
+		case found:
+			delete(s.logs, string(c.Key))
+			s.removed(Log, c.Key, h)
+		}
 	}
 	return nil
 }
@@ -119,6 +162,14 @@ func (ks *Keyspace) Range(fn func(c Change)) {
 		for k, ls := range s.leases {
 			buf = lease.Encode(buf[:0], ls)
 			fn(Change{Op: Set, Kind: Lease, Key: []byte(k), Expires: lease.Last(ls), Value: buf})
+		}
+		for k, st := range s.counters {
+			buf = counter.Encode(buf[:0], st)
+			fn(Change{Op: Set, Kind: Counter, Key: []byte(k), Expires: st.Expires, Value: buf})
+		}
+		for k, e := range s.logs {
+			buf = slidinglog.Encode(buf[:0], e.entries)
+			fn(Change{Op: Set, Kind: Log, Key: []byte(k), Expires: e.expires, Value: buf})
 		}
 		s.mu.Unlock()
 	}

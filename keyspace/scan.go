@@ -23,7 +23,7 @@ func (ks Kinds) With(k Kind) Kinds { return ks | 1<<k }
 // for the empty set.
 func (ks Kinds) String() string {
 	var names []string
-	for _, k := range []Kind{GCRA, Window, Lease} {
+	for k := GCRA; k <= lastKind; k++ {
 		if ks.Has(k) {
 			names = append(names, k.String())
 		}
@@ -49,6 +49,12 @@ func (ks *Keyspace) KindsOf(key []byte, now int64) Kinds {
 	}
 	if ls, ok := s.leases[string(key)]; ok && lease.Last(ls) > now {
 		kinds = kinds.With(Lease)
+	}
+	if st, ok := s.counters[string(key)]; ok && st.Expires > now {
+		kinds = kinds.With(Counter)
+	}
+	if e, ok := s.logs[string(key)]; ok && e.expires > now {
+		kinds = kinds.With(Log)
 	}
 	return kinds
 }
@@ -124,6 +130,16 @@ func (ks *Keyspace) scanShard(s *shard, from uint32, want int, now int64, dst []
 			tags = append(tags, tag)
 		}
 	}
+	for k := range s.counters {
+		if tag := ks.tagOf(k); tag >= from {
+			tags = append(tags, tag)
+		}
+	}
+	for k := range s.logs {
+		if tag := ks.tagOf(k); tag >= from {
+			tags = append(tags, tag)
+		}
+	}
 	boundary := uint32(math.MaxUint32)
 	if len(tags) > want {
 		boundary = nthSmallest(tags, want-1)
@@ -160,6 +176,22 @@ func (ks *Keyspace) scanShard(s *shard, from uint32, want int, now int64, dst []
 			n++
 			if lease.Last(ls) > now {
 				add([]byte(k), Lease)
+			}
+		}
+	}
+	for k, st := range s.counters {
+		if tag := ks.tagOf(k); tag >= from && tag <= boundary {
+			n++
+			if st.Expires > now {
+				add([]byte(k), Counter)
+			}
+		}
+	}
+	for k, e := range s.logs {
+		if tag := ks.tagOf(k); tag >= from && tag <= boundary {
+			n++
+			if e.expires > now {
+				add([]byte(k), Log)
 			}
 		}
 	}

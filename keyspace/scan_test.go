@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/slidinglog"
 	"github.com/sluicehq/sluice/window"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -223,4 +224,30 @@ func BenchmarkScanStep(b *testing.B) {
 	for range b.N {
 		batch, cursor = ks.Scan(cursor, 10, epoch, batch[:0])
 	}
+}
+
+// TestScanSeesEveryKind: SCAN and KindsOf see counters and sliding logs as
+// they see the other kinds.
+func TestScanSeesEveryKind(t *testing.T) {
+	ks := New(4, nil)
+	_, err := ks.IncrBy([]byte("c"), epoch, 1, sec, false)
+	require.NoError(t, err)
+	l, err := slidinglog.NewLimit(3, sec)
+	require.NoError(t, err)
+	ks.LogAcquire([]byte("s"), epoch, l, 1)
+	ks.LogAcquire([]byte("c"), epoch, l, 1)
+	var all []Entry
+	for cursor := uint64(0); ; {
+		var next uint64
+		all, next = ks.Scan(cursor, 10, epoch, all)
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	got := map[string]string{}
+	for _, e := range all {
+		got[string(e.Key)] = e.Kinds.String()
+	}
+	assert.Equal(t, map[string]string{"c": "counter,log", "s": "log"}, got)
+	assert.Equal(t, "counter,log", ks.KindsOf([]byte("c"), epoch).String())
 }

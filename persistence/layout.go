@@ -16,6 +16,10 @@ const (
 	gcraPrefix   = "g/"
 	windowPrefix = "w/"
 	leasePrefix  = "l/"
+	// counterPrefix and logPrefix hold counters and sliding logs; a
+	// directory of an earlier layout 5 simply has none.
+	counterPrefix = "c/"
+	logPrefix     = "s/"
 
 	// metaFormat holds the layout version.
 	metaFormat = "m/format"
@@ -44,6 +48,8 @@ var kinds = [...]struct {
 	{keyspace.GCRA, gcraPrefix},
 	{keyspace.Window, windowPrefix},
 	{keyspace.Lease, leasePrefix},
+	{keyspace.Counter, counterPrefix},
+	{keyspace.Log, logPrefix},
 }
 
 // kindPrefix is k's prefix, or "" for a kind this package does not know.

@@ -27,7 +27,7 @@ func TestPowerLossKeepsWhatWasAcknowledged(t *testing.T) {
 			fs := vfs.NewStrictMem()
 			const dir = "/srv/sluice-data"
 			rng := rand.New(rand.NewPCG(1, uint64(mode)))
-			kinds := []keyspace.Kind{keyspace.GCRA, keyspace.Window, keyspace.Lease}
+			kinds := []keyspace.Kind{keyspace.GCRA, keyspace.Window, keyspace.Lease, keyspace.Counter, keyspace.Log}
 			// change moves a random state forward (its value names its
 			// expiry, so a restored state shows whether the model had it).
 			change := func(m *model) {

@@ -16,11 +16,11 @@ import (
 func TestPendingLogRoundTrip(t *testing.T) {
 	var p pendingLog
 	var spare [][]byte
-	kinds := []keyspace.Kind{keyspace.GCRA, keyspace.Window, keyspace.Lease}
+	kinds := []keyspace.Kind{keyspace.GCRA, keyspace.Window, keyspace.Lease, keyspace.Counter, keyspace.Log}
 	for round := range 3 {
 		var want []keyspace.Change
 		for i := range 5000 {
-			c := keyspace.Change{Op: keyspace.Set, Kind: kinds[i%3], Created: i%2 == 0,
+			c := keyspace.Change{Op: keyspace.Set, Kind: kinds[i%len(kinds)], Created: i%2 == 0,
 				Key: fmt.Appendf(nil, "r%d-k%d", round, i), Expires: int64(i)<<40 | int64(i+1)}
 			switch {
 			case i%1000 == 999:

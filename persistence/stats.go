@@ -34,6 +34,7 @@ type Stats struct {
 // Recovery describes what Open replayed and Load restored, kind by kind.
 type Recovery struct {
 	GCRA, Window, Lease KindRecovery
+	Counter, Log        KindRecovery
 	Replayed            int           // journalled changes folded into Pebble at Open
 	Duration            time.Duration // how long replaying (at Open) and loading took
 }
@@ -48,7 +49,7 @@ type KindRecovery struct {
 // Total sums the kinds.
 func (r Recovery) Total() KindRecovery {
 	var t KindRecovery
-	for _, k := range []KindRecovery{r.GCRA, r.Window, r.Lease} {
+	for _, k := range []KindRecovery{r.GCRA, r.Window, r.Lease, r.Counter, r.Log} {
 		t.Restored += k.Restored
 		t.Expired += k.Expired
 		t.Invalid += k.Invalid
@@ -65,6 +66,10 @@ func (r *Recovery) of(kind keyspace.Kind) *KindRecovery {
 		return &r.Window
 	case keyspace.Lease:
 		return &r.Lease
+	case keyspace.Counter:
+		return &r.Counter
+	case keyspace.Log:
+		return &r.Log
 	}
 	panic("persistence: no recovery counts for kind " + kind.String())
 }

@@ -1,6 +1,6 @@
 // Package policy owns Sluice's named policies: the rule notation that writes
 // limits as text ("100/minute", "10/second; 1000/day", "5000/hour burst
-// 500"), and the policy file that names policies, picks each one's
+// 499", burst being THROTTLE's max_burst), and the policy file that names policies, picks each one's
 // algorithm and gives chosen keys (a tenant with a higher quota) their own
 // limits.
 //
@@ -85,18 +85,14 @@ func newTier(rule string, a Algorithm) (*Tier, error) {
 	t := &Tier{Rule: FormatRule(rates), Rates: rates}
 	for _, r := range rates {
 		if a == GCRA {
-			burst := r.Burst
-			if burst == 0 {
-				burst = r.Count
-			}
-			l, err := gcra.NewLimit(burst-1, r.Count, r.Period)
+			l, err := gcra.NewLimit(r.MaxBurst(), r.Count, r.Period)
 			if err != nil {
 				return nil, fmt.Errorf("limit %q: %w", r, err)
 			}
 			t.GCRA = append(t.GCRA, l)
 			continue
 		}
-		if r.Burst != 0 {
+		if r.HasBurst {
 			return nil, fmt.Errorf("limit %q: burst applies only to the gcra algorithm", r)
 		}
 		l, err := window.NewLimit(r.Count, r.Period)

@@ -8,11 +8,23 @@ import (
 )
 
 // Rate is one limit in the rule notation: Count requests per Period
-// seconds, with bursts of up to Burst requests at once (0: Count).
+// seconds, in bursts. Burst is THROTTLE's max_burst, the one meaning of
+// "burst" in Sluice's commands, clients and files: Burst+1 requests fit at
+// once. Without a burst ("100/minute", HasBurst false) all Count fit at
+// once: max_burst Count-1.
 type Rate struct {
-	Count  int64
-	Period int64 // seconds
-	Burst  int64 // 0 means Count
+	Count    int64
+	Period   int64 // seconds
+	Burst    int64 // max_burst, when HasBurst
+	HasBurst bool
+}
+
+// MaxBurst is THROTTLE's max_burst for r: Burst when given, else Count-1.
+func (r Rate) MaxBurst() int64 {
+	if r.HasBurst {
+		return r.Burst
+	}
+	return r.Count - 1
 }
 
 // units maps every unit spelling to its length in seconds.
@@ -37,8 +49,9 @@ const maxRuleCount = 1 << 53
 //
 // with UNIT one of second, minute, hour, day (or their plurals), case
 // insensitive: "100/minute", "10 per second", "500/7 days",
-// "5000/hour burst 500", "10/second; 1000/day". An error names the token
-// that is wrong.
+// "5000/hour burst 499", "10/second; 1000/day". BURST is THROTTLE's
+// max_burst (BURST+1 at once; 0 allowed). An error names the token that is
+// wrong.
 func ParseRule(rule string) ([]Rate, error) {
 	var rates []Rate
 	for _, part := range strings.FieldsFunc(rule, func(r rune) bool { return r == ';' || r == ',' }) {
@@ -127,7 +140,7 @@ func parseRate(s string) (Rate, error) {
 		return fmt.Errorf("limit %q: %s, got %q", item, why, t.text)
 	}
 	missing := func(what string) error { return fmt.Errorf("limit %q: missing %s", item, what) }
-	number := func(t token, what string) (int64, error) {
+	number := func(t token, what string, least int64) (int64, error) {
 		if t.kind != tokNumber {
 			return 0, bad(t, "want "+what)
 		}
@@ -135,8 +148,8 @@ func parseRate(s string) (Rate, error) {
 		if err != nil || n > maxRuleCount {
 			return 0, bad(t, what+" is too large")
 		}
-		if n < 1 {
-			return 0, bad(t, what+" must be at least 1")
+		if n < least {
+			return 0, bad(t, fmt.Sprintf("%s must be at least %d", what, least))
 		}
 		return n, nil
 	}
@@ -145,7 +158,7 @@ func parseRate(s string) (Rate, error) {
 	if !ok {
 		return Rate{}, missing("count")
 	}
-	if r.Count, err = number(t, "a count"); err != nil {
+	if r.Count, err = number(t, "a count", 1); err != nil {
 		return Rate{}, err
 	}
 	if t, ok = next(); !ok {
@@ -159,7 +172,7 @@ func parseRate(s string) (Rate, error) {
 	}
 	multiple := int64(1)
 	if t.kind == tokNumber {
-		if multiple, err = number(t, "a multiple"); err != nil {
+		if multiple, err = number(t, "a multiple", 1); err != nil {
 			return Rate{}, err
 		}
 		if t, ok = next(); !ok {
@@ -181,9 +194,10 @@ func parseRate(s string) (Rate, error) {
 		if t, ok = next(); !ok {
 			return Rate{}, missing("burst size")
 		}
-		if r.Burst, err = number(t, "a burst size"); err != nil {
+		if r.Burst, err = number(t, "a burst size", 0); err != nil {
 			return Rate{}, err
 		}
+		r.HasBurst = true
 		if t, ok = next(); ok {
 			return Rate{}, bad(t, "want the end of the limit")
 		}
@@ -193,7 +207,7 @@ func parseRate(s string) (Rate, error) {
 
 // String writes r in the rule notation, canonically: the largest unit that
 // divides the period, a multiple only when it is not 1, and the burst only
-// when it is set ("100/minute", "500/7 days", "5000/hour burst 500").
+// when it is set ("100/minute", "500/7 days", "5000/hour burst 499").
 func (r Rate) String() string {
 	var b strings.Builder
 	b.WriteString(strconv.FormatInt(r.Count, 10))
@@ -214,7 +228,7 @@ func (r Rate) String() string {
 		name += "s"
 	}
 	b.WriteString(name)
-	if r.Burst != 0 {
+	if r.HasBurst {
 		b.WriteString(" burst ")
 		b.WriteString(strconv.FormatInt(r.Burst, 10))
 	}

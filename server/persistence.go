@@ -65,6 +65,8 @@ func (d *durability) load(dst persistence.Restorer, now int64) error {
 		slog.Int("gcra", rec.GCRA.Restored),
 		slog.Int("windows", rec.Window.Restored),
 		slog.Int("lease_keys", rec.Lease.Restored),
+		slog.Int("counters", rec.Counter.Restored),
+		slog.Int("sliding_logs", rec.Log.Restored),
 		slog.Int("journal_replayed", rec.Replayed),
 		slog.Int("expired_dropped", total.Expired),
 		slog.Int("invalid_dropped", total.Invalid),

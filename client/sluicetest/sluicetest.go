@@ -38,14 +38,25 @@ type Server struct {
 	close sync.Once
 }
 
+// Option changes the configuration [Start] gives the server.
+type Option func(*server.Config)
+
+// PolicyFile loads named policies (POLICY.THROTTLE) from a policy file.
+func PolicyFile(path string) Option {
+	return func(c *server.Config) { c.PolicyFile = path }
+}
+
 // Start starts a Sluice on 127.0.0.1 with a free port and DEBUG enabled.
 // It is shut down when the test and its subtests finish.
-func Start(tb testing.TB) *Server {
+func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
 	cfg := server.Default()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Shards = 8
 	cfg.EnableDebug = true
+	for _, o := range opts {
+		o(&cfg)
+	}
 	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		tb.Fatalf("sluicetest: %v", err)

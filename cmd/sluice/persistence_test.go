@@ -574,3 +574,33 @@ func TestRestartRemembersWindowsAndLeases(t *testing.T) {
 	assert.Contains(t, p.Logs(), "windows=1")
 	assert.Contains(t, p.Logs(), "lease_keys=1")
 }
+
+// TestRestartRemembersCountersAndSlidingLogs: counters and sliding logs are
+// kept across a restart like every other kind of state.
+func TestRestartRemembersCountersAndSlidingLogs(t *testing.T) {
+	dir := t.TempDir()
+	t0 := future()
+	ctx := context.Background()
+	ints := func(c *redis.Client, args ...any) []int64 {
+		t.Helper()
+		v, err := c.Do(ctx, args...).Int64Slice()
+		require.NoError(t, err)
+		return v
+	}
+
+	p := startPersistent(t, dir, "always")
+	c := p.Client(t)
+	freeze(t, c, t0)
+	require.Equal(t, []int64{7, 60000}, ints(c, "COUNTER.INCRBY", "hits", 7, 60000))
+	require.EqualValues(t, 0, ints(c, "SLIDINGLOG.ACQUIRE", "log", 2, 60000, 2)[0])
+	require.Equal(t, 0, p.Signal(t, syscall.SIGTERM))
+
+	p = startPersistent(t, dir, "always")
+	c = p.Client(t)
+	freeze(t, c, t0+1e9)
+	assert.Equal(t, []int64{7, 59000}, ints(c, "COUNTER.GET", "hits"))
+	assert.EqualValues(t, 1, ints(c, "SLIDINGLOG.ACQUIRE", "log", 2, 60000)[0], "the log stayed full")
+	assert.Equal(t, []int64{2, 59000, 59000}, ints(c, "SLIDINGLOG.GET", "log", 60000))
+	assert.Contains(t, p.Logs(), "counters=1")
+	assert.Contains(t, p.Logs(), "sliding_logs=1")
+}

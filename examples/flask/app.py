@@ -1,140 +1,79 @@
-"""A Flask API rate-limited by Sluice through redis-py.
+"""A Flask API rate-limited by Flask-Limiter, with the counts kept in Sluice.
 
-Anonymous clients get 50 requests per hour (all 50 at once if they like),
-clients with credentials (an X-API-Key header or HTTP basic auth) get 5000
-per hour with bursts of 500. The budget is kept per user and client address,
-under the Sluice key "<policy>:<user>@<ip>", so every worker process (gunicorn
--w 4) and every replica shares it.
+Anonymous clients get 50 requests per hour, clients with credentials (an
+X-API-Key header or HTTP basic auth) 5000 per hour, each budget per user and
+client address. The "gcra" strategy makes them smooth: all 50 at once if a
+client likes, then one more every 72 s. Every worker process and replica
+shares the budgets, because they live in Sluice:
 
-Every rate-limited response carries X-RateLimit-Limit/Remaining/Reset and
-the IETF draft's RateLimit and RateLimit-Policy fields; a refused request
-gets 429 with Retry-After. Run it with:
-
-    SLUICE_URL=redis://127.0.0.1:6379 gunicorn -w 4 'app:create_app()'
+    SLUICE_URL=sluice://127.0.0.1:6379 gunicorn -w 4 'app:create_app()'
 """
 
 import hmac
-import logging
 import os
-from dataclasses import dataclass
 
 import redis
+import sluice_ratelimit  # noqa: F401  registers sluice:// with Flask-Limiter
 from flask import Flask, g, jsonify, request
+from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """count requests per period seconds, up to burst of them at once."""
-
-    name: str
-    burst: int
-    count: int
-    period: int
-
-    def throttle_args(self, key, quantity=1):
-        # THROTTLE's max_burst is one less than what fits at once.
-        return ("THROTTLE", key, self.burst - 1, self.count, self.period, quantity)
-
-
-ANONYMOUS = Policy("anon", burst=50, count=50, period=3600)
-AUTHENTICATED = Policy("user", burst=500, count=5000, period=3600)
 
 
 def create_app(config=None):
-    """Build the app. Settings come from config, else the environment:
-
-    SLUICE_URL          redis://host:port of Sluice (default redis://127.0.0.1:6379)
-    SLUICE_TIMEOUT      seconds to wait for Sluice before giving up (default 0.1)
-    SLUICE_FAIL_OPEN    1: serve requests unlimited when Sluice is unreachable
-                        (the default); 0: refuse them with 503
-    TRUSTED_PROXY_HOPS  how many reverse proxies in front of the app append to
-                        X-Forwarded-For (default 0: the header is ignored, as a
-                        client can send any value it likes)
-    API_KEYS            {api key: user name}
-    USERS               {user name: password} for basic auth
-    """
     app = Flask(__name__)
     app.config.update(
-        SLUICE_URL=os.environ.get("SLUICE_URL", "redis://127.0.0.1:6379"),
+        SLUICE_URL=os.environ.get("SLUICE_URL", "sluice://127.0.0.1:6379"),
         SLUICE_TIMEOUT=float(os.environ.get("SLUICE_TIMEOUT", "0.1")),
         SLUICE_FAIL_OPEN=os.environ.get("SLUICE_FAIL_OPEN", "1") != "0",
         TRUSTED_PROXY_HOPS=int(os.environ.get("TRUSTED_PROXY_HOPS", "0")),
-        API_KEYS={"demo-key": "demo"},
+        API_KEYS={"demo-key": "demo"},  # use your real authentication
         USERS={"demo": "demo-password"},
     )
     app.config.update(config or {})
-
-    hops = app.config["TRUSTED_PROXY_HOPS"]
-    if hops:
-        # request.remote_addr becomes the address the trusted proxies saw.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
-
-    timeout = app.config["SLUICE_TIMEOUT"]
-    sluice = redis.Redis.from_url(
-        app.config["SLUICE_URL"], socket_timeout=timeout, socket_connect_timeout=timeout
-    )
-    app.extensions["sluice"] = sluice
+    if app.config["TRUSTED_PROXY_HOPS"]:  # request.remote_addr is what the proxies saw
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXY_HOPS"])
 
     @app.before_request
-    def rate_limit():
-        user, credentials_ok = authenticate()
-        g.user = user
-        policy = AUTHENTICATED if user else ANONYMOUS
-        key = f"{policy.name}:{user or 'anonymous'}@{request.remote_addr}"
-        try:
-            limited, limit, remaining, retry_after, reset_after = sluice.execute_command(
-                *policy.throttle_args(key)
-            )
-        except redis.RedisError as e:
-            log.warning("rate limiter unavailable: %s", e)
-            if app.config["SLUICE_FAIL_OPEN"]:
-                return None if credentials_ok else unauthorized()
-            return jsonify(error="rate limiter unavailable"), 503, {"Retry-After": "1"}
-        g.ratelimit = policy, limit, remaining, reset_after
-        if limited:
-            return jsonify(error="too many requests", retry_after=retry_after), 429, {
-                "Retry-After": str(retry_after)
-            }
-        # Bad credentials are refused only after they were counted, so
-        # guessing keys costs from the anonymous budget.
-        return None if credentials_ok else unauthorized()
+    def authenticate():  # before the limiter: it keys and sizes budgets by g.user
+        g.user, g.bad_credentials = None, False
+        key, auth = request.headers.get("X-API-Key"), request.authorization
+        if key is not None:
+            users = [u for k, u in app.config["API_KEYS"].items() if hmac.compare_digest(key.encode(), k.encode())]
+            g.user = users[0] if users else None
+        elif auth is not None:
+            password = app.config["USERS"].get(auth.username or "", "")
+            ok = password and hmac.compare_digest((auth.password or "").encode(), password.encode())
+            g.user = auth.username if ok else None
+        g.bad_credentials = (key is not None or auth is not None) and g.user is None
 
-    @app.after_request
-    def rate_limit_headers(response):
-        if "ratelimit" in g:
-            policy, limit, remaining, reset_after = g.ratelimit
-            response.headers["X-RateLimit-Limit"] = str(limit)
-            response.headers["X-RateLimit-Remaining"] = str(remaining)
-            response.headers["X-RateLimit-Reset"] = str(reset_after)
-            response.headers["RateLimit-Policy"] = f'"{policy.name}";q={policy.count};w={policy.period}'
-            response.headers["RateLimit"] = f'"{policy.name}";r={remaining};t={reset_after}'
-        return response
+    timeout = app.config["SLUICE_TIMEOUT"]
+    Limiter(
+        lambda: f"{g.user or 'anonymous'}@{request.remote_addr}",
+        app=app,
+        storage_uri=app.config["SLUICE_URL"],
+        storage_options={"socket_timeout": timeout, "socket_connect_timeout": timeout},
+        strategy="gcra",
+        default_limits=[lambda: "5000/hour" if g.user else "50/hour"],
+        headers_enabled=True,
+        swallow_errors=app.config["SLUICE_FAIL_OPEN"],  # Sluice unreachable: serve, and log it
+    )
 
-    def authenticate():
-        """(user or None, whether the credentials presented, if any, are valid)."""
-        api_key = request.headers.get("X-API-Key")
-        if api_key is not None:
-            for known, user in app.config["API_KEYS"].items():
-                if hmac.compare_digest(api_key.encode(), known.encode()):
-                    return user, True
-            return None, False
-        auth = request.authorization
-        if auth is not None:
-            password = app.config["USERS"].get(auth.username or "")
-            if password is not None and hmac.compare_digest((auth.password or "").encode(), password.encode()):
-                return auth.username, True
-            return None, False
-        return None, True
+    @app.before_request
+    def refuse_bad_credentials():  # after the limiter, so that guessing is counted
+        if g.bad_credentials:
+            return jsonify(error="invalid credentials"), 401, {"WWW-Authenticate": 'Basic realm="api"'}
 
-    def unauthorized():
-        return jsonify(error="invalid credentials"), 401, {"WWW-Authenticate": 'Basic realm="api"'}
+    @app.errorhandler(redis.RedisError)
+    def limiter_unavailable(e):  # only reached with SLUICE_FAIL_OPEN=0
+        return jsonify(error="rate limiter unavailable"), 503, {"Retry-After": "1"}
+
+    @app.errorhandler(429)
+    def too_many_requests(e):
+        return jsonify(error="too many requests", limit=str(e.description)), 429
 
     @app.get("/")
     def index():
-        return jsonify(hello=g.get("user") or "anonymous")
+        return jsonify(hello=g.user or "anonymous")
 
     @app.get("/items")
     def items():
