@@ -139,18 +139,20 @@ func Last(ls []Lease) int64 {
 	return last
 }
 
-// MaxID is the largest lease ID; IDs are 1..MaxID, so that any 62 random
-// bits make one (see NewID).
-const MaxID = 1 << 62
+// MaxID is the largest lease ID: IDs are 1..MaxID, so that any 53 random
+// bits make one (see NewID), and every ID is an integer that JavaScript and
+// JSON clients hold exactly (2^53: Number.MAX_SAFE_INTEGER + 1), as the
+// Node package, which reads replies as Numbers, must.
+const MaxID = 1 << 53
 
 // NewID draws a lease ID from rnd, uniform in 1..MaxID, that no lease of
 // live holds. With rnd a cryptographically strong source, an ID is a
-// handle nobody can guess (one chance in 2^62 per try) and says nothing of
+// handle nobody can guess (one chance in 2^53 per try) and says nothing of
 // how many leases were taken before it; drawing again on a clash with a
 // live lease makes it unique on its key, restored leases included.
 func NewID(live []Lease, rnd rand.Source) int64 {
 	for {
-		id := int64(rnd.Uint64()>>2) + 1
+		id := int64(rnd.Uint64()>>11) + 1
 		if !held(live, id) {
 			return id
 		}

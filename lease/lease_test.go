@@ -80,17 +80,18 @@ func (s *seq) Uint64() uint64 {
 	return v
 }
 
-// TestNewID: 62 random bits make an ID in 1..MaxID, both ends reachable;
+// TestNewID: 53 random bits make an ID in 1..MaxID, both ends reachable;
 // a draw that a live lease holds is drawn again.
 func TestNewID(t *testing.T) {
 	for _, c := range []struct {
 		draw uint64
 		want int64
-	}{{0, 1}, {3, 1}, {4, 2}, {math.MaxUint64, MaxID}, {math.MaxUint64 - 3, MaxID}, {math.MaxUint64 - 4, MaxID - 1}} {
+	}{{0, 1}, {1<<11 - 1, 1}, {1 << 11, 2}, {math.MaxUint64, MaxID}, {math.MaxUint64 - (1<<11 - 1), MaxID}, {math.MaxUint64 - 1<<11, MaxID - 1}} {
 		s := seq{c.draw}
 		assert.Equal(t, c.want, NewID(nil, &s), "draw %#x", c.draw)
 	}
-	s := seq{0, 4, 8}
+	s := seq{0, 1 << 11, 2 << 11}
 	assert.Equal(t, int64(3), NewID([]Lease{{ID: 1}, {ID: 2}}, &s), "1 and 2 are held: drawn again")
 	assert.Empty(t, s)
+	assert.EqualValues(t, int64(1)<<53, MaxID, "every ID is exact in a JavaScript Number")
 }

@@ -10,14 +10,28 @@
 //   ...
 //   await sluice.close();
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { Sluice } from './index.js';
 
 const READY = /sluice ready.*?\baddr(?:=|":")([^\s"]+)/;
 
+/** A port free on 127.0.0.1 just now (sluice's --port 0 means no plaintext listener, as in Redis). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 /** Starts a sluice; resolves to {addr, url, client, freeze(ms), release(), flush(), close()}. */
 export async function startSluice({ binary = process.env.SLUICE_BIN || 'sluice', args = [], timeoutMs = 15_000 } = {}) {
-  const proc = spawn(binary, ['--bind', '127.0.0.1', '--port', '0', '--enable-debug-command', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const port = await freePort();
+  const proc = spawn(binary, ['--bind', '127.0.0.1', '--port', String(port), '--enable-debug-command', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const log = [];
   const addr = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`sluice did not start in ${timeoutMs} ms:\n${log.slice(-20).join('\n')}`)), timeoutMs);

@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 from typing import Any, List, Optional, Sequence
@@ -43,6 +44,14 @@ import redis
 __all__ = ["SluiceServer"]
 
 _READY = re.compile(r"sluice ready.*?\baddr(?:=|\":\")([^\s\"]+)")
+
+
+def _free_port() -> int:
+    """A port free on 127.0.0.1 just now (sluice's --port 0 means no
+    plaintext listener, as in Redis)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class SluiceServer:
@@ -56,7 +65,7 @@ class SluiceServer:
             raise FileNotFoundError(
                 "sluice binary not found: build it (go build -o sluice ./cmd/sluice) and put it on PATH or in SLUICE_BIN"
             )
-        cmd = [binary, "--bind", "127.0.0.1", "--port", "0", "--enable-debug-command", *args]
+        cmd = [binary, "--bind", "127.0.0.1", "--port", str(_free_port()), "--enable-debug-command", *args]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.log: List[str] = []
         found = threading.Event()
