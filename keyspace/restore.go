@@ -12,10 +12,24 @@ import (
 // removes the key's state of that kind instead; lease IDs issued later are
 // larger than every restored one. It fails, changing nothing, on a Change
 // it cannot read.
-func (ks *Keyspace) Restore(c Change, now int64) error {
+func (ks *Keyspace) Restore(c Change, now int64) error { return ks.restore(c, now, false) }
+
+// Apply applies one change of a primary's stream, as Restore does, and
+// journals what it changed, under the key's shard lock like any other
+// change: a replica's own journal (its disk) receives the same stream, in
+// order with the replica's own changes (the sweep, peeks dropping expired
+// state). Created is worked out from this keyspace, not taken from c; a
+// Set already expired at now is journalled as the Delete it became, and a
+// Delete of nothing is not journalled.
+func (ks *Keyspace) Apply(c Change, now int64) error { return ks.restore(c, now, true) }
+
+func (ks *Keyspace) restore(c Change, now int64, journal bool) error {
 	if c.Op == Flush {
 		ks.lockAll()
 		ks.flushLocked()
+		if journal {
+			ks.record(Change{Op: Flush})
+		}
 		ks.unlockAll()
 		return nil
 	}
@@ -69,6 +83,9 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 			s.tats.Remove(i)
 			s.removed(GCRA, c.Key, h)
 		}
+		if journal {
+			ks.journalRestored(c, set, found)
+		}
 	case Window:
 		_, found := s.windows[string(c.Key)]
 		switch {
@@ -83,6 +100,9 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 		case found:
 			delete(s.windows, string(c.Key))
 			s.removed(Window, c.Key, h)
+		}
+		if journal {
+			ks.journalRestored(c, set, found)
 		}
 	case Lease:
 		_, found := s.leases[string(c.Key)]
@@ -99,8 +119,28 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 			delete(s.leases, string(c.Key))
 			s.removed(Lease, c.Key, h)
 		}
+		if journal {
+			if set {
+				// Only the live leases were stored: journal those.
+				s.buf = lease.Encode(s.buf[:0], ls)
+				c.Value, c.Expires = s.buf, lease.Last(ls)
+			}
+			ks.journalRestored(c, set, found)
+		}
 	}
 	return nil
+}
+
+// journalRestored journals what restoring c did to a key that held state
+// of c's kind (found) and now holds it (set) or not. Called with the key's
+// shard lock held.
+func (ks *Keyspace) journalRestored(c Change, set, found bool) {
+	switch {
+	case set:
+		ks.record(Change{Op: Set, Kind: c.Kind, Created: !found, Key: c.Key, Expires: c.Expires, Value: c.Value})
+	case found:
+		ks.record(Change{Op: Delete, Kind: c.Kind, Key: c.Key})
+	}
 }
 
 // Range calls fn with a Set change for every kind of state of every key,
