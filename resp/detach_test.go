@@ -21,10 +21,8 @@ func TestDetach(t *testing.T) {
 	c.send(cmd("DETACH") + "PING")
 	c.expect("+DETACHED")
 	c.expect("buffered:PING")
-	c.send(cmd("ECHO", "x"))
-	line, err := c.br.ReadString('\n')
-	require.NoError(t, err)
-	assert.Equal(t, "raw:"+cmd("ECHO", "x")+"\r\n", line, "the handler reads raw bytes, no command is served")
+	c.send("ECHO x")
+	c.expect("raw:ECHO x") // the handler reads raw bytes: no command is served
 	assert.Equal(t, int64(1), srv.Stats().Connected)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
