@@ -158,7 +158,7 @@ func timeCmd(s *Server, c *resp.Conn, _ [][]byte) {
 }
 
 // info serves INFO [section ...]; sections are server, clients, memory,
-// persistence, stats, keyspace, config; "all", "everything" and "default"
+// persistence, replication, stats, keyspace, config; "all", "everything" and "default"
 // show them all.
 func info(s *Server, c *resp.Conn, args [][]byte) {
 	want := map[string]bool{}
@@ -206,6 +206,7 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 		kv("table_key_bytes", st.ArenaBytes)
 	})
 	section("persistence", s.persistenceInfo)
+	section("replication", s.replicationInfo)
 	section("stats", func(kv func(string, any)) {
 		kv("total_connections_received", net.TotalConnections)
 		kv("total_commands_processed", s.commandsProcessed())

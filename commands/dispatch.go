@@ -56,6 +56,10 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 			return
 		}
 	}
+	if cmd.Flags&FlagWrite != 0 && s.readOnly() && !cmd.isPeek(args) {
+		c.WriteError(errReadOnly)
+		return
+	}
 	sess.lastCmd.Store(&cmd.Name)
 	s.run(cmd, sess, c, args)
 }

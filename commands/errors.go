@@ -141,3 +141,18 @@ const (
 func errNoPermCmd(user, cmd string) string {
 	return fmt.Sprintf("NOPERM User %s has no permissions to run the '%s' command", user, cmd)
 }
+
+// Replication replies, as Redis words them.
+const (
+	errReadOnly       = "READONLY You can't write against a read only replica."
+	errWaitOnReplica  = "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated."
+	errTimeoutInteger = "ERR timeout is not an integer or out of range"
+	errTimeoutNeg     = "ERR timeout is negative"
+	errMasterPort     = "ERR Invalid master port"
+	errNoMasterLink   = "NOMASTERLINK Can't SYNC while not connected with my master"
+	errNoReplication  = "ERR replication is not enabled on this server"
+)
+
+func errReplconfOption(opt []byte) string {
+	return fmt.Sprintf("ERR Unrecognized REPLCONF option: %s", clean(truncate(opt, 128)))
+}

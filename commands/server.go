@@ -40,6 +40,9 @@ type Config struct {
 	// Persistence is the durable copy of Keys, whose change stream it
 	// must receive; nil runs in memory only.
 	Persistence Persistence
+	// Replication ships Keys' change stream to replicas and follows a
+	// primary; nil: the replication commands answer that it is off.
+	Replication Replication
 }
 
 // Setting is one named configuration value.
@@ -69,6 +72,8 @@ type Server struct {
 
 	throttleCmd, clThrottleCmd *Command     // for per-command decision counts
 	waitDurable                func() error // s.waitDurableFn, bound once (no allocation per call)
+	// repl is cfg.Replication.
+	repl Replication
 	// durable is cfg.Persistence when its replies wait for durability
 	// (RepliesWait), else nil: then no command sets a barrier.
 	durable Persistence
@@ -104,6 +109,7 @@ func NewServer(cfg Config) *Server {
 		started:  time.Now(),
 		sessions: map[uint64]*session{},
 		isLocal:  isLoopback,
+		repl:     cfg.Replication,
 	}
 	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
 	s.waitDurable = s.waitDurableFn

@@ -24,6 +24,8 @@ type session struct {
 	commands atomic.Uint64
 	scratch  [maxNameLen]byte // lower-casing buffer for dispatch
 	sample   uint32           // calls since the last latency sample
+	// listeningPort is a replica's REPLCONF listening-port, for PSYNC.
+	listeningPort int
 }
 
 // OpenConn registers a new connection; wire it to resp.Server.OnOpen.

@@ -41,7 +41,8 @@ type Config struct {
 	// resyncs, refusals. Nil: slog.Default().
 	Logger *slog.Logger
 	// ListenPort is the port this node announces to its primary
-	// (REPLCONF listening-port), shown by the primary's INFO and ROLE.
+	// (REPLCONF listening-port), shown by the primary's INFO and ROLE;
+	// SetListenPort changes it once the listener has bound.
 	ListenPort int
 	// MasterUser and MasterAuth authenticate this node to its primary
 	// (AUTH [user] password); empty MasterAuth sends no AUTH.
@@ -51,6 +52,11 @@ type Config struct {
 	// Timeout drops a link on which nothing arrived for this long
 	// (Redis's repl-timeout). Default 60s.
 	Timeout time.Duration
+	// PrimaryHost and PrimaryPort, when PrimaryHost is set, make the node
+	// a replica of that primary from Start, asking it for a full resync
+	// (--replicaof).
+	PrimaryHost string
+	PrimaryPort int
 	// PingPeriod is how often a primary sends its replicas a heartbeat
 	// carrying its wall clock, and a replica acknowledges its offset.
 	// Default 1s.
@@ -85,8 +91,10 @@ type Node struct {
 	linkFullSyncs  atomic.Uint64 // full resyncs this replica received
 	linkPartials   atomic.Uint64 // partial resyncs this replica received
 
-	stop chan struct{}
-	done chan struct{}
+	listenPort atomic.Int32 // announced to a primary; see SetListenPort
+	started    atomic.Bool
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 // New returns a primary node with a fresh replication ID. Call Start.
@@ -103,13 +111,19 @@ func New(cfg Config) *Node {
 	if cfg.PingPeriod <= 0 {
 		cfg.PingPeriod = DefaultPingPeriod
 	}
-	return &Node{
+	n := &Node{
 		cfg: cfg, b: cfg.Backlog, log: cfg.Logger,
 		replid: newReplID(), replid2: noReplID, secondOffset: -1,
 		links: map[*link]struct{}{}, acked: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	n.listenPort.Store(int32(cfg.ListenPort))
+	return n
 }
+
+// SetListenPort sets the port this node announces to its primaries (a
+// server started on port 0 knows it once listening).
+func (n *Node) SetListenPort(port int) { n.listenPort.Store(int32(port)) }
 
 // newReplID returns 40 random hex digits, as Redis's replication IDs.
 func newReplID() string {
@@ -118,9 +132,19 @@ func newReplID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Start starts the heartbeat: a primary pings its replicas every
-// PingPeriod and drops those silent for Timeout.
-func (n *Node) Start() { go n.heartbeat() }
+// Start starts the heartbeat (a primary pings its replicas every
+// PingPeriod and drops those silent for Timeout) and, with PrimaryHost,
+// starts following that primary.
+func (n *Node) Start() {
+	if n.started.Swap(true) {
+		return
+	}
+	go n.heartbeat()
+	if n.cfg.PrimaryHost != "" {
+		n.forget() // nothing of its own to continue from
+		n.ReplicaOf(n.cfg.PrimaryHost, n.cfg.PrimaryPort)
+	}
+}
 
 func (n *Node) heartbeat() {
 	defer close(n.done)
@@ -173,9 +197,8 @@ func (n *Node) Close() {
 		f.halt()
 	}
 	n.closeLinks()
-	select {
-	case <-n.done:
-	case <-time.After(time.Second): // Start was never called
+	if n.started.Load() {
+		<-n.done
 	}
 }
 

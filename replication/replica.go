@@ -162,7 +162,7 @@ func (f *follower) session() (streamed bool, err error) {
 		}
 		return false, err
 	}
-	if _, err := call("REPLCONF", "listening-port", strconv.Itoa(cfg.ListenPort)); err != nil {
+	if _, err := call("REPLCONF", "listening-port", strconv.Itoa(int(f.n.listenPort.Load()))); err != nil {
 		return false, fmt.Errorf("REPLCONF listening-port: %w", err)
 	}
 	if _, err := call("REPLCONF", "capa", "psync2"); err != nil {

@@ -3,10 +3,12 @@ package server
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/persistence"
+	"github.com/sluicehq/sluice/replication"
 	"github.com/sluicehq/sluice/resp"
 )
 
@@ -103,6 +105,28 @@ type Config struct {
 	// into the key space at once; at least 65536. Default 16777216.
 	FoldBytes int
 
+	// ReplicaOf makes the server a replica of the primary at "host port"
+	// from the start (REPLICAOF does it at run time); empty: a primary.
+	// Default "".
+	ReplicaOf string
+	// MasterAuth is the password a replica authenticates to its primary
+	// with. Default "".
+	MasterAuth string
+	// MasterUser is the ACL user a replica authenticates as (with
+	// MasterAuth); empty: the default user. Default "".
+	MasterUser string
+	// ReplBacklogSize is how many bytes of the replication stream are kept
+	// for replicas to resume from after a disconnection (a partial
+	// resync); at least 16384. Default 1048576.
+	ReplBacklogSize int
+	// ReplBufferLimit is how far, in bytes of the stream, a replica may
+	// fall behind before it is disconnected (it then resyncs); at least
+	// ReplBacklogSize. Default 268435456.
+	ReplBufferLimit int
+	// ReplTimeout drops a replication link on which nothing arrived for
+	// this long (both sides send every second). Default 1m0s.
+	ReplTimeout time.Duration
+
 	// PolicyFile names the named policies (TOML) of POLICY.THROTTLE, read
 	// again by [Server.Reload]; empty means none. Default "".
 	PolicyFile string
@@ -138,6 +162,9 @@ func Default() Config {
 		TLSAuthClients:  "yes",
 		Fsync:           persistence.EverySec.String(),
 		FoldBytes:       persistence.DefaultFoldBytes,
+		ReplBacklogSize: replication.DefaultBacklogSize,
+		ReplBufferLimit: replication.DefaultBufferLimit,
+		ReplTimeout:     replication.DefaultTimeout,
 	}
 }
 
@@ -178,7 +205,31 @@ func (c Config) Validate() error {
 	if _, err := persistence.ParseMode(c.Fsync); err != nil {
 		errs = append(errs, fmt.Errorf("--fsync: %w", err))
 	}
+	if _, _, err := c.replicaOf(); err != nil {
+		errs = append(errs, err)
+	}
+	check(c.ReplBacklogSize < 16384, "--repl-backlog-size %d: must be at least 16384", c.ReplBacklogSize)
+	check(c.ReplBufferLimit < c.ReplBacklogSize,
+		"--repl-buffer-limit %d: must be at least --repl-backlog-size %d", c.ReplBufferLimit, c.ReplBacklogSize)
+	check(c.ReplTimeout < time.Second, "--repl-timeout %s: must be at least 1s", c.ReplTimeout)
 	return errors.Join(errs...)
+}
+
+// replicaOf splits ReplicaOf into the primary's host and port; an empty
+// host means none.
+func (c Config) replicaOf() (string, int, error) {
+	if strings.TrimSpace(c.ReplicaOf) == "" {
+		return "", 0, nil
+	}
+	f := strings.Fields(c.ReplicaOf)
+	if len(f) != 2 {
+		return "", 0, fmt.Errorf("--replicaof %q: must be \"host port\"", c.ReplicaOf)
+	}
+	port, err := strconv.Atoi(f[1])
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("--replicaof %q: port must be 1..65535", c.ReplicaOf)
+	}
+	return f[0], port, nil
 }
 
 // bindAddrs splits Bind into its addresses.

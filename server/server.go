@@ -102,7 +102,7 @@ func (s *Server) open() error {
 		return fmt.Errorf("--policy-file: %w", err)
 	}
 	if s.cfg.MetricsAddr != "" {
-		reg := newRegistry(s.state.cmds, s.net, s.state.dur)
+		reg := newRegistry(s.state.cmds, s.net, s.state.dur, s.state.repl)
 		if s.metrics, err = startMetrics(s.cfg.MetricsAddr, reg, s.log, s.cfg.Pprof); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
@@ -150,6 +150,7 @@ func (s *Server) Serve() error {
 	}
 	s.serving = true
 	s.sweep = startSweeper(s.cfg.SweepInterval, s.state.sweepStep)
+	s.state.startReplication(s.Addr().(*net.TCPAddr).Port)
 	errc := make(chan error, len(s.lns))
 	for _, ln := range s.lns {
 		go func() { errc <- s.net.Serve(ln) }()
@@ -185,6 +186,7 @@ func (s *Server) logReady() {
 		slog.Int("shards", s.state.shards()),
 		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
 		slog.String("persistence", s.state.dur.mode()),
+		slog.String("replicaof", s.cfg.ReplicaOf),
 		slog.Bool("debug_command", s.cfg.EnableDebug),
 		slog.Bool("auth_required", s.net.AuthRequired),
 		slog.Bool("protected_mode", s.protected()))
@@ -216,10 +218,12 @@ func (s *Server) Reload() {
 //     commands it had read and closed, or until ctx is done, and then
 //     closes the connections left at once;
 //  3. it stops the expiry sweep, waiting for a pass in progress;
-//  4. it commits, syncs and closes the data directory, waiting for that up
+//  4. it stops replication: a replica applies nothing more; replicas were
+//     streamed what was written before their links closed in step 2;
+//  5. it commits, syncs and closes the data directory, waiting for that up
 //     to 30 seconds whatever ctx says (past them the directory recovers as
 //     after a crash);
-//  5. it logs "sluice stopped" and stops the metrics listener, waiting for
+//  6. it logs "sluice stopped" and stops the metrics listener, waiting for
 //     the scrapes in progress.
 //
 // It returns why persistence failed, during the run or while closing, or
