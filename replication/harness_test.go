@@ -160,7 +160,6 @@ type proxy struct {
 	mu     sync.Mutex
 	conns  []net.Conn
 	down   bool
-	accept int // connections accepted
 }
 
 func startProxy(t testing.TB, target string) *proxy {
@@ -187,7 +186,6 @@ func (p *proxy) serve() {
 			c.Close()
 			continue
 		}
-		p.accept++
 		p.mu.Unlock()
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -217,12 +215,6 @@ func (p *proxy) setDown(v bool) {
 	p.mu.Lock()
 	p.down = v
 	p.mu.Unlock()
-}
-
-func (p *proxy) accepted() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.accept
 }
 
 // key names the i-th key of a test.

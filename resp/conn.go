@@ -42,8 +42,9 @@ type Conn struct {
 	authed     atomic.Bool
 	closeAfter bool
 	barrier    func() error // runs before the next flush (see Barrier)
-	detach     func(nc net.Conn, buffered []byte) // set by Detach
 	waited     bool         // a barrier ran since the last read
+
+	detach func(nc net.Conn, buffered []byte) // set by Detach
 
 	// Deadline bookkeeping (conn goroutine only).
 	rdl          time.Time     // read deadline currently set
