@@ -80,6 +80,12 @@ func (b *Backlog) appendGetAck() int64 {
 	defer b.mu.Unlock()
 	at := b.end
 	b.appendLocked([]byte{tagGetAck})
+	for _, r := range b.readers {
+		select {
+		case r.urgent <- struct{}{}:
+		default:
+		}
+	}
 	return at
 }
 
@@ -136,14 +142,14 @@ func (b *Backlog) newBlock() *block {
 func (b *Backlog) trim() {
 	keep := b.end - b.size
 	for _, r := range b.readers {
-		if r.dropped {
-			continue
-		}
-		if r.pos < b.end-b.limit {
+		if !r.dropped && r.pos < b.end-b.limit {
 			r.dropped = true
-			continue
 		}
-		keep = min(keep, r.pos)
+		if !r.dropped || r.busy {
+			// A reader writing blocks out keeps them until it is done,
+			// dropped or not (see Reader.next).
+			keep = min(keep, r.pos)
+		}
 	}
 	i := 0
 	for i < len(b.blocks)-1 && b.blocks[i].start+int64(len(b.blocks[i].buf)) <= keep {
@@ -219,7 +225,11 @@ type Reader struct {
 	b       *Backlog
 	pos     int64 // under b.mu
 	dropped bool  // under b.mu
+	busy    bool  // under b.mu: between next and advance
 	wake    chan struct{}
+	// urgent receives a value when a GETACK was appended: a WAIT is
+	// waiting, so the bytes should not be held back to batch them.
+	urgent chan struct{}
 }
 
 // newReader returns a reader at from, or false when the backlog no longer
@@ -233,7 +243,7 @@ func (b *Backlog) newReader(from int64) (*Reader, int64, bool) {
 	if from < b.first() || from > b.end {
 		return nil, 0, false
 	}
-	r := &Reader{b: b, pos: from, wake: make(chan struct{}, 1)}
+	r := &Reader{b: b, pos: from, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
 	b.readers = append(b.readers, r)
 	return r, from, true
 }
@@ -245,28 +255,61 @@ func (b *Backlog) canContinue(offset int64) bool {
 	return offset >= b.first() && offset <= b.end
 }
 
+// next returns up to max of the stream's next bytes as slices of the
+// backlog's own blocks, without copying them (dst is reused), and their
+// length: 0 when the reader has read everything appended so far (wait on
+// Wake), ErrDropped once it was dropped. The slices stay valid, and the
+// blocks unrecycled, until advance, which must follow each next.
+func (r *Reader) next(max int, dst [][]byte) ([][]byte, int, error) {
+	b := r.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	dst = dst[:0]
+	if r.dropped {
+		return dst, 0, ErrDropped
+	}
+	n, at := 0, r.pos
+	for _, bl := range b.blocks {
+		if n >= max {
+			break
+		}
+		end := bl.start + int64(len(bl.buf))
+		if end <= at {
+			continue
+		}
+		part := bl.buf[at-bl.start:]
+		part = part[:min(len(part), max-n)]
+		dst = append(dst, part)
+		n += len(part)
+		at += int64(len(part))
+	}
+	r.busy = n > 0
+	return dst, n, nil
+}
+
+// advance moves the reader past n bytes returned by next and releases
+// the blocks next returned.
+func (r *Reader) advance(n int) {
+	b := r.b
+	b.mu.Lock()
+	r.pos += int64(n)
+	r.busy = false
+	b.mu.Unlock()
+}
+
 // Read copies the stream's next bytes into p and returns how many: 0 when
 // it has read everything appended so far (wait on Wake), ErrDropped once
 // the reader was dropped.
 func (r *Reader) Read(p []byte) (int, error) {
-	b := r.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if r.dropped {
-		return 0, ErrDropped
+	parts, n, err := r.next(len(p), nil)
+	if err != nil || n == 0 {
+		return 0, err
 	}
-	n := 0
-	for _, bl := range b.blocks {
-		if n == len(p) {
-			break
-		}
-		end := bl.start + int64(len(bl.buf))
-		if end <= r.pos {
-			continue
-		}
-		n += copy(p[n:], bl.buf[r.pos+int64(n)-bl.start:])
+	at := 0
+	for _, part := range parts {
+		at += copy(p[at:], part)
 	}
-	r.pos += int64(n)
+	r.advance(n)
 	return n, nil
 }
 

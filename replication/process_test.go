@@ -28,7 +28,7 @@ var (
 )
 
 // binary builds cmd/sluice once per test run.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sluice-repl-bin-")
@@ -61,10 +61,15 @@ var readyRe = regexp.MustCompile(`sluice ready.*?\baddr=(\S+)`)
 
 // startProc runs the binary with args and waits for its ready line; the
 // process is killed at the end of the test if still running.
-func startProc(t *testing.T, args ...string) *proc {
+func startProc(t testing.TB, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary(t), append([]string{"--port", "0", "--enable-debug-command"}, args...)...),
-		done: make(chan struct{})}
+	argv := append([]string{binary(t), "--port", "0", "--enable-debug-command"}, args...)
+	if cpus := os.Getenv("SLUICE_BENCH_SERVER_CPUS"); cpus != "" {
+		// Benchmarks: the servers on these CPUs (taskset), the load
+		// generator started on the others, as package bench does.
+		argv = append([]string{"taskset", "-c", cpus}, argv...)
+	}
+	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
 	stderr, err := p.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, p.cmd.Start())
@@ -103,15 +108,25 @@ func (p *proc) Logs() string {
 	return p.logs.String()
 }
 
-func (p *proc) must(t *testing.T, args ...any) any {
+func (p *proc) must(t testing.TB, args ...any) any {
 	t.Helper()
 	v, err := p.rdb.Do(context.Background(), args...).Result()
 	require.NoError(t, err, "%v", args)
 	return v
 }
 
+// linkUp waits until the replica's link to its primary streams.
+func (p *proc) linkUp(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.must(t, "INFO", "replication").(string), "master_link_status:up") {
+		require.True(t, time.Now().Before(deadline), "replica link up:\n%s", p.Logs())
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // kill9 kills the process with SIGKILL and waits for it to go.
-func (p *proc) kill9(t *testing.T) {
+func (p *proc) kill9(t testing.TB) {
 	t.Helper()
 	require.NoError(t, p.cmd.Process.Kill())
 	<-p.done
@@ -126,11 +141,7 @@ func TestNoLossAfterWaitThenKill9(t *testing.T) {
 	for _, p := range []*proc{primary, replica} {
 		require.Equal(t, "OK", p.must(t, "DEBUG", "CLOCK", "SET", epoch))
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(replica.must(t, "INFO", "replication").(string), "master_link_status:up") {
-		require.True(t, time.Now().Before(deadline), "replica link up:\n%s", replica.Logs())
-		time.Sleep(10 * time.Millisecond)
-	}
+	replica.linkUp(t)
 
 	ctx := context.Background()
 	pipe := primary.rdb.Pipeline()
