@@ -20,9 +20,16 @@ import (
 // *replication.Node implements it. Nil: the replication commands answer
 // that replication is off.
 type Replication interface {
-	// IsReplica reports whether the server follows a primary: writes are
-	// then refused with READONLY.
+	// IsReplica reports whether the server follows a primary.
 	IsReplica() bool
+	// WriteGate says whether writes are served now (one atomic load);
+	// AwaitGate waits out a FAILOVER's pause and says it again.
+	WriteGate() replication.Gate
+	AwaitGate() replication.Gate
+	// Failover starts a planned handover (FAILOVER); quiesce returns once
+	// no write is running. AbortFailover is FAILOVER ABORT.
+	Failover(o replication.FailoverOptions, quiesce func()) error
+	AbortFailover() error
 	// ReplicaOf follows host:port (REPLICAOF host port); already: it did.
 	ReplicaOf(host string, port int) (already bool)
 	// Promote stops following (REPLICAOF NO ONE); already: it did not.
@@ -63,6 +70,18 @@ func replicationCommands() []*Command {
 			Complexity: "O(1)",
 			Args:       []Arg{{Name: "numreplicas", Type: "integer"}, {Name: "timeout", Type: "integer"}},
 			Handler:    waitCmd},
+		{Name: "failover", Arity: -1, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.3.0",
+			Summary: "Hands the primary role over to a replica without losing an acknowledged change: writes pause until the " +
+				"replica has everything, then it becomes the primary and this server its replica.",
+			Complexity: "O(1)",
+			Args: []Arg{
+				{Name: "target", Type: "block", Token: "TO", Optional: true, Args: []Arg{
+					{Name: "host", Type: "string"}, {Name: "port", Type: "integer"},
+					{Name: "force", Type: "pure-token", Token: "FORCE", Optional: true}}},
+				{Name: "abort", Type: "pure-token", Token: "ABORT", Optional: true},
+				{Name: "milliseconds", Type: "integer", Token: "TIMEOUT", Optional: true},
+			},
+			Handler: failoverCmd},
 		{Name: "replconf", Arity: -1, Flags: adminFlags | FlagAllowBusy, Categories: adminCats, Group: "server", Since: "0.3.0",
 			Summary: "An internal command of the replication handshake.", Complexity: "O(1)", Handler: replconf},
 		{Name: "psync", Arity: -3, Flags: adminFlags | FlagNoAsyncLoading | FlagNoMulti, Categories: adminCats, Group: "server", Since: "0.3.0",
@@ -73,9 +92,49 @@ func replicationCommands() []*Command {
 	}
 }
 
-// readOnly reports whether write commands are refused: the server is a
-// replica. One interface call and an atomic load, only for writes.
-func (s *Server) readOnly() bool { return s.repl != nil && s.repl.IsReplica() }
+// writeAllowed is the gate of every state-changing command (with
+// replication on): it marks the session as writing, then reads the gate,
+// in that order, so that a FAILOVER pausing writes either sees the mark
+// (and waits for the command, see awaitWrites) or is seen (and the
+// command waits for it). A replica refuses with READONLY, a primary short
+// of good replicas with NOREPLICAS; peeks (quantity 0) pass. The caller
+// clears the mark once the command has run.
+func (s *Server) writeAllowed(sess *session, cmd *Command, args [][]byte, c *resp.Conn) bool {
+	for {
+		sess.writing.Store(true)
+		g := s.repl.WriteGate()
+		if g == replication.GateOpen || cmd.isPeek(args) {
+			return true
+		}
+		sess.writing.Store(false)
+		switch g {
+		case replication.GatePaused:
+			s.repl.AwaitGate()
+			continue
+		case replication.GateNoReplicas:
+			c.WriteError(errNoReplicas)
+		default:
+			c.WriteError(errReadOnly)
+		}
+		return false
+	}
+}
+
+// awaitWrites returns once no session is running a state-changing
+// command; a FAILOVER calls it after pausing writes.
+func (s *Server) awaitWrites() {
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		for sess.writing.Load() {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
 
 // isPeek reports whether a call of cmd asks for quantity 0, changing no
 // state, which a replica serves.
@@ -210,14 +269,24 @@ func psync(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errNoReplication)
 		return
 	}
-	if len(args) != 3 {
-		c.WriteError(errArity("psync"))
+	failover := len(args) == 4 && strings.EqualFold(string(args[3]), "failover")
+	if len(args) != 3 && !failover {
+		c.WriteError(errSyntax)
 		return
 	}
 	offset, err := parseInt(args[2])
 	if err != nil {
 		c.WriteError(errNotInteger)
 		return
+	}
+	if failover {
+		// The primary is handing over to this replica (its FAILOVER).
+		if !s.repl.IsReplica() {
+			c.WriteError(errPsyncFailoverMaster)
+			return
+		}
+		s.repl.Promote()
+		s.log.Warn("PSYNC FAILOVER: promoted by a FAILOVER of the primary, now a primary", "client", sessionOf(c).addr)
 	}
 	if !s.repl.CanServe() {
 		c.WriteError(errNoMasterLink)
@@ -227,6 +296,73 @@ func psync(s *Server, c *resp.Conn, args [][]byte) {
 	h := replication.Hello{ReplID: string(args[1]), Offset: offset, ListeningPort: sess.listeningPort, Addr: sess.addr}
 	repl := s.repl
 	c.Detach(func(nc net.Conn, buffered []byte) { repl.ServeReplica(nc, buffered, h) })
+}
+
+// failoverCmd serves FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms].
+func failoverCmd(s *Server, c *resp.Conn, args [][]byte) {
+	if s.repl == nil {
+		c.WriteError(errNoReplication)
+		return
+	}
+	var o replication.FailoverOptions
+	abort, to, timeout := false, false, false
+	for i := 1; i < len(args); i++ {
+		switch strings.ToUpper(string(args[i])) {
+		case "TO":
+			if to || i+2 >= len(args) {
+				c.WriteError(errSyntax)
+				return
+			}
+			port, err := parseInt(args[i+2])
+			if err != nil || port < 0 || port > 65535 {
+				c.WriteError(errNotInteger)
+				return
+			}
+			o.Host, o.Port, to = string(args[i+1]), int(port), true
+			i += 2
+		case "FORCE":
+			o.Force = true
+		case "ABORT":
+			abort = true
+		case "TIMEOUT":
+			if timeout || i+1 >= len(args) {
+				c.WriteError(errSyntax)
+				return
+			}
+			ms, err := parseInt(args[i+1])
+			if err != nil {
+				c.WriteError(errNotInteger)
+				return
+			}
+			if ms <= 0 {
+				c.WriteError(errFailoverTimeout)
+				return
+			}
+			o.Timeout, timeout = time.Duration(min(ms, int64(time.Duration(1<<62)/time.Millisecond)))*time.Millisecond, true
+			i++
+		default:
+			c.WriteError(errSyntax)
+			return
+		}
+	}
+	var err error
+	switch {
+	case abort && (to || timeout || o.Force):
+		c.WriteError(errSyntax)
+		return
+	case abort:
+		err = s.repl.AbortFailover()
+	default:
+		err = s.repl.Failover(o, s.awaitWrites)
+	}
+	if err != nil {
+		c.WriteError(errorReply(err))
+		return
+	}
+	if !abort {
+		s.log.Warn("FAILOVER: handing the primary role over", "to", o.Host, "port", o.Port, "client", sessionOf(c).addr)
+	}
+	c.WriteSimple("OK")
 }
 
 // replicationInfo fills INFO's replication section with Redis's fields.
@@ -262,7 +398,7 @@ func (s *Server) replicationInfo(kv func(string, any)) {
 		kv(fmt.Sprintf("slave%d", i), fmt.Sprintf("ip=%s,port=%d,state=%s,offset=%d,lag=%d",
 			r.IP, r.Port, r.State, max(r.Offset, 0), int64(r.Lag/time.Second)))
 	}
-	kv("master_failover_state", "no-failover")
+	kv("master_failover_state", st.FailoverState)
 	kv("master_replid", st.ReplID)
 	kv("master_replid2", st.ReplID2)
 	kv("master_repl_offset", st.Offset)

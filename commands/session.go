@@ -26,6 +26,9 @@ type session struct {
 	sample   uint32           // calls since the last latency sample
 	// listeningPort is a replica's REPLCONF listening-port, for PSYNC.
 	listeningPort int
+	// writing is set while a state-changing command runs (see
+	// writeAllowed).
+	writing atomic.Bool
 }
 
 // OpenConn registers a new connection; wire it to resp.Server.OnOpen.

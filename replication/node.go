@@ -18,6 +18,9 @@ import (
 const (
 	DefaultTimeout    = 60 * time.Second
 	DefaultPingPeriod = time.Second
+	// DefaultMinReplicasMaxLag is min-replicas-max-lag's default, as
+	// Redis's.
+	DefaultMinReplicasMaxLag = 10 * time.Second
 	// DefaultBacklogSize is repl-backlog-size's default, as Redis's.
 	DefaultBacklogSize = 1 << 20
 	// DefaultBufferLimit is how far a replica may fall behind before it is
@@ -57,6 +60,11 @@ type Config struct {
 	// (--replicaof).
 	PrimaryHost string
 	PrimaryPort int
+	// MinReplicas, when positive, makes a primary refuse writes while
+	// fewer replicas than this acknowledged within MinReplicasMaxLag
+	// (Redis's min-replicas-to-write and min-replicas-max-lag).
+	MinReplicas       int
+	MinReplicasMaxLag time.Duration
 	// PingPeriod is how often a primary sends its replicas a heartbeat
 	// carrying its wall clock, and a replica acknowledges its offset.
 	// Default 1s.
@@ -84,6 +92,8 @@ type Node struct {
 	acked        chan struct{} // closed and replaced when a replica acknowledges
 
 	replica atomic.Bool
+	gate    atomic.Int32 // a Gate, set by refreshGate under mu
+	failing *failover    // the FAILOVER in progress, under mu; nil: none
 
 	syncFull       atomic.Uint64 // full resyncs served
 	syncPartialOK  atomic.Uint64 // partial resyncs served
@@ -111,6 +121,9 @@ func New(cfg Config) *Node {
 	if cfg.PingPeriod <= 0 {
 		cfg.PingPeriod = DefaultPingPeriod
 	}
+	if cfg.MinReplicasMaxLag <= 0 {
+		cfg.MinReplicasMaxLag = DefaultMinReplicasMaxLag
+	}
 	n := &Node{
 		cfg: cfg, b: cfg.Backlog, log: cfg.Logger,
 		replid: newReplID(), replid2: noReplID, secondOffset: -1,
@@ -118,6 +131,7 @@ func New(cfg Config) *Node {
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	n.listenPort.Store(int32(cfg.ListenPort))
+	n.refreshGate()
 	return n
 }
 
@@ -164,7 +178,8 @@ func (n *Node) heartbeat() {
 				silent = append(silent, l)
 			}
 		}
-		ping := len(n.links) > 0 && !n.replica.Load()
+		ping := len(n.links) > 0 && !n.replica.Load() && n.failing == nil
+		n.refreshGate()
 		n.mu.Unlock()
 		for _, l := range silent {
 			n.log.Warn("replication: replica timed out, disconnecting it", slog.String("replica", l.name()),
@@ -229,7 +244,10 @@ func (n *Node) ReplicaOf(host string, port int) (already bool) {
 	if f != nil {
 		f.halt()
 	} else {
+		n.mu.Lock()
 		n.replica.Store(true)
+		n.refreshGate()
+		n.mu.Unlock()
 		n.b.setMuted(true)
 	}
 	n.closeLinks()
@@ -268,6 +286,7 @@ func (n *Node) Promote() (already bool) {
 	n.replid = newReplID()
 	n.b.setMuted(false)
 	n.replica.Store(false)
+	n.refreshGate()
 	replid := n.replid
 	n.mu.Unlock()
 	n.log.Info("replication: promoted to primary", slog.String("replid", replid), slog.Int64("offset", end))
@@ -299,13 +318,15 @@ func (n *Node) closeLinks() {
 	}
 }
 
-// notifyAck wakes the WAITs.
+// notifyAck wakes the WAITs and the FAILOVER, and counts the good
+// replicas again.
 func (n *Node) notifyAck() {
 	n.mu.Lock()
 	if !n.closed {
 		close(n.acked)
 		n.acked = make(chan struct{})
 	}
+	n.refreshGate()
 	n.mu.Unlock()
 }
 

@@ -150,6 +150,7 @@ func (n *Node) ServeReplica(nc net.Conn, buffered []byte, h Hello) {
 		log.Info("replication: partial resync served", slog.Int64("from_offset", h.Offset-1))
 	}
 	l.setState(stateOnline)
+	n.notifyAck() // one more replica may make the gate open
 	go l.readAcks(buffered)
 	if err := l.send(); err != nil {
 		log.Warn("replication: replica disconnected", slog.Any("err", err))

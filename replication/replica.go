@@ -55,6 +55,9 @@ type follower struct {
 	clockKnown  atomic.Bool
 	clockWarned atomic.Bool // a warning about the offset was logged and still holds
 	wmu         sync.Mutex  // writes to the primary (acknowledgements)
+	// failover makes PSYNC say FAILOVER, telling the primary (a replica of
+	// this node's until then) to promote itself, until one PSYNC succeeds.
+	failover bool
 }
 
 func newFollower(n *Node, host string, port int) *follower {
@@ -172,7 +175,11 @@ func (f *follower) session() (streamed bool, err error) {
 		}
 	}
 	replid, offset := f.n.psyncArgs()
-	if _, err := nc.Write(appendCommand(nil, "PSYNC", replid, strconv.FormatInt(offset, 10))); err != nil {
+	psync := []string{"PSYNC", replid, strconv.FormatInt(offset, 10)}
+	if f.failover {
+		psync = append(psync, "FAILOVER")
+	}
+	if _, err := nc.Write(appendCommand(nil, psync...)); err != nil {
 		return false, err
 	}
 	line, err := readLine(br)
@@ -202,6 +209,7 @@ func (f *follower) session() (streamed bool, err error) {
 		return false, fmt.Errorf("bad PSYNC reply %q", truncate(line))
 	}
 	_ = nc.SetDeadline(time.Time{})
+	f.failover = false
 	f.setState(linkConnected)
 	f.n.log.Info("replication: link to primary up", slog.String("primary", f.addr()), slog.Int64("offset", f.n.b.Offset()))
 	ended := make(chan struct{})

@@ -15,6 +15,9 @@ type Status struct {
 	SecondOffset int64  // second_repl_offset
 	Backlog      BacklogStatus
 	Replicas     []ReplicaStatus // connected replicas, in address order
+	// FailoverState is master_failover_state: no-failover,
+	// waiting-for-sync or failover-in-progress.
+	FailoverState string
 
 	// A replica's link to its primary.
 	PrimaryHost    string
@@ -48,7 +51,7 @@ func (n *Node) Status() Status {
 	n.mu.Lock()
 	st := Status{
 		Replica: n.replica.Load(), ReplID: n.replid, ReplID2: n.replid2, SecondOffset: n.secondOffset,
-		Backlog: n.b.Status(),
+		Backlog: n.b.Status(), FailoverState: n.failoverState(),
 	}
 	st.Offset = st.Backlog.End
 	for l := range n.links {
