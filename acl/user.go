@@ -43,8 +43,9 @@ type rule struct {
 	command  string // full name, e.g. "flushall" or "client|setname"
 }
 
-// apply parses one ACL rule.
-func (u *User) apply(tok string) error {
+// apply parses one ACL rule; a command or category rule must name
+// something cat has (see Catalog).
+func (u *User) apply(tok string, cat Catalog) error {
 	switch {
 	case tok == "on":
 		u.Enabled = true
@@ -77,13 +78,23 @@ func (u *User) apply(tok string) error {
 	case tok == "nocommands":
 		u.rules = append(u.rules, rule{allow: false, category: "all"})
 	case strings.HasPrefix(tok, "+@") || strings.HasPrefix(tok, "-@"):
-		u.rules = append(u.rules, rule{allow: tok[0] == '+', category: strings.ToLower(tok[2:])})
+		return u.addRule(rule{allow: tok[0] == '+', category: strings.ToLower(tok[2:])}, tok, cat)
 	case strings.HasPrefix(tok, "+") || strings.HasPrefix(tok, "-"):
-		u.rules = append(u.rules, rule{allow: tok[0] == '+', command: strings.ToLower(tok[1:])})
+		return u.addRule(rule{allow: tok[0] == '+', command: strings.ToLower(tok[1:])}, tok, cat)
 	default:
 		return fmt.Errorf("user %s: unknown ACL rule %q", u.Name, tok)
 	}
 	u.allowAll = len(u.rules) > 0 && u.rules[len(u.rules)-1].allow && u.rules[len(u.rules)-1].category == "all"
+	return nil
+}
+
+// addRule appends a command or category rule that cat knows.
+func (u *User) addRule(r rule, tok string, cat Catalog) error {
+	if !cat.knows(r) {
+		return fmt.Errorf("user %s: rule %q: %w", u.Name, tok, ErrUnknownRule)
+	}
+	u.rules = append(u.rules, r)
+	u.allowAll = r.allow && r.category == "all"
 	return nil
 }
 
@@ -120,6 +131,20 @@ func (u *User) CanRun(cmd Command) bool {
 	allowed := false
 	for _, r := range u.rules {
 		if r.matches(cmd) {
+			allowed = r.allow
+		}
+	}
+	return allowed
+}
+
+// GrantsCategory reports whether the user holds the category cat (without
+// '@') as a whole: its last rule naming the category itself or @all allows.
+// Rules for single commands, or for other categories that share commands
+// with it (@connection and @admin share CLIENT LIST), do not grant it.
+func (u *User) GrantsCategory(cat string) bool {
+	allowed := false
+	for _, r := range u.rules {
+		if r.command == "" && (r.category == "all" || r.category == cat) {
 			allowed = r.allow
 		}
 	}

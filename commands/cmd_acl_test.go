@@ -13,7 +13,7 @@ import (
 
 func TestAuthAndACLEndToEnd(t *testing.T) {
 	us := acl.NewUsers("adminpw")
-	require.NoError(t, us.Load(strings.NewReader("user tenant1 on >t1pw ~tenant1:* +@throttle +@connection +acl|whoami\n")))
+	require.NoError(t, us.Load(strings.NewReader("user tenant1 on >t1pw ~tenant1:* +@throttle +@connection +acl|whoami\n"), Catalog()))
 	ts := startServerWith(t, Config{Users: us, EnableDebug: true})
 	ctx := context.Background()
 

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/resp"
 )
 
@@ -46,7 +48,7 @@ func connectionCommands() []*Command {
 				{Name: "info", Arity: 2, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",
 					Summary: "Returns information about the connection.", Complexity: "O(1)", Handler: clientInfo},
 				{Name: "list", Arity: -2, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Categories: []string{"@admin", "@slow", "@dangerous", "@connection"}, Group: "connection", Since: "0.1.0",
-					Summary: "Lists open connections.", Complexity: "O(N) where N is the number of client connections", Handler: clientList},
+					Summary: "Lists open connections: all of them to a user holding @admin, else only the user's own.", Complexity: "O(N) where N is the number of client connections", Handler: clientList},
 				{Name: "help", Arity: 2, Flags: FlagLoading | FlagStale, Categories: clientCats, Group: "connection", Since: "0.1.0",
 					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: clientHelp},
 			}},
@@ -80,16 +82,37 @@ func selectDB(_ *Server, c *resp.Conn, args [][]byte) {
 	c.WriteSimple("OK")
 }
 
-// login authenticates the connection as name with pw, or counts a failure.
-func (s *Server) login(c *resp.Conn, name, pw []byte) bool {
-	u := s.cfg.Users.Authenticate(name, pw)
-	if u == nil {
-		s.authFailures.Add(1)
-		return false
+// login authenticates the connection as name with pw and returns "", or
+// the error reply for a failure. An address that failed too often first
+// waits its turn (see authGuard), before the password is checked, so the
+// wait cannot be skipped by not reading the reply; a connection is closed
+// after authConnFailures failures.
+func (s *Server) login(c *resp.Conn, name, pw []byte) string {
+	sess := sessionOf(c)
+	addr := authAddr(sess.addr)
+	wait, ok := s.authGuard.admit(addr, s.clock.Now())
+	var u *acl.User
+	if ok {
+		if wait > 0 {
+			s.cfg.Sleep(wait)
+		}
+		u = s.cfg.Users.Authenticate(name, pw)
+		s.authGuard.finish(addr, s.clock.Now(), u == nil)
 	}
-	sessionOf(c).user.Store(u)
-	c.SetAuthenticated(true)
-	return true
+	if u != nil {
+		sess.user.Store(u)
+		c.SetAuthenticated(true)
+		return ""
+	}
+	s.authFailures.Add(1)
+	if sess.authFailed++; sess.authFailed >= authConnFailures {
+		s.log.Warn("closing a connection after repeated failed authentication", "client", sess.addr, "failures", sess.authFailed)
+		c.CloseAfterReply()
+	}
+	if !ok {
+		return errAuthBackoff
+	}
+	return errWrongPass
 }
 
 func auth(s *Server, c *resp.Conn, args [][]byte) {
@@ -104,8 +127,8 @@ func auth(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errAuthNoPassword)
 		return
 	}
-	if !s.login(c, name, pw) {
-		c.WriteError(errWrongPass)
+	if e := s.login(c, name, pw); e != "" {
+		c.WriteError(e)
 		return
 	}
 	c.WriteSimple("OK")
@@ -131,8 +154,8 @@ func hello(s *Server, c *resp.Conn, args [][]byte) {
 	for i := 2; i < len(args); i++ {
 		switch opt := strings.ToUpper(string(args[i])); {
 		case opt == "AUTH" && i+2 < len(args):
-			if !s.login(c, args[i+1], args[i+2]) {
-				c.WriteError(errWrongPass)
+			if e := s.login(c, args[i+1], args[i+2]); e != "" {
+				c.WriteError(e)
 				return
 			}
 			i += 2
@@ -204,22 +227,28 @@ func clientGetName(_ *Server, c *resp.Conn, _ [][]byte) {
 	c.WriteNull()
 }
 
+// clientSetInfo serves CLIENT SETINFO LIB-NAME|LIB-VER value. As in Redis,
+// the option is checked first, then the value: printable ASCII without
+// spaces, so that a value can neither forge CLIENT LIST fields or lines nor
+// carry control bytes into anything that shows it.
 func clientSetInfo(_ *Server, c *resp.Conn, args [][]byte) {
-	v := string(args[3])
-	if strings.ContainsAny(v, " \r\n") {
-		c.WriteError(errClientInfoValue(args[2]))
-		return
-	}
 	sess := sessionOf(c)
+	var dst *atomic.Pointer[string]
 	switch strings.ToUpper(string(args[2])) {
 	case "LIB-NAME":
-		sess.libName.Store(&v)
+		dst = &sess.libName
 	case "LIB-VER":
-		sess.libVer.Store(&v)
+		dst = &sess.libVer
 	default:
 		c.WriteError(errClientInfoOption(args[2]))
 		return
 	}
+	if !validName(args[3]) {
+		c.WriteError(errClientInfoValue(args[2]))
+		return
+	}
+	v := string(args[3])
+	dst.Store(&v)
 	c.WriteSimple("OK")
 }
 
@@ -241,10 +270,20 @@ func clientInfo(_ *Server, c *resp.Conn, _ [][]byte) {
 	c.WriteVerbatim("txt", clientLine(sessionOf(c), c.Proto()))
 }
 
+// clientList serves CLIENT LIST. A user that holds the @admin category
+// (+@all or +@admin) sees every connection; any other user sees only the
+// connections authenticated as itself, so that a tenant allowed
+// +@connection does not learn other tenants' clients, addresses and
+// activity. Redis has no such filter: there, +@connection shows all.
 func clientList(s *Server, c *resp.Conn, _ [][]byte) {
+	me := sessionOf(c).user.Load()
+	all := me.GrantsCategory("admin")
 	s.mu.Lock()
 	var b strings.Builder
 	for _, sess := range s.sessions {
+		if !all && sess.user.Load().Name != me.Name {
+			continue
+		}
 		proto := 2
 		if sess.id == c.ID() {
 			proto = c.Proto()

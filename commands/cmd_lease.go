@@ -12,7 +12,7 @@ func leaseCommands() []*Command {
 			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 			FirstKey: 1, LastKey: 1, Step: 1,
 			Summary: "Takes a concurrency lease on a key when fewer than max are held; a lease expires after ttl_ms unless renewed. " +
-				"Replies [limited, max, in_flight, free_after_ms, lease_id] (lease_id -1 when refused).",
+				"Replies [limited, max, in_flight, free_after_ms, lease_id] (lease_id -1 when refused): the id is a random integer in 1..2^62, unguessable.",
 			Complexity: "O(N) where N is the number of leases held on the key",
 			Args:       []Arg{{Name: "key", Type: "key"}, {Name: "max", Type: "integer"}, {Name: "ttl_ms", Type: "integer"}},
 			Handler:    leaseAcquire,
@@ -45,6 +45,10 @@ func leaseAcquire(s *Server, c *resp.Conn, args [][]byte) {
 	v, err := parseInts(args[2:])
 	if err != nil {
 		c.WriteError(errorReply(err))
+		return
+	}
+	if v[0] > s.cfg.MaxLeasesPerKey {
+		c.WriteError(errLeaseMaxTooLarge(s.cfg.MaxLeasesPerKey))
 		return
 	}
 	ttl, err := lease.TTL(v[1])

@@ -103,3 +103,22 @@ func TestLeaseBoundOverTCP(t *testing.T) {
 	assert.Positive(t, acquired.Load())
 	assert.Zero(t, ts.keys.InFlight([]byte("pool"), epoch))
 }
+
+// TestLeaseIDsCannotBeGuessed: a client that holds a lease cannot release
+// or renew another client's lease on the same key by trying the IDs next
+// to its own (a counter made that a one-try attack), and its own ID tells
+// it nothing of how many leases others took.
+func TestLeaseIDsCannotBeGuessed(t *testing.T) {
+	ts := startServer(t, true)
+	mine := call(t, ts.client(t, 2), "LEASE.ACQUIRE", "shared", 10, 60000)[4]
+	theirs := call(t, ts.client(t, 2), "LEASE.ACQUIRE", "shared", 10, 60000)[4]
+	require.NotEqual(t, mine, theirs)
+	attacker := ts.client(t, 2)
+	for d := int64(-100); d <= 100; d++ {
+		if guess := mine + d; d != 0 && guess != theirs {
+			assert.Equal(t, []int64{0, 2}, call(t, attacker, "LEASE.RELEASE", "shared", guess), "guess %d", guess)
+			assert.Equal(t, []int64{0, 2}, call(t, attacker, "LEASE.RENEW", "shared", guess, 1), "guess %d", guess)
+		}
+	}
+	assert.Greater(t, max(mine, theirs), int64(1)<<32, "IDs are not small counters")
+}

@@ -15,7 +15,7 @@ func multiCommands() []*Command {
 		Summary: "Applies one GCRA request to several limits atomically: admitted only when every limit admits, " +
 			"and then every limit is charged; refused, nothing is charged. Replies [[limited, limit, remaining, retry_after, reset_after], " +
 			"then the same five for each limit].",
-		Complexity: "O(N) where N is the number of limits",
+		Complexity: "O(N) where N is the number of limits (at most max-multi-limits, default 64)",
 		Args: []Arg{
 			{Name: "quantity", Type: "integer"},
 			{Name: "limit", Type: "block", Multiple: true, Args: []Arg{
@@ -34,6 +34,10 @@ func multiCommands() []*Command {
 func throttleMulti(s *Server, c *resp.Conn, args [][]byte) {
 	if (len(args)-2)%4 != 0 {
 		c.WriteError(errArity("throttle.multi"))
+		return
+	}
+	if (len(args)-2)/4 > s.cfg.MaxMultiLimits {
+		c.WriteError(errTooManyLimits(s.cfg.MaxMultiLimits))
 		return
 	}
 	q, err := parseInt(args[1])

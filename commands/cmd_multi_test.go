@@ -3,7 +3,10 @@ package commands
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -80,4 +83,107 @@ func TestThrottleMultiKeys(t *testing.T) {
 	docs, err := c.Do(context.Background(), "COMMAND", "DOCS", "throttle.multi").Result()
 	require.NoError(t, err)
 	assert.Contains(t, fmt.Sprint(docs), "max_burst")
+}
+
+// multiArgs is a THROTTLE.MULTI of n limits on distinct keys.
+func multiArgs(n int) []any {
+	args := []any{"THROTTLE.MULTI", 1}
+	for i := range n {
+		args = append(args, fmt.Sprintf("k%d", i), 10, 1, 60)
+	}
+	return args
+}
+
+// TestThrottleMultiLimitBound: one call checks at most max-multi-limits
+// limits (default 64). A call of 16,383 limits once held every shard lock
+// for 53 s; over the bound it is refused before any lock is taken and
+// charges nothing.
+func TestThrottleMultiLimitBound(t *testing.T) {
+	ts := startServer(t, true)
+	c := ts.client(t, 3)
+	ctx := context.Background()
+	setClock(t, c, epoch)
+	v, err := c.Do(ctx, multiArgs(DefaultMaxMultiLimits)...).Result()
+	require.NoError(t, err)
+	assert.Len(t, v, 1+DefaultMaxMultiLimits)
+	require.NoError(t, c.FlushAll(ctx).Err())
+	for _, n := range []int{DefaultMaxMultiLimits + 1, 16383} {
+		err := c.Do(ctx, multiArgs(n)...).Err()
+		require.Error(t, err, "%d limits", n)
+		assert.Equal(t, "ERR too many limits: at most 64 per call (max-multi-limits)", err.Error())
+	}
+	assert.Zero(t, c.DBSize(ctx).Val(), "a refused call charges nothing")
+
+	small := startServerWith(t, Config{EnableDebug: true, MaxMultiLimits: 2})
+	sc := small.client(t, 3)
+	assert.NoError(t, sc.Do(ctx, multiArgs(2)...).Err())
+	assert.EqualError(t, sc.Do(ctx, multiArgs(3)...).Err(), "ERR too many limits: at most 2 per call (max-multi-limits)")
+}
+
+// BenchmarkThrottleBesideMulti measures the freeze one client's largest
+// allowed THROTTLE.MULTI (64 limits on new keys, spread over every shard,
+// so it takes every shard lock) inflicts on another client's single
+// THROTTLE: the THROTTLE's round trip while MULTIs run back to back on
+// another connection, against the same THROTTLE alone (the peer). Reported
+// as p50/p99/max microseconds per THROTTLE. Before the bound, one MULTI of
+// 16,383 limits froze every other client for 53 s.
+func BenchmarkThrottleBesideMulti(b *testing.B) {
+	for _, beside := range []bool{false, true} {
+		name := "alone"
+		if beside {
+			name = "beside-multi-64"
+		}
+		b.Run(name, func(b *testing.B) {
+			ts := startServer(b, true)
+			c := ts.client(b, 2)
+			ctx := context.Background()
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			multis := 0
+			if beside {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					mc := ts.client(b, 2)
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						args := []any{"THROTTLE.MULTI", 1}
+						for j := range DefaultMaxMultiLimits {
+							args = append(args, fmt.Sprintf("m%d:%d", i, j), 10, 1, 60)
+						}
+						if err := mc.Do(ctx, args...).Err(); err != nil {
+							b.Error(err)
+							return
+						}
+						multis++
+					}
+				}()
+			}
+			waits := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				if err := c.Do(ctx, "THROTTLE", "single", 1<<20, 1, 1).Err(); err != nil {
+					b.Fatal(err)
+				}
+				waits = append(waits, time.Since(start))
+			}
+			b.StopTimer()
+			close(stop)
+			wg.Wait()
+			slices.Sort(waits)
+			us := func(q float64) float64 { return float64(waits[int(q*float64(len(waits)-1))].Nanoseconds()) / 1e3 }
+			b.ReportMetric(us(0.5), "p50-us")
+			b.ReportMetric(us(0.99), "p99-us")
+			b.ReportMetric(us(1), "max-us")
+			if beside {
+				b.ReportMetric(float64(multis)/float64(b.N), "multis/throttle")
+			}
+		})
+	}
 }

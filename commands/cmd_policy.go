@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -176,7 +177,9 @@ func policyList(s *Server, c *resp.Conn, _ [][]byte) {
 	}
 }
 
-// policyGet serves POLICY.GET name.
+// policyGet serves POLICY.GET name. Its overrides are keys: a user sees
+// only those its ACL key patterns allow, so a tenant does not learn which
+// other tenants have limits of their own.
 func policyGet(s *Server, c *resp.Conn, args [][]byte) {
 	p := s.policies.Load().Get(args[1])
 	if p == nil {
@@ -192,6 +195,9 @@ func policyGet(s *Server, c *resp.Conn, args [][]byte) {
 	c.WriteBulkString(p.Default.Rule)
 	c.WriteBulkString("overrides")
 	keys := p.OverrideKeys()
+	if u := sessionOf(c).user.Load(); !u.AllKeys() {
+		keys = slices.DeleteFunc(keys, func(k string) bool { return !u.CanAccess([]byte(k)) })
+	}
 	c.WriteMap(len(keys))
 	for _, k := range keys {
 		c.WriteBulkString(k)

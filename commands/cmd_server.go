@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"time"
@@ -196,12 +195,18 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 	section("clients", func(kv func(string, any)) {
 		kv("connected_clients", net.Connected)
 		kv("rejected_connections", net.Rejected)
+		kv("query_buffer_bytes", net.QueryBufferBytes)
 	})
 	section("memory", func(kv func(string, any)) {
-		heap, total := memoryFigures()
-		kv("used_memory", heap)
-		kv("used_memory_human", human(heap))
-		kv("used_memory_go_total", total)
+		m := s.Memory()
+		kv("used_memory", m.Used)
+		kv("used_memory_human", human(uint64(m.Used)))
+		kv("used_memory_heap", m.Heap)
+		kv("used_memory_offheap", m.OffHeap)
+		kv("used_memory_go_total", m.GoTotal)
+		kv("maxmemory", m.Max)
+		kv("maxmemory_human", human(uint64(m.Max)))
+		kv("maxmemory_policy", "noeviction")
 		kv("table_slots", st.Slots)
 		kv("table_key_bytes", st.ArenaBytes)
 	})
@@ -211,9 +216,11 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 		kv("total_connections_received", net.TotalConnections)
 		kv("total_commands_processed", s.commandsProcessed())
 		kv("rejected_calls", s.rejected.Load())
+		kv("rejected_calls_oom", s.oomRejected.Load())
 		kv("total_net_input_bytes", net.BytesIn)
 		kv("total_net_output_bytes", net.BytesOut)
 		kv("protocol_errors", net.ProtocolErrors)
+		kv("evicted_clients", net.EvictedClients)
 		kv("panics_recovered", net.PanicsRecovered)
 		kv("acl_access_denied_auth", s.authFailures.Load())
 		kv("acl_access_denied_cmd", s.deniedCmd.Load())
@@ -242,14 +249,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// memoryFigures reads the Go heap in use and all memory mapped by the Go
-// runtime, without stopping the world.
-func memoryFigures() (heap, total uint64) {
-	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"}}
-	metrics.Read(samples)
-	return samples[0].Value.Uint64(), samples[1].Value.Uint64()
 }
 
 func human(n uint64) string {

@@ -45,7 +45,10 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 		return
 	}
 	if user := sess.user.Load(); !user.AllCommands() || !user.AllKeys() {
-		if !user.CanRun(cmd.acl) {
+		// Commands that authenticate (AUTH, HELLO, flagged no_auth) are
+		// never denied, as in Redis: "user default off" must not lock
+		// everyone out.
+		if !cmd.Flags.Has(FlagNoAuth) && !user.CanRun(cmd.acl) {
 			s.deniedCmd.Add(1)
 			c.WriteError(errNoPermCmd(user.Name, cmd.FullName()))
 			return
@@ -55,6 +58,12 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 			c.WriteError(errNoPermKey)
 			return
 		}
+	}
+	if s.cfg.MaxMemory > 0 && cmd.Flags&FlagDenyOOM != 0 && s.overMemory() {
+		s.rejected.Add(1)
+		s.oomRejected.Add(1)
+		c.WriteError(errOOM)
+		return
 	}
 	writing := cmd.Flags&FlagWrite != 0 && s.repl != nil
 	if writing && !s.writeAllowed(sess, cmd, args, c) {

@@ -13,7 +13,9 @@
 // policy, lease, keys, connection, server, acl). registry.go holds the
 // Command type and the table, dispatch.go the path of one call, session.go
 // the per-connection state, describe.go the COMMAND INFO, DOCS and HELP
-// reply shapes, args.go the argument parsers and errors.go the replies.
+// reply shapes, args.go the argument parsers, errors.go the replies and
+// memory.go the bounds one call may make the server hold (maxmemory's
+// -OOM check at dispatch, the limits of THROTTLE.MULTI and of leases).
 //
 // [Server] implements resp.Handler: the network layer hands it one parsed
 // command at a time and it writes the reply through the connection's

@@ -25,10 +25,22 @@ const (
 	errDebugDisabled  = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"no\", you need to start the server with --enable-debug-command to use it."
 	errProtoVersion   = "ERR Protocol version is not an integer or out of range"
 	errHelloNoAuth    = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	errAuthBackoff    = "ERR too many failed authentication attempts from this address, try again later"
 	errGetKeysCommand = "ERR Invalid command specified"
 	errGetKeysArity   = "ERR Invalid number of arguments specified for command"
 	errGetKeysNone    = "ERR The command has no key arguments"
+	errOOM            = "OOM command not allowed when used memory > 'maxmemory'."
 )
+
+// errTooManyLimits refuses a THROTTLE.MULTI over its bound.
+func errTooManyLimits(most int) string {
+	return fmt.Sprintf("ERR too many limits: at most %d per call (max-multi-limits)", most)
+}
+
+// errLeaseMaxTooLarge refuses a LEASE.ACQUIRE max over its bound.
+func errLeaseMaxTooLarge(most int64) string {
+	return fmt.Sprintf("ERR invalid max: must be at most %d (max-leases-per-key)", most)
+}
 
 func errHelloOption(opt []byte) string {
 	return fmt.Sprintf("ERR Syntax error in HELLO option '%s'", clean(truncate(opt, 128)))

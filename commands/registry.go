@@ -172,3 +172,16 @@ func (cmd *Command) sub(name []byte) *Command {
 	}
 	return nil
 }
+
+// Catalog describes every command and subcommand Sluice serves as ACL rules
+// see them; acl.Users.Load checks an ACL file's rules against it.
+func Catalog() acl.Catalog {
+	var out acl.Catalog
+	for _, c := range newRegistry(commandTable()).sorted {
+		out = append(out, c.acl)
+		for _, sub := range c.Subs {
+			out = append(out, sub.acl)
+		}
+	}
+	return out
+}

@@ -43,6 +43,22 @@ type Config struct {
 	// Replication ships Keys' change stream to replicas and follows a
 	// primary; nil: the replication commands answer that it is off.
 	Replication Replication
+
+	// MaxMemory refuses commands flagged denyoom (those that create state)
+	// with Redis's -OOM reply while used memory (the Go heap plus the
+	// keyspace's off-heap tables, see Memory) is over it; 0 means no
+	// bound. Call SampleMemory periodically when it is set.
+	MaxMemory int64
+	// MaxMultiLimits caps the limits of one THROTTLE.MULTI; 0 means
+	// DefaultMaxMultiLimits.
+	MaxMultiLimits int
+	// MaxLeasesPerKey caps LEASE.ACQUIRE's max; 0 means
+	// DefaultMaxLeasesPerKey.
+	MaxLeasesPerKey int64
+	// Sleep waits out the delay an AUTH earns after its address failed
+	// too often (see authGuard); nil is time.Sleep. Tests pass one that
+	// records the delays and moves Clock instead.
+	Sleep func(time.Duration)
 }
 
 // Setting is one named configuration value.
@@ -66,6 +82,7 @@ type Server struct {
 	commandsDone atomic.Uint64 // commands of sessions that have ended
 	rejected     atomic.Uint64 // calls refused before running (unknown, arity)
 	authFailures atomic.Uint64 // AUTH and HELLO AUTH with bad credentials
+	authGuard    authGuard     // failed AUTH per client address
 	deniedCmd    atomic.Uint64 // NOAUTH and NOPERM for a command
 	deniedKey    atomic.Uint64 // NOPERM for a key
 	latency      Latency
@@ -84,6 +101,9 @@ type Server struct {
 	// isLocal tells loopback clients for protected mode; tests replace it
 	// to see the refusal without a second network.
 	isLocal func(addr string) bool
+
+	heapSample  atomic.Int64  // the Go heap's objects when last sampled (memory.go)
+	oomRejected atomic.Uint64 // calls refused with -OOM
 }
 
 // NewServer returns a Server over cfg.Keys.
@@ -97,9 +117,19 @@ func NewServer(cfg Config) *Server {
 	if cfg.Users == nil {
 		cfg.Users = acl.NewUsers("")
 	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = time.Sleep
+	}
 	if cfg.NetStats == nil {
 		cfg.NetStats = func() resp.Stats { return resp.Stats{} }
 	}
+	if cfg.MaxMultiLimits <= 0 {
+		cfg.MaxMultiLimits = DefaultMaxMultiLimits
+	}
+	if cfg.MaxLeasesPerKey <= 0 {
+		cfg.MaxLeasesPerKey = DefaultMaxLeasesPerKey
+	}
+	cfg.MaxMemory = max(cfg.MaxMemory, 0)
 	s := &Server{
 		cfg:      cfg,
 		keys:     cfg.Keys,
@@ -116,6 +146,7 @@ func NewServer(cfg Config) *Server {
 	if p := cfg.Persistence; p != nil && p.RepliesWait() {
 		s.durable = p
 	}
+	s.SampleMemory()
 	return s
 }
 

@@ -29,6 +29,9 @@ type session struct {
 	// writing is set while a state-changing command runs (see
 	// writeAllowed).
 	writing atomic.Bool
+	// authFailed counts failed AUTH on this connection (see
+	// authConnFailures); only the connection's goroutine touches it.
+	authFailed int
 }
 
 // OpenConn registers a new connection; wire it to resp.Server.OnOpen.

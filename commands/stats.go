@@ -49,6 +49,7 @@ type Stats struct {
 	Allowed, Limited  uint64
 	Expired           uint64
 	Errors            uint64 // error replies from handlers (bad arguments, overflow...)
+	OOMRejected       uint64 // calls refused with -OOM (over maxmemory)
 }
 
 // Stats gathers the counters; it takes each shard lock briefly.
@@ -59,6 +60,7 @@ func (s *Server) Stats() Stats {
 		AuthFailures:      s.authFailures.Load(),
 		DeniedCommand:     s.deniedCmd.Load(),
 		DeniedKey:         s.deniedKey.Load(),
+		OOMRejected:       s.oomRejected.Load(),
 	}
 	ts := s.keys.Stats()
 	st.Keys, st.Allowed, st.Limited, st.Expired = ts.Keys, ts.Allowed, ts.Limited, ts.Reclaimed

@@ -3,6 +3,7 @@ package keyspace
 import (
 	"hash/maphash"
 	"math/bits"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,11 @@ type Keyspace struct {
 	mask    uint64
 	seed    maphash.Seed
 	journal Journal
-	leaseID atomic.Int64 // the last lease ID issued
+	// offHeap is the bytes every shard's TAT table holds outside the Go
+	// heap, kept by the tables as they map and unmap (see OffHeapBytes).
+	offHeap atomic.Int64
+	// fixedLeaseIDs, set by FixLeaseIDs, replaces the shards' generators.
+	fixedLeaseIDs atomic.Pointer[fixedLeaseIDs]
 }
 
 // shard is one lock's worth of the keyspace. GCRA TATs live in an
@@ -43,7 +48,10 @@ type shard struct {
 	allowed   uint64 // GCRA decisions that admitted
 	limited   uint64 // GCRA decisions that refused
 	reclaimed uint64 // keys' state removed by the sweep because it expired
-	_         [64]byte
+	// leaseIDs draws the shard's lease IDs (see newLeaseID): ChaCha8, a
+	// cryptographic generator, seeded from crypto/rand when first needed.
+	leaseIDs *rand.ChaCha8
+	_        [64]byte
 }
 
 // New returns a keyspace with the given number of shards, rounded up to a
@@ -54,8 +62,19 @@ func New(shards int, journal Journal) *Keyspace {
 		shards = 1
 	}
 	n := 1 << bits.Len(uint(shards-1))
-	return &Keyspace{shards: make([]shard, n), mask: uint64(n - 1), seed: maphash.MakeSeed(), journal: journal}
+	ks := &Keyspace{shards: make([]shard, n), mask: uint64(n - 1), seed: maphash.MakeSeed(), journal: journal}
+	for i := range ks.shards {
+		ks.shards[i].tats.CountMappedIn(&ks.offHeap)
+	}
+	return ks
 }
+
+// OffHeapBytes is the memory the keyspace holds outside the Go heap, which
+// the Go runtime's figures do not include: the slot arrays and key arenas
+// of large shards' TAT tables. It is exact (the tables count every map and
+// unmap) and costs one atomic load, so a check on every command can afford
+// it. Everything else the keyspace holds is on the Go heap.
+func (ks *Keyspace) OffHeapBytes() int64 { return ks.offHeap.Load() }
 
 // Shards is the number of shards.
 func (ks *Keyspace) Shards() int { return len(ks.shards) }
@@ -219,15 +238,18 @@ func (ks *Keyspace) unlockAll() {
 
 // Stats are counters summed over all shards.
 type Stats struct {
-	Keys       int    // key names holding state (see Len)
-	GCRA       int    // keys holding a TAT
-	Windows    int    // keys holding window counters
-	Leases     int    // keys holding leases
-	Slots      int    // hash slots allocated for TATs
-	ArenaBytes int    // bytes of key arena allocated for TATs
-	Allowed    uint64 // GCRA decisions that admitted
-	Limited    uint64 // GCRA decisions that refused
-	Reclaimed  uint64 // keys' state removed by the sweep
+	Keys       int // key names holding state (see Len)
+	GCRA       int // keys holding a TAT
+	Windows    int // keys holding window counters
+	Leases     int // keys holding leases
+	Slots      int // hash slots allocated for TATs
+	ArenaBytes int // bytes of key arena allocated for TATs
+	// OffHeapBytes is the part of the TAT tables' slots and arenas held
+	// outside the Go heap (see Keyspace.OffHeapBytes).
+	OffHeapBytes int64
+	Allowed      uint64 // GCRA decisions that admitted
+	Limited      uint64 // GCRA decisions that refused
+	Reclaimed    uint64 // keys' state removed by the sweep
 }
 
 // Stats sums the shards' counters, one shard lock at a time.
@@ -247,6 +269,7 @@ func (ks *Keyspace) Stats() Stats {
 		st.Reclaimed += s.reclaimed
 		s.mu.Unlock()
 	}
+	st.OffHeapBytes = ks.OffHeapBytes()
 	return st
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/gcra"
+	"github.com/sluicehq/sluice/lease"
 	"github.com/sluicehq/sluice/window"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -207,25 +208,64 @@ func TestRestoreRefusesWhatItCannotRead(t *testing.T) {
 	assert.Zero(t, ks.Len())
 }
 
-// TestRestoreSeedsLeaseIDs: lease IDs issued after a restore are larger
-// than every restored one, live or expired.
-func TestRestoreSeedsLeaseIDs(t *testing.T) {
+// TestNewLeaseIDsNeverClashWithRestoredOnes: a lease taken after a restore
+// never gets the ID of a restored live lease on its key. The destination
+// draws the very sequence the source drew, so every new ID clashes unless
+// the keyspace draws again.
+func TestNewLeaseIDsNeverClashWithRestoredOnes(t *testing.T) {
 	j := &stream{}
 	src := New(1, j)
-	var last int64
+	src.FixLeaseIDs(42)
+	held := map[int64]bool{}
 	for range 5 {
 		r, err := src.Acquire([]byte("pool"), epoch, 10, sec)
 		require.NoError(t, err)
-		last = r.ID
+		held[r.ID] = true
 	}
 	dst := New(1, nil)
+	dst.FixLeaseIDs(42)
 	for _, c := range j.changes {
-		require.NoError(t, dst.Restore(c, epoch+2*sec)) // all expired
+		require.NoError(t, dst.Restore(c, epoch))
 	}
-	assert.Zero(t, dst.Len())
-	r, err := dst.Acquire([]byte("pool"), epoch+2*sec, 10, sec)
-	require.NoError(t, err)
-	assert.Greater(t, r.ID, last)
+	for range 5 {
+		r, err := dst.Acquire([]byte("pool"), epoch, 10, sec)
+		require.NoError(t, err)
+		require.True(t, r.Acquired)
+		assert.False(t, held[r.ID], "lease %d was restored live and is issued again", r.ID)
+		held[r.ID] = true
+	}
+	assert.Equal(t, int64(10), dst.InFlight([]byte("pool"), epoch))
+}
+
+// TestLeaseIDsAreUnguessable: IDs are random in 1..lease.MaxID, not a
+// counter: consecutive acquisitions (on one key or on several) are not
+// neighbours, they spread over the whole range, and two keyspaces draw
+// different ones, so an ID reveals nothing of other clients' activity.
+func TestLeaseIDsAreUnguessable(t *testing.T) {
+	a, b := New(4, nil), New(4, nil)
+	var prev int64
+	var high int
+	seen := map[int64]bool{}
+	for i := range 1000 {
+		key := []byte(fmt.Sprintf("k%d", i%7))
+		r, err := a.Acquire(key, epoch, 1000, sec)
+		require.NoError(t, err)
+		require.True(t, r.Acquired)
+		require.GreaterOrEqual(t, r.ID, int64(1))
+		require.LessOrEqual(t, r.ID, int64(lease.MaxID))
+		require.False(t, seen[r.ID], "ID %d issued twice", r.ID)
+		seen[r.ID] = true
+		d := r.ID - prev
+		require.False(t, d >= -1000 && d <= 1000, "IDs %d then %d are neighbours", prev, r.ID)
+		prev = r.ID
+		if r.ID > lease.MaxID/2 {
+			high++
+		}
+		other, err := b.Acquire(key, epoch, 1000, sec)
+		require.NoError(t, err)
+		require.NotEqual(t, r.ID, other.ID)
+	}
+	assert.InDelta(t, 500, high, 100, "IDs spread over 1..MaxID: about half in the upper half")
 }
 
 // ExampleKeyspace shows one key holding two kinds of state: THROTTLE's TAT

@@ -1,6 +1,11 @@
 package keyspace
 
 import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"math/rand/v2"
+	"sync"
+
 	"github.com/sluicehq/sluice/lease"
 )
 
@@ -17,7 +22,7 @@ func (ks *Keyspace) Acquire(key []byte, now, max, ttl int64) (lease.Result, erro
 	ls = lease.Live(ls, now)
 	id := int64(-1)
 	if lease.Free(ls, max) {
-		id = ks.leaseID.Add(1)
+		id = ks.newLeaseID(s, ls)
 	}
 	ls, r := lease.Acquire(ls, now, max, ttl, id)
 	ks.saveLeases(s, key, h, ls, found, r.Acquired, now)
@@ -64,15 +69,42 @@ func (ks *Keyspace) InFlight(key []byte, now int64) int64 {
 	return n
 }
 
-// SeedLeaseIDs makes every later lease ID larger than min (after a
-// restart, IDs of leases released before it are never reused).
-func (ks *Keyspace) SeedLeaseIDs(min int64) {
-	for {
-		cur := ks.leaseID.Load()
-		if min <= cur || ks.leaseID.CompareAndSwap(cur, min) {
-			return
-		}
+// newLeaseID draws a lease ID for a key of s whose live leases are live:
+// random in 1..lease.MaxID and held by none of them (see lease.NewID). The
+// generator is per shard, used under its lock: ChaCha8 costs a few
+// nanoseconds where reading crypto/rand costs ~180 ns, and its output is
+// as unpredictable as its seed, 32 bytes from crypto/rand. Called with
+// s.mu held.
+func (ks *Keyspace) newLeaseID(s *shard, live []lease.Lease) int64 {
+	if f := ks.fixedLeaseIDs.Load(); f != nil {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return lease.NewID(live, f.src)
 	}
+	if s.leaseIDs == nil {
+		var seed [32]byte
+		_, _ = crand.Read(seed[:]) // never fails (it crashes the program instead)
+		s.leaseIDs = rand.NewChaCha8(seed)
+	}
+	return lease.NewID(live, s.leaseIDs)
+}
+
+// fixedLeaseIDs is the one generator of every shard once FixLeaseIDs was
+// called: IDs then follow the order of the acquisitions, whatever shards
+// their keys hash to.
+type fixedLeaseIDs struct {
+	mu  sync.Mutex
+	src *rand.ChaCha8
+}
+
+// FixLeaseIDs makes lease IDs a fixed sequence drawn from seed in the order
+// leases are acquired, so that tests and specification files can name the
+// IDs they will be given. A server never calls it: its IDs are
+// unpredictable.
+func (ks *Keyspace) FixLeaseIDs(seed uint64) {
+	var b [32]byte
+	binary.LittleEndian.PutUint64(b[:], seed)
+	ks.fixedLeaseIDs.Store(&fixedLeaseIDs{src: rand.NewChaCha8(b)})
 }
 
 // saveLeases stores ls, the key's live leases after a call, dropping the

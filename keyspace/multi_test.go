@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/gcra"
 
@@ -213,5 +215,101 @@ func BenchmarkThrottleMulti(b *testing.B) {
 	res := make([]gcra.Result, 2)
 	for i := 0; i < b.N; i++ {
 		_, _ = tbl.ThrottleMulti(checks, now+int64(i)*1e9, 1, res)
+	}
+}
+
+// BenchmarkThrottleMultiSize is one THROTTLE.MULTI of n distinct keys: the
+// time every involved shard lock is held. n=64 is the largest call
+// --max-multi-limits allows by default; n=16383 is the attack that once
+// froze every client for 53 s (quadratic work under every shard lock).
+// ns/limit staying flat from 64 to 16383 is the linearity claim.
+func BenchmarkThrottleMultiSize(b *testing.B) {
+	for _, n := range []int{64, 1024, 16383} {
+		b.Run(fmt.Sprintf("limits=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			ks := New(256, nil)
+			l, _ := gcra.NewLimit(1<<20, 1, 1)
+			checks := make([]Check, n)
+			for i := range checks {
+				checks[i] = Check{Key: []byte(fmt.Sprintf("tenant:%d:limit:%d", i%97, i)), Limit: l}
+			}
+			res := make([]gcra.Result, n)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_, _ = ks.ThrottleMulti(checks, epoch+int64(i), 1, res)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/limit")
+		})
+	}
+}
+
+// BenchmarkThrottleBesideMulti is the freeze a THROTTLE.MULTI of n limits
+// inflicts on a concurrent single Throttle whose shard it locks: MULTIs of
+// n distinct keys (one of them sharing the single key's shard) run back to
+// back in another goroutine while the benchmark times single Throttles.
+// Reported: the single Throttle's p50/p99/max in microseconds, and
+// multi-us, the mean time one MULTI holds its locks (the longest a
+// colliding THROTTLE waits, scheduling aside). n=0 is the peer (no MULTI
+// running), n=64 the largest call allowed by default, n=1024 for scale.
+func BenchmarkThrottleBesideMulti(b *testing.B) {
+	for _, n := range []int{0, 64, 1024} {
+		b.Run(fmt.Sprintf("limits=%d", n), func(b *testing.B) {
+			ks := New(256, nil)
+			l, _ := gcra.NewLimit(1<<20, 1, 1)
+			key := []byte("single")
+			home, _ := ks.locate(key)
+			neighbour := []byte("n0")
+			for i := 1; func() bool { s, _ := ks.locate(neighbour); return s != home }(); i++ {
+				neighbour = []byte(fmt.Sprintf("n%d", i))
+			}
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			var held time.Duration
+			multis := 0
+			if n > 0 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var rounds [4][]Check // distinct keys, reused so the tables stop growing
+					for r := range rounds {
+						for j := range n {
+							rounds[r] = append(rounds[r], Check{Key: []byte(fmt.Sprintf("m%d:%d", r, j)), Limit: l})
+						}
+						rounds[r][n/2].Key = neighbour
+					}
+					res := make([]gcra.Result, n)
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						start := time.Now()
+						_, _ = ks.ThrottleMulti(rounds[i%len(rounds)], epoch+int64(i), 1, res)
+						held += time.Since(start)
+						multis++
+					}
+				}()
+			}
+			waits := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				_, _ = ks.Throttle(key, epoch, l, 1)
+				waits = append(waits, time.Since(start))
+			}
+			b.StopTimer()
+			close(stop)
+			wg.Wait()
+			slices.Sort(waits)
+			us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+			q := func(f float64) float64 { return us(waits[int(f*float64(len(waits)-1))]) }
+			b.ReportMetric(q(0.5), "p50-us")
+			b.ReportMetric(q(0.99), "p99-us")
+			b.ReportMetric(q(1), "max-us")
+			if multis > 0 {
+				b.ReportMetric(us(held)/float64(multis), "multi-us")
+			}
+		})
 	}
 }

@@ -9,9 +9,9 @@ import (
 // Restore applies one change of a stream, as recovery from disk does (and
 // as a replica will): the same Change a Journal received puts the same
 // state back. Nothing is journalled. A Set whose state expired at now
-// removes the key's state of that kind instead; lease IDs issued later are
-// larger than every restored one. It fails, changing nothing, on a Change
-// it cannot read.
+// removes the key's state of that kind instead; a lease restored live keeps
+// its ID, which later acquisitions on its key never draw (see newLeaseID).
+// It fails, changing nothing, on a Change it cannot read.
 func (ks *Keyspace) Restore(c Change, now int64) error { return ks.restore(c, now, false) }
 
 // Apply applies one change of a primary's stream, as Restore does, and
@@ -56,9 +56,6 @@ func (ks *Keyspace) restore(c Change, now int64, journal bool) error {
 		case Lease:
 			if ls, err = lease.Decode(c.Value); err != nil {
 				return fmt.Errorf("restore: leases of %q: %w", c.Key, err)
-			}
-			for _, l := range ls { // expired or not, an ID is never reissued
-				ks.SeedLeaseIDs(l.ID)
 			}
 			if ls = lease.Live(ls, now); len(ls) == 0 {
 				set = false

@@ -12,6 +12,7 @@ package lease
 import (
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 )
 
 // Errors for invalid arguments.
@@ -138,9 +139,32 @@ func Last(ls []Lease) int64 {
 	return last
 }
 
-// MaxID is the largest lease ID: far beyond what any process issues, and
-// far enough below 2^63 that counting on from a restored ID never wraps.
+// MaxID is the largest lease ID; IDs are 1..MaxID, so that any 62 random
+// bits make one (see NewID).
 const MaxID = 1 << 62
+
+// NewID draws a lease ID from rnd, uniform in 1..MaxID, that no lease of
+// live holds. With rnd a cryptographically strong source, an ID is a
+// handle nobody can guess (one chance in 2^62 per try) and says nothing of
+// how many leases were taken before it; drawing again on a clash with a
+// live lease makes it unique on its key, restored leases included.
+func NewID(live []Lease, rnd rand.Source) int64 {
+	for {
+		id := int64(rnd.Uint64()>>2) + 1
+		if !held(live, id) {
+			return id
+		}
+	}
+}
+
+func held(live []Lease, id int64) bool {
+	for _, l := range live {
+		if l.ID == id {
+			return true
+		}
+	}
+	return false
+}
 
 // leaseBytes is the size of one encoded lease.
 const leaseBytes = 16

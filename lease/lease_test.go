@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -68,4 +69,28 @@ func TestEncodeDecode(t *testing.T) {
 		_, err := Decode(bad)
 		assert.ErrorIs(t, err, ErrEncoding)
 	}
+}
+
+// seq is a rand.Source that replays fixed values.
+type seq []uint64
+
+func (s *seq) Uint64() uint64 {
+	v := (*s)[0]
+	*s = (*s)[1:]
+	return v
+}
+
+// TestNewID: 62 random bits make an ID in 1..MaxID, both ends reachable;
+// a draw that a live lease holds is drawn again.
+func TestNewID(t *testing.T) {
+	for _, c := range []struct {
+		draw uint64
+		want int64
+	}{{0, 1}, {3, 1}, {4, 2}, {math.MaxUint64, MaxID}, {math.MaxUint64 - 3, MaxID}, {math.MaxUint64 - 4, MaxID - 1}} {
+		s := seq{c.draw}
+		assert.Equal(t, c.want, NewID(nil, &s), "draw %#x", c.draw)
+	}
+	s := seq{0, 4, 8}
+	assert.Equal(t, int64(3), NewID([]Lease{{ID: 1}, {ID: 2}}, &s), "1 and 2 are held: drawn again")
+	assert.Empty(t, s)
 }

@@ -166,6 +166,29 @@ func (s *Set) Len() int {
 	return len(s.names)
 }
 
+// CheckLimits reports, all at once, every policy whose default or an
+// override has more than most limits: a server bounds the limits one
+// request checks together (they are decided under the locks of every key
+// they touch), and refuses a policy file that passes it.
+func (s *Set) CheckLimits(most int) error {
+	if s == nil {
+		return nil
+	}
+	var errs []error
+	for _, name := range s.names {
+		p := s.byName[name]
+		if n := len(p.Default.Rates); n > most {
+			errs = append(errs, fmt.Errorf("policy %q: %d limits, at most %d", name, n, most))
+		}
+		for _, key := range p.OverrideKeys() {
+			if n := len(p.Overrides[key].Rates); n > most {
+				errs = append(errs, fmt.Errorf("policy %q: override %q: %d limits, at most %d", name, key, n, most))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // file is the policy file's shape:
 //
 //	[policies.anon]

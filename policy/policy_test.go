@@ -201,3 +201,23 @@ func TestRateStringBoundaries(t *testing.T) {
 		assert.Equal(t, "1/"+want, Rate{Count: 1, Period: period}.String())
 	}
 }
+
+// TestCheckLimits: a policy checking more limits at once than the server
+// allows one request (THROTTLE.MULTI's bound) is reported, default and
+// override alike, every one of them.
+func TestCheckLimits(t *testing.T) {
+	set, err := Parse([]byte(`
+[policies.small]
+limit = "1/second; 2/minute"
+
+[policies.wide]
+limit = "1/second; 2/minute; 3/hour"
+overrides = { "vip" = "1/second", "wider" = "1/second; 2/minute; 3/hour; 4/day" }
+`))
+	require.NoError(t, err)
+	require.NoError(t, set.CheckLimits(4))
+	err = set.CheckLimits(2)
+	require.Error(t, err)
+	assert.Equal(t, "policy \"wide\": 3 limits, at most 2\npolicy \"wide\": override \"wider\": 4 limits, at most 2", err.Error())
+	assert.NoError(t, (*Set)(nil).CheckLimits(0))
+}

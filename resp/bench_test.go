@@ -15,7 +15,7 @@ type repeatReader struct{ msg []byte }
 func (r *repeatReader) Read(p []byte) (int, error) { return copy(p, r.msg), nil }
 
 func BenchmarkParseThrottle(b *testing.B) {
-	rd := newReader(testLimits())
+	rd := newReader(testLimits(), nil)
 	src := &repeatReader{msg: []byte(throttleCmd)}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(throttleCmd)))
@@ -31,7 +31,7 @@ func BenchmarkParseThrottle(b *testing.B) {
 }
 
 func BenchmarkParseInline(b *testing.B) {
-	rd := newReader(testLimits())
+	rd := newReader(testLimits(), nil)
 	src := &repeatReader{msg: []byte("CL.THROTTLE user123 15 30 60 1\r\n")}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -108,7 +108,7 @@ func BenchmarkLoopbackPipeline16(b *testing.B) { benchLoopback(b, 16) }
 // TestZeroAllocsPerCommand proves the steady-state parse + reply path does
 // not allocate.
 func TestZeroAllocsPerCommand(t *testing.T) {
-	rd := newReader(testLimits())
+	rd := newReader(testLimits(), nil)
 	src := &repeatReader{msg: []byte(throttleCmd + "PING a b\r\n")}
 	c := &Conn{wbuf: make([]byte, 0, wbufInit)}
 	c.proto.Store(2)

@@ -73,7 +73,7 @@ func newConn(s *Server, nc net.Conn) *Conn {
 			maxQuery:       lim.MaxQueryBuffer,
 			preAuthArgs:    int64(lim.PreAuthMaxArgs),
 			preAuthBulkLen: lim.PreAuthMaxBulkLen,
-		}),
+		}, &s.queryBufs),
 		wbuf:     make([]byte, 0, wbufInit),
 		idleMark: now,
 		idleGran: min(maxIdleGranularity, lim.IdleTimeout/8),
@@ -178,6 +178,10 @@ func (c *Conn) serve() {
 			c.protocolError(perr)
 			return
 		}
+		if errors.Is(err, errQueryBudget) {
+			c.evict()
+			return
+		}
 		if n > 0 && !c.process() {
 			return
 		}
@@ -220,6 +224,10 @@ func (c *Conn) linger() {
 		var perr *protocolError
 		if errors.As(err, &perr) {
 			c.protocolError(perr)
+			break
+		}
+		if errors.Is(err, errQueryBudget) {
+			c.evict()
 			break
 		}
 		if (n > 0 && !c.process()) || err != nil {
@@ -285,6 +293,18 @@ func (c *Conn) protocolError(perr *protocolError) {
 	}
 	c.srv.logger().Debug("resp: protocol error, closing connection", "id", c.id, "remote", c.remote, "err", perr.msg)
 	c.WriteError(perr.reply)
+	c.flush()
+}
+
+// evict ends a connection whose read buffer could not grow within
+// MaxQueryBufferTotal: the replies already due are flushed, the partial
+// command is dropped without a reply (as Redis drops a client over its
+// query buffer limits), and the operator is told.
+func (c *Conn) evict() {
+	c.srv.evicted.Add(1)
+	c.srv.logger().Warn("resp: closing a client: its partial command would take all clients' query buffers past max-query-buffer-total",
+		"id", c.id, "remote", c.remote, "query_buffer", len(c.rd.buf), "buffered", c.rd.w-c.rd.r,
+		"all_clients", c.srv.queryBufs.used.Load(), "max_query_buffer_total", c.srv.queryBufs.limit)
 	c.flush()
 }
 
@@ -426,6 +446,8 @@ func (c *Conn) finish() {
 			"id", c.id, "remote", c.remote, "panic", r, "stack", string(debug.Stack()))
 	}
 	c.nc.Close()
+	c.rd.release() // the budget gets its bytes back, the GC the buffers
+	c.wbuf = nil
 	defer c.srv.untrack(c)
 	if c.srv.OnClose != nil {
 		defer func() {

@@ -24,7 +24,11 @@
 // authenticated (as Redis does since CVE-2021-32675). A "*N"/"$N" line
 // without CRLF within 64 KiB and an inline line longer than MaxInlineLen
 // are errors. MaxQueryBuffer caps the per-connection read buffer, hence
-// the size of one command. Protocol errors are answered with Redis' exact
+// the size of one command; MaxQueryBufferTotal caps what all connections'
+// read buffers hold beyond their initial 16 KiB together: a connection
+// whose buffer would grow past it is closed without a reply (logged,
+// Stats.EvictedClients), and a closed connection gives its buffers back
+// at once. Protocol errors are answered with Redis' exact
 // error text, then the connection is closed and Stats.ProtocolErrors
 // counts it. Inline requests that look like HTTP ("POST", "Host:", or a
 // method followed by "HTTP/") are closed without a reply, as Redis does

@@ -21,7 +21,7 @@ func fuzzLimits() readerLimits {
 
 // fuzzParse is parseStream without testing.TB checks in the hot loop.
 func fuzzParse(t *testing.T, src io.Reader, lim readerLimits, preAuth bool) (cmds [][]string, errMsg string) {
-	rd := newReader(lim)
+	rd := newReader(lim, nil)
 	for iter := 0; ; iter++ {
 		if iter > 1<<20 {
 			t.Fatal("reader loop does not terminate")

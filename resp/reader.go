@@ -73,10 +73,13 @@ type reader struct {
 	spans []span
 	args  [][]byte
 	lim   readerLimits
+	// budget is shared by the server's connections: len(buf) beyond
+	// initSize is taken from it while held (nil: no shared bound).
+	budget *queryBudget
 }
 
-func newReader(lim readerLimits) *reader {
-	return &reader{buf: make([]byte, lim.initSize()), bulk: -1, lim: lim}
+func newReader(lim readerLimits, budget *queryBudget) *reader {
+	return &reader{buf: make([]byte, lim.initSize()), bulk: -1, lim: lim, budget: budget}
 }
 
 // initSize is the initial and shrink-back size of the read buffer.
@@ -446,7 +449,11 @@ func (rd *reader) makeRoom() error {
 		}
 		return newProtocolError(msgQueryBufLimit)
 	}
-	nb := make([]byte, min(2*size, rd.lim.maxQuery))
+	grown := min(2*size, rd.lim.maxQuery)
+	if !rd.budget.reserve(grown - size) {
+		return errQueryBudget
+	}
+	nb := make([]byte, grown)
 	copy(nb, rd.buf[rd.r:rd.w])
 	rd.buf = nb
 	rd.shift(rd.r)
@@ -464,7 +471,17 @@ func (rd *reader) shift(d int) {
 // shrink drops a large buffer when it holds no data.
 func (rd *reader) shrink() {
 	if rd.r == rd.w && len(rd.buf) > rd.lim.initSize() {
+		rd.budget.give(len(rd.buf) - rd.lim.initSize())
 		rd.buf = make([]byte, rd.lim.initSize())
 		rd.r, rd.w, rd.pos, rd.scan = 0, 0, 0, 0
 	}
+}
+
+// release drops the buffers of a reader that is done (its connection
+// closed), returning what it took from the budget; the reader must not be
+// used again.
+func (rd *reader) release() {
+	rd.budget.give(max(len(rd.buf)-rd.lim.initSize(), 0))
+	rd.buf, rd.spans, rd.args = nil, nil, nil
+	rd.r, rd.w, rd.pos, rd.scan = 0, 0, 0, 0
 }

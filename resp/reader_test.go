@@ -49,7 +49,7 @@ func (cr *chunkReader) Read(p []byte) (int, error) {
 // returns the commands (copied) and the error reply ("" if none). It also
 // checks the buffer never exceeds the cap and the loop terminates.
 func parseStream(t testing.TB, src io.Reader, lim readerLimits, preAuth bool) (cmds [][]string, errReply string) {
-	rd := newReader(lim)
+	rd := newReader(lim, nil)
 	for iter := 0; ; iter++ {
 		if iter > 10_000_000 {
 			t.Fatal("reader loop does not terminate")
@@ -282,7 +282,7 @@ func TestReaderNoRescan(t *testing.T) {
 }
 
 func TestReaderArgsCapped(t *testing.T) {
-	rd := newReader(testLimits())
+	rd := newReader(testLimits(), nil)
 	_, err := rd.fill(&chunkReader{data: []byte("*2\r\n$1\r\na\r\n$1\r\nb\r\n")})
 	require.NoError(t, err)
 	args, err := rd.next(false)

@@ -94,6 +94,14 @@ type Server struct {
 	// MaxQueryBuffer caps a connection's read buffer, and so the size of
 	// one command. Default 32 MiB. Must be greater than MaxBulkLen.
 	MaxQueryBuffer int
+	// MaxQueryBufferTotal bounds the bytes all connections' read buffers
+	// hold beyond the 16 KiB each starts with (a partial large command, a
+	// burst of pipelined ones). A connection whose buffer would grow past
+	// it is closed, with a log line, as Redis closes clients over its query
+	// buffer limits; Stats.EvictedClients counts them. A closed
+	// connection's buffers are given back at once. Default 256 MiB; must
+	// be at least MaxQueryBuffer.
+	MaxQueryBufferTotal int64
 	// PreAuthMaxArgs caps the argument count of commands received while
 	// the connection is not authenticated. Default 10 (as Redis since
 	// CVE-2021-32675).
@@ -124,6 +132,7 @@ type Server struct {
 	lim         Limits
 	initErr     error
 	shrinkDelay time.Duration // buffer release delay; tests shorten it
+	queryBufs   queryBudget   // grown read buffers of all connections
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -140,6 +149,7 @@ type Server struct {
 	panicsRecovered atomic.Uint64
 	bytesIn         atomic.Uint64
 	bytesOut        atomic.Uint64
+	evicted         atomic.Uint64
 }
 
 // Limits are the effective limits of a Server, with defaults applied.
@@ -157,6 +167,8 @@ type Limits struct {
 	IdleTimeout       time.Duration // 0 means none
 	AuthTimeout       time.Duration
 	AuthRequired      bool
+
+	MaxQueryBufferTotal int64
 }
 
 // Stats are a Server's counters.
@@ -168,6 +180,12 @@ type Stats struct {
 	PanicsRecovered  uint64 // panics recovered in connection goroutines
 	BytesIn          uint64 // bytes read from clients
 	BytesOut         uint64 // bytes written to clients
+	// QueryBufferBytes is what MaxQueryBufferTotal bounds: the bytes all
+	// connections' read buffers hold beyond their initial 16 KiB.
+	QueryBufferBytes int64
+	// EvictedClients counts connections closed because their read buffer
+	// would have taken the total past MaxQueryBufferTotal.
+	EvictedClients uint64
 }
 
 func orDefault[T int | int64 | time.Duration](v, def T) T {
@@ -193,6 +211,8 @@ func (s *Server) Limits() Limits {
 		IdleTimeout:       max(s.IdleTimeout, 0),
 		AuthTimeout:       orDefault(s.AuthTimeout, DefaultAuthTimeout),
 		AuthRequired:      s.AuthRequired,
+
+		MaxQueryBufferTotal: orDefault(s.MaxQueryBufferTotal, DefaultMaxQueryBufferTotal),
 	}
 	switch {
 	case l.WriteTimeout == 0:
@@ -209,6 +229,10 @@ func (s *Server) init() error {
 		if int64(s.lim.MaxQueryBuffer) <= s.lim.MaxBulkLen {
 			s.initErr = errors.New("resp: MaxQueryBuffer must be greater than MaxBulkLen")
 		}
+		if s.lim.MaxQueryBufferTotal < int64(s.lim.MaxQueryBuffer) {
+			s.initErr = errors.New("resp: MaxQueryBufferTotal must be at least MaxQueryBuffer")
+		}
+		s.queryBufs.limit = s.lim.MaxQueryBufferTotal
 		if s.Handler == nil {
 			s.initErr = errors.New("resp: Server.Handler is nil")
 		}
@@ -240,6 +264,8 @@ func (s *Server) Stats() Stats {
 		PanicsRecovered:  s.panicsRecovered.Load(),
 		BytesIn:          s.bytesIn.Load(),
 		BytesOut:         s.bytesOut.Load(),
+		QueryBufferBytes: s.queryBufs.used.Load(),
+		EvictedClients:   s.evicted.Load(),
 	}
 }
 

@@ -541,7 +541,7 @@ func TestServerLimitsAndConfig(t *testing.T) {
 	l := (&Server{}).Limits()
 	assert.Equal(t, Limits{
 		MaxClients: 10000, MaxBulkLen: 1 << 20, MaxArgs: 65536, MaxInlineLen: 64 << 10,
-		MaxQueryBuffer: 32 << 20, PreAuthMaxArgs: 10, PreAuthMaxBulkLen: 16384,
+		MaxQueryBuffer: 32 << 20, MaxQueryBufferTotal: 256 << 20, PreAuthMaxArgs: 10, PreAuthMaxBulkLen: 16384,
 		MaxPendingReply: 1 << 20, WriteTimeout: 10 * time.Second, AuthTimeout: 10 * time.Second,
 	}, l)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -549,6 +549,8 @@ func TestServerLimitsAndConfig(t *testing.T) {
 	defer ln.Close()
 	err = (&Server{Handler: &testHandler{}, MaxBulkLen: 100, MaxQueryBuffer: 100}).Serve(ln)
 	require.ErrorContains(t, err, "MaxQueryBuffer")
+	err = (&Server{Handler: &testHandler{}, MaxQueryBuffer: 64 << 20, MaxQueryBufferTotal: 32 << 20}).Serve(ln)
+	require.ErrorContains(t, err, "MaxQueryBufferTotal must be at least MaxQueryBuffer")
 }
 
 func TestServerOnOpenAndBigBulk(t *testing.T) {
@@ -611,7 +613,7 @@ func TestConnAccessorsAndHooks(t *testing.T) {
 func TestReaderNoPreallocation(t *testing.T) {
 	lim := testLimits()
 	lim.maxArgs = 1 << 40
-	rd := newReader(lim)
+	rd := newReader(lim, nil)
 	src := &chunkReader{data: []byte("*1000000000\r\n$1\r\na\r\n")}
 	allocs := testing.AllocsPerRun(1, func() {
 		_, _ = rd.fill(src)

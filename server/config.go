@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/commands"
 	"github.com/sluicehq/sluice/persistence"
 	"github.com/sluicehq/sluice/replication"
 	"github.com/sluicehq/sluice/resp"
@@ -67,6 +68,21 @@ type Config struct {
 	// IdleTimeout closes connections idle this long; 0 means never.
 	// Default 0s.
 	IdleTimeout time.Duration
+	// MaxQueryBufferTotal is the most bytes the read buffers of all
+	// connections hold together beyond the first 16 KiB of each; a
+	// connection whose partial command would pass it is closed. At least
+	// MaxQueryBuffer. Default 256mb.
+	MaxQueryBufferTotal Bytes
+	// MaxMemory refuses commands that create state with -OOM while used
+	// memory (the Go heap plus the keyspace's off-heap tables) is over it;
+	// 0 means no bound. Default 0.
+	MaxMemory Bytes
+	// MaxMultiLimits is the most limits one THROTTLE.MULTI, and one policy,
+	// checks at once. Default 64.
+	MaxMultiLimits int
+	// MaxLeasesPerKey is the largest max LEASE.ACQUIRE accepts, hence the
+	// most leases one key holds. Default 1024.
+	MaxLeasesPerKey int64
 
 	// ProtectedMode serves only loopback clients while no password is set.
 	// Default true.
@@ -165,6 +181,10 @@ func Default() Config {
 		ReplBacklogSize: replication.DefaultBacklogSize,
 		ReplBufferLimit: replication.DefaultBufferLimit,
 		ReplTimeout:     replication.DefaultTimeout,
+
+		MaxQueryBufferTotal: resp.DefaultMaxQueryBufferTotal,
+		MaxMultiLimits:      commands.DefaultMaxMultiLimits,
+		MaxLeasesPerKey:     commands.DefaultMaxLeasesPerKey,
 	}
 }
 
@@ -193,6 +213,11 @@ func (c Config) Validate() error {
 	check(c.MaxPendingReply < 1, "--client-reply-buffer %d: must be positive", c.MaxPendingReply)
 	check(c.WriteTimeout <= 0, "--write-timeout %s: must be positive", c.WriteTimeout)
 	check(c.IdleTimeout < 0, "--timeout %s: must not be negative", c.IdleTimeout)
+	check(int64(c.MaxQueryBufferTotal) < int64(c.MaxQueryBuffer), "--max-query-buffer-total %d: must be at least --client-query-buffer-limit %d",
+		c.MaxQueryBufferTotal, c.MaxQueryBuffer)
+	check(c.MaxMemory < 0, "--maxmemory %d: must not be negative", c.MaxMemory)
+	check(c.MaxMultiLimits < 1 || c.MaxMultiLimits > maxMultiLimits, "--max-multi-limits %d: must be 1..%d", c.MaxMultiLimits, maxMultiLimits)
+	check(c.MaxLeasesPerKey < 1 || c.MaxLeasesPerKey > maxLeasesPerKey, "--max-leases-per-key %d: must be 1..%d", c.MaxLeasesPerKey, maxLeasesPerKey)
 	check(c.RequirePass != "" && c.RequirePassFile != "", "--requirepass and --requirepass-file: set one")
 	check(c.TLSPort < 0 || c.TLSPort > 65535, "--tls-port %d: must be 0..65535", c.TLSPort)
 	check(c.TLSPort != 0 && (c.TLSCertFile == "" || c.TLSKeyFile == ""), "--tls-port needs --tls-cert-file and --tls-key-file")
@@ -231,6 +256,13 @@ func (c Config) replicaOf() (string, int, error) {
 	}
 	return f[0], port, nil
 }
+
+// The largest bounds Validate accepts: a THROTTLE.MULTI of 16384 limits
+// is all proto-max-args allows, and 2^20 leases journal 16 MiB a change.
+const (
+	maxMultiLimits  = 16384
+	maxLeasesPerKey = 1 << 20
+)
 
 // bindAddrs splits Bind into its addresses.
 func (c Config) bindAddrs() []string {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sluicehq/sluice/commands"
-	"github.com/sluicehq/sluice/replication"
 	"github.com/sluicehq/sluice/resp"
 )
 
@@ -25,39 +23,19 @@ type collector struct {
 	cmds *commands.Server
 	net  *resp.Server
 	dur  *durability // nil without --data-dir
-	repl *replication.Node
 
 	commands, decisions, latency, keys, expired  *prometheus.Desc
 	connected, connections, rejected, errorsDesc *prometheus.Desc
 	lagOps, lagSeconds, walSyncs, diskBytes      *prometheus.Desc
-	replDescs                                    replicationDescs
+	usedMemory, maxMemory, queryBuffers, evicted *prometheus.Desc
 }
 
-// replicationDescs are the replication metrics.
-type replicationDescs struct {
-	replica, offset, replicas, lagBytes, ackAge, served, received *prometheus.Desc
-	backlog, linkUp, lastIO, clockOffset                          *prometheus.Desc
-}
-
-func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability, repl *replication.Node) *collector {
+func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("sluice_"+name, help, labels, nil)
 	}
 	return &collector{
-		cmds: cmds, net: rs, dur: dur, repl: repl,
-		replDescs: replicationDescs{
-			replica:     d("replication_is_replica", "1 when this server follows a primary (role:slave), 0 on a primary."),
-			offset:      d("replication_offset_bytes", "The replication stream's offset: master_repl_offset on a primary, slave_repl_offset on a replica."),
-			replicas:    d("replication_connected_replicas", "Replicas connected to this server."),
-			lagBytes:    d("replication_replica_lag_bytes", "Bytes of the stream a replica has not acknowledged yet.", "replica"),
-			ackAge:      d("replication_replica_ack_age_seconds", "Seconds since a replica last acknowledged (INFO's lag).", "replica"),
-			served:      d("replication_resyncs_served_total", "Resyncs this server served to replicas, by kind (full, partial; partial_refused: asked for partial, got full).", "kind"),
-			received:    d("replication_resyncs_received_total", "Resyncs this server received from its primaries, by kind (full, partial).", "kind"),
-			backlog:     d("replication_backlog_bytes", "Bytes of the stream held in the backlog (repl_backlog_histlen)."),
-			linkUp:      d("replication_link_up", "On a replica: 1 while the link to the primary streams."),
-			lastIO:      d("replication_primary_last_io_seconds", "On a replica: seconds since the primary last sent anything."),
-			clockOffset: d("replication_clock_offset_seconds", "On a replica: its wall clock minus the primary's, at the last heartbeat."),
-		},
+		cmds: cmds, net: rs, dur: dur,
 		lagOps:      d("persistence_unsynced_changes", "Changes recorded but not yet known to be on stable storage."),
 		lagSeconds:  d("persistence_last_sync_age_seconds", "Seconds since the journal was last synced."),
 		walSyncs:    d("persistence_fsyncs_total", "Journal syncs (fdatasync)."),
@@ -71,60 +49,20 @@ func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability, repl 
 		connections: d("connections_total", "Client connections accepted."),
 		rejected:    d("rejected_connections_total", "Connections refused (maxclients, per-IP cap)."),
 		errorsDesc:  d("errors_total", "Errors by kind.", "kind"),
+
+		usedMemory:   d("used_memory_bytes", "Memory --maxmemory counts: the Go heap's objects plus the keyspace's tables mapped off the heap (INFO used_memory)."),
+		maxMemory:    d("maxmemory_bytes", "The --maxmemory bound (0: none)."),
+		queryBuffers: d("query_buffer_bytes", "Bytes all connections' read buffers hold beyond their first 16 KiB (bounded by --max-query-buffer-total)."),
+		evicted:      d("evicted_clients_total", "Connections closed because their read buffer would pass --max-query-buffer-total."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc, c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes} {
+	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc, c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes,
+		c.usedMemory, c.maxMemory, c.queryBuffers, c.evicted} {
 		ch <- d
 	}
-	r := c.replDescs
-	for _, d := range []*prometheus.Desc{r.replica, r.offset, r.replicas, r.lagBytes, r.ackAge, r.served, r.received, r.backlog, r.linkUp, r.lastIO, r.clockOffset} {
-		ch <- d
-	}
-}
-
-// collectReplication reports the replication metrics.
-func (c *collector) collectReplication(ch chan<- prometheus.Metric) {
-	st := c.repl.Status()
-	r := c.replDescs
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	gauge(r.replica, float64(boolInt(st.Replica)))
-	gauge(r.offset, float64(st.Offset))
-	gauge(r.replicas, float64(len(st.Replicas)))
-	for _, rs := range st.Replicas {
-		name := net.JoinHostPort(rs.IP, strconv.Itoa(rs.Port))
-		gauge(r.lagBytes, float64(rs.LagBytes), name)
-		gauge(r.ackAge, rs.Lag.Seconds(), name)
-	}
-	counter(r.served, st.SyncFull, "full")
-	counter(r.served, st.SyncPartialOK, "partial")
-	counter(r.served, st.SyncPartialErr, "partial_refused")
-	counter(r.received, st.LinkFullSyncs, "full")
-	counter(r.received, st.LinkPartials, "partial")
-	gauge(r.backlog, float64(st.Backlog.End-st.Backlog.First))
-	if st.Replica {
-		gauge(r.linkUp, float64(boolInt(st.LinkState == "connected")))
-		if st.LastIO >= 0 {
-			gauge(r.lastIO, st.LastIO.Seconds())
-		}
-		if st.ClockKnown {
-			gauge(r.clockOffset, st.ClockOffset.Seconds())
-		}
-	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // Collect implements prometheus.Collector.
@@ -160,6 +98,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.errorsDesc, st.AuthFailures, "auth_failed")
 	counter(c.errorsDesc, st.DeniedCommand, "command_denied")
 	counter(c.errorsDesc, st.DeniedKey, "key_denied")
+	counter(c.errorsDesc, st.OOMRejected, "oom")
+	mem := c.cmds.Memory()
+	ch <- prometheus.MustNewConstMetric(c.usedMemory, prometheus.GaugeValue, float64(mem.Used))
+	ch <- prometheus.MustNewConstMetric(c.maxMemory, prometheus.GaugeValue, float64(mem.Max))
+	ch <- prometheus.MustNewConstMetric(c.queryBuffers, prometheus.GaugeValue, float64(ns.QueryBufferBytes))
+	counter(c.evicted, ns.EvictedClients)
 	if c.dur != nil {
 		ps := c.dur.store.Stats()
 		counter(c.errorsDesc, ps.WriteErrors, "persistence_write")
@@ -170,7 +114,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.walSyncs, ps.Fsyncs)
 		ch <- prometheus.MustNewConstMetric(c.diskBytes, prometheus.GaugeValue, float64(ps.DiskBytes))
 	}
-	c.collectReplication(ch)
 }
 
 // metricsServer serves /metrics, /healthz (the process is up) and /readyz
@@ -200,7 +143,11 @@ func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profi
 	})
 	if profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		// Not pprof.Cmdline: the command line can hold --requirepass, and
+		// no redaction list stays complete as flags are added.
+		mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "not served: the command line can hold secrets", http.StatusNotFound)
+		})
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
@@ -226,8 +173,8 @@ func (m *metricsServer) setReady(v bool) {
 	}
 }
 
-func newRegistry(cmds *commands.Server, rs *resp.Server, dur *durability, repl *replication.Node) *prometheus.Registry {
+func newRegistry(cmds *commands.Server, rs *resp.Server, dur *durability) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(cmds, rs, dur, repl), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newCollector(cmds, rs, dur), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }

@@ -52,7 +52,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	users, err := cfg.users()
+	users, err := cfg.users(log)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +72,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		PreAuthMaxArgs:    cfg.PreAuthMaxArgs,
 		PreAuthMaxBulkLen: cfg.PreAuthMaxBulk,
 		AuthTimeout:       cfg.AuthTimeout,
+
+		MaxQueryBufferTotal: int64(cfg.MaxQueryBufferTotal),
 	}
 	s.state, err = newState(cfg, commands.Config{
 		Logger:      log,
@@ -80,6 +82,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Settings:    cfg.shown(),
 		Users:       users,
 		Protected:   s.protected(),
+
+		MaxMemory:       int64(cfg.MaxMemory),
+		MaxMultiLimits:  cfg.MaxMultiLimits,
+		MaxLeasesPerKey: cfg.MaxLeasesPerKey,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -98,11 +104,12 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 // open loads the policy file and opens the metrics and RESP listeners.
 func (s *Server) open() error {
 	var err error
-	if s.policies, err = loadPolicyFile(s.cfg.PolicyFile, s.state.cmds, s.log); err != nil {
+	if s.policies, err = loadPolicyFile(s.cfg.PolicyFile, s.cfg.MaxMultiLimits, s.state.cmds, s.log); err != nil {
 		return fmt.Errorf("--policy-file: %w", err)
 	}
 	if s.cfg.MetricsAddr != "" {
-		reg := newRegistry(s.state.cmds, s.net, s.state.dur, s.state.repl)
+		reg := newRegistry(s.state.cmds, s.net, s.state.dur)
+		reg.MustRegister(newReplicationCollector(s.state.repl))
 		if s.metrics, err = startMetrics(s.cfg.MetricsAddr, reg, s.log, s.cfg.Pprof); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}

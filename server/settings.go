@@ -20,8 +20,8 @@ type Setting struct {
 	Section string
 	// Usage is the setting's line in --help.
 	Usage string
-	// Value points at the field: a *string, *int, *int64, *bool or
-	// *time.Duration. Its value when the flag is made is the flag's default.
+	// Value points at the field: a *string, *int, *int64, *bool,
+	// *time.Duration or *Bytes (a flag.Value). Its value when the flag is made is the flag's default.
 	Value any
 }
 
@@ -68,6 +68,13 @@ func (c *Config) table() []entry {
 			usage: "longest one flush of replies may block on a client that does not read"},
 		{name: "timeout", section: "limits", value: &c.IdleTimeout, usage: "close connections idle this long (0: never)",
 			show: func() string { return strconv.FormatInt(int64(c.IdleTimeout/time.Second), 10) }}, // seconds, as Redis
+		{name: "max-query-buffer-total", section: "limits", value: &c.MaxQueryBufferTotal,
+			usage: "most bytes all connections' read buffers hold beyond 16 KiB each; a connection that would pass it is closed (100mb, 1gb...)"},
+		{name: "maxmemory", section: "limits", value: &c.MaxMemory,
+			usage: "refuse commands that create state with -OOM while used memory (Go heap + off-heap tables) is over this (0: no bound; 100mb, 1gb...)"},
+		{name: "maxmemory-policy", show: fixed("noeviction")},
+		{name: "max-multi-limits", section: "limits", value: &c.MaxMultiLimits, usage: "most limits in one THROTTLE.MULTI or one policy"},
+		{name: "max-leases-per-key", section: "limits", value: &c.MaxLeasesPerKey, usage: "largest max LEASE.ACQUIRE accepts (the most leases one key holds)"},
 		{name: "shards", section: "sluice", value: &c.Shards, usage: "state table shards (rounded up to a power of two)"},
 		{name: "sweep-interval", section: "sluice", value: &c.SweepInterval,
 			usage: "how often expired keys are reclaimed (a tenth of each shard per pass)"},
@@ -148,6 +155,8 @@ func format(field any) string {
 		return "no"
 	case *time.Duration:
 		return v.String()
+	case *Bytes:
+		return strconv.FormatInt(int64(*v), 10) // bytes, as Redis shows them
 	}
 	panic(fmt.Sprintf("server: setting of unknown type %T", field))
 }

@@ -42,9 +42,6 @@ func newState(cfg Config, cc commands.Config, log *slog.Logger) (*state, error) 
 		_ = dur.close()
 		return nil, err
 	}
-	// Lease IDs count on from now in microseconds, so that IDs of leases
-	// released before a restart are never reissued.
-	st.keys.SeedLeaseIDs(now / 1e3)
 	host, port, _ := cfg.replicaOf() // validated
 	st.repl = replication.New(replication.Config{
 		Keys: st.keys, Backlog: backlog, Now: st.clock.Now, Logger: log, ListenPort: cfg.Port,
@@ -63,9 +60,12 @@ func (st *state) startReplication(port int) {
 	st.repl.Start()
 }
 
-// sweepStep reclaims a slice of the expired state; the sweeper calls it
-// every Config.SweepInterval.
-func (st *state) sweepStep() { st.keys.SweepStep(st.clock.Now()) }
+// sweepStep reclaims a slice of the expired state and samples the Go
+// heap for --maxmemory; the sweeper calls it every Config.SweepInterval.
+func (st *state) sweepStep() {
+	st.keys.SweepStep(st.clock.Now())
+	st.cmds.SampleMemory()
+}
 
 // keyCount counts the keys held, for the log.
 func (st *state) keyCount() int { return st.keys.Len() }

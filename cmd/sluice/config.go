@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -110,11 +111,14 @@ func newFlagSet(cfg *config) (*ff.FlagSet, error) {
 // addSetting adds the flag of one server setting; its default is the
 // field's value, server.Default's.
 func addSetting(fs *ff.FlagSet, s server.Setting) error {
-	v, err := ffval.NewValueReflect(s.Value, "")
-	if err != nil {
-		return fmt.Errorf("--%s: %w", s.Name, err)
+	v, ok := s.Value.(flag.Value) // a field that parses itself (server.Bytes)
+	if !ok {
+		var err error
+		if v, err = ffval.NewValueReflect(s.Value, ""); err != nil {
+			return fmt.Errorf("--%s: %w", s.Name, err)
+		}
 	}
-	_, err = fs.AddFlag(ff.FlagConfig{LongName: s.Name, Usage: s.Usage, Value: v})
+	_, err := fs.AddFlag(ff.FlagConfig{LongName: s.Name, Usage: s.Usage, Value: v})
 	return err
 }
 

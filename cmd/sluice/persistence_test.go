@@ -534,7 +534,8 @@ func TestDiskFullInAlwaysModeAnswersErrors(t *testing.T) {
 }
 
 // TestRestartRemembersWindowsAndLeases: THROTTLE.WINDOW counters and
-// leases survive a restart, and lease ids are never reused across one.
+// leases survive a restart, the restored lease keeps its id (it can still
+// be released), and new ids are random, not a count resumed.
 func TestRestartRemembersWindowsAndLeases(t *testing.T) {
 	dir := t.TempDir()
 	t0 := future()
@@ -566,8 +567,10 @@ func TestRestartRemembersWindowsAndLeases(t *testing.T) {
 	again := ints(c, "LEASE.ACQUIRE", "jobs", 2, 600000)
 	assert.EqualValues(t, 0, again[0])
 	assert.EqualValues(t, 2, again[2], "the lease held before the restart is still in flight")
-	assert.Greater(t, again[4], released[4], "lease ids are not reused")
+	assert.NotEqual(t, again[4], lease[4])
+	assert.NotEqual(t, again[4], released[4])
 	assert.EqualValues(t, 1, ints(c, "LEASE.ACQUIRE", "jobs", 2, 600000)[0], "both slots are taken")
+	assert.Equal(t, []int64{1, 1}, ints(c, "LEASE.RELEASE", "jobs", lease[4]), "the restored lease is released by its id")
 	assert.Contains(t, p.Logs(), "windows=1")
 	assert.Contains(t, p.Logs(), "lease_keys=1")
 }

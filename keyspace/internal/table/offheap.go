@@ -1,6 +1,9 @@
 package table
 
-import "unsafe"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
 // Large slot arrays and key arenas live outside the Go heap, in anonymous
 // memory mapped per allocation and unmapped the moment a resize or a flush
@@ -9,6 +12,11 @@ import "unsafe"
 // instead of carrying replaced arrays until a collection and the scavenger
 // give them back. Small shards use the heap, where a page per shard would
 // waste more than it saves.
+//
+// The Go runtime does not see mapped memory, so the table counts it: its
+// own MappedBytes, and, when the owner asked with CountMappedIn, a counter
+// shared by many tables (the keyspace's used-memory figure), changed on
+// every map and unmap and never read here.
 const offHeapMin = 16 << 10
 
 // block is memory for slots or arena bytes, and where it came from.
@@ -17,26 +25,48 @@ type block struct {
 	mapped bool
 }
 
-func allocBlock(n int) block {
+// CountMappedIn makes the table add the bytes it maps to c and subtract
+// those it unmaps, from now on; the bytes already mapped are added at
+// once. c is shared by many tables and updated atomically.
+func (t *Table) CountMappedIn(c *atomic.Int64) {
+	t.counter = c
+	c.Add(int64(t.mapped))
+}
+
+// MappedBytes is the memory the table holds outside the Go heap.
+func (t *Table) MappedBytes() int { return t.mapped }
+
+func (t *Table) account(n int) {
+	t.mapped += n
+	if t.counter != nil {
+		t.counter.Add(int64(n))
+	}
+}
+
+func (t *Table) allocBlock(n int) block {
 	if n >= offHeapMin {
 		b, mapped := mapBytes(n)
+		if mapped {
+			t.account(len(b))
+		}
 		return block{mem: b, mapped: mapped}
 	}
 	return block{mem: make([]byte, n)}
 }
 
-func (b block) free() {
+func (t *Table) free(b block) {
 	if b.mapped {
 		unmapBytes(b.mem)
+		t.account(-len(b.mem))
 	}
 }
 
 // allocSlots returns n empty slots.
-func allocSlots(n int) ([]slot, block) {
+func (t *Table) allocSlots(n int) ([]slot, block) {
 	if n*slotBytes < offHeapMin {
 		return make([]slot, n), block{}
 	}
-	b := allocBlock(n * slotBytes)
+	b := t.allocBlock(n * slotBytes)
 	return unsafe.Slice((*slot)(unsafe.Pointer(unsafe.SliceData(b.mem))), n), b
 }
 
@@ -47,9 +77,9 @@ func (t *Table) growArena(need int) {
 		return
 	}
 	size := max(len(t.arena)+need, cap(t.arena)+cap(t.arena)/4, 256)
-	nb := allocBlock(size)
+	nb := t.allocBlock(size)
 	arena := nb.mem[:len(t.arena)]
 	copy(arena, t.arena)
-	t.arenaMem.free()
+	t.free(t.arenaMem)
 	t.arena, t.arenaMem = arena, nb
 }

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 )
 
 // ErrFull is returned when the table's key arena would pass MaxArena bytes.
@@ -44,8 +45,10 @@ type Table struct {
 	count    int
 	arena    []byte
 	arenaMem block
-	dead     int // arena bytes of removed keys
-	cursor   int // sweep position
+	dead     int           // arena bytes of removed keys
+	cursor   int           // sweep position
+	mapped   int           // bytes of slotsMem and arenaMem mapped off the heap
+	counter  *atomic.Int64 // also counts mapped bytes, if set (see CountMappedIn)
 }
 
 // Len is the number of keys stored.
@@ -131,7 +134,7 @@ func (t *Table) Key(i int) []byte { return t.keyAt(t.slots[i].off) }
 // (not 0), and returns its slot.
 func (t *Table) Insert(key []byte, h uint64, v int64) (int, error) {
 	if len(t.slots) == 0 {
-		t.slots, t.slotsMem = allocSlots(MinSlots)
+		t.slots, t.slotsMem = t.allocSlots(MinSlots)
 	}
 	if (t.count+1)*4 > len(t.slots)*3 {
 		t.resize(grown(len(t.slots)))
@@ -181,18 +184,18 @@ func (t *Table) entryLen(off uint32) int {
 
 // Reset removes every key and returns the memory.
 func (t *Table) Reset() {
-	t.slotsMem.free()
-	t.arenaMem.free()
-	*t = Table{}
+	t.free(t.slotsMem)
+	t.free(t.arenaMem)
+	*t = Table{counter: t.counter}
 }
 
 // resize rehashes into n slots and compacts the arena.
 func (t *Table) resize(n int) {
 	old, oldArena := t.slots, t.arena
 	oldSlotsMem, oldArenaMem := t.slotsMem, t.arenaMem
-	defer oldSlotsMem.free()
-	defer oldArenaMem.free()
-	t.slots, t.slotsMem = allocSlots(n)
+	defer t.free(oldSlotsMem)
+	defer t.free(oldArenaMem)
+	t.slots, t.slotsMem = t.allocSlots(n)
 	t.arena, t.arenaMem = nil, block{}
 	t.growArena((len(oldArena) - t.dead) * 5 / 4)
 	t.dead, t.cursor = 0, 0
