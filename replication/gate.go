@@ -44,10 +44,12 @@ func (n *Node) AwaitGate() Gate {
 func (n *Node) refreshGate() {
 	g := GateOpen
 	switch {
+	case n.failing != nil && n.failing.paused:
+		// Until the target has taken over: writes then get READONLY
+		// from here and find the new primary already serving.
+		g = GatePaused
 	case n.replica.Load():
 		g = GateReadOnly
-	case n.failing != nil && n.failing.paused:
-		g = GatePaused
 	case n.cfg.MinReplicas > 0 && n.goodReplicas(time.Now()) < n.cfg.MinReplicas:
 		g = GateNoReplicas
 	}

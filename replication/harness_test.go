@@ -160,6 +160,7 @@ type proxy struct {
 	mu     sync.Mutex
 	conns  []net.Conn
 	down   bool
+	stall  chan struct{} // non-nil: forwarding waits until it is closed
 }
 
 func startProxy(t testing.TB, target string) *proxy {
@@ -168,7 +169,7 @@ func startProxy(t testing.TB, target string) *proxy {
 	require.NoError(t, err)
 	p := &proxy{ln: ln, target: target}
 	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.cut() })
+	t.Cleanup(func() { ln.Close(); p.setStalled(false); p.cut() })
 	return p
 }
 
@@ -195,8 +196,44 @@ func (p *proxy) serve() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
-		go func() { _, _ = io.Copy(s, c); s.Close() }()
-		go func() { _, _ = io.Copy(c, s); c.Close() }()
+		go func() { p.forward(s, c); s.Close() }()
+		go func() { p.forward(c, s); c.Close() }()
+	}
+}
+
+// forward copies src to dst, holding each chunk while the proxy stalls.
+func (p *proxy) forward(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			stall := p.stall
+			p.mu.Unlock()
+			if stall != nil {
+				<-stall
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// setStalled holds (true) or releases (false) every byte in transit: a
+// link that stays connected but delivers nothing.
+func (p *proxy) setStalled(v bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case v && p.stall == nil:
+		p.stall = make(chan struct{})
+	case !v && p.stall != nil:
+		close(p.stall)
+		p.stall = nil
 	}
 }
 

@@ -142,6 +142,13 @@ type Config struct {
 	// ReplTimeout drops a replication link on which nothing arrived for
 	// this long (both sides send every second). Default 1m0s.
 	ReplTimeout time.Duration
+	// MinReplicasToWrite makes a primary refuse writes (NOREPLICAS) while
+	// fewer replicas acknowledged within MinReplicasMaxLag; 0: never.
+	// Default 0.
+	MinReplicasToWrite int
+	// MinReplicasMaxLag is how recent a replica's acknowledgement must be
+	// for MinReplicasToWrite to count it. Default 10s.
+	MinReplicasMaxLag time.Duration
 
 	// PolicyFile names the named policies (TOML) of POLICY.THROTTLE, read
 	// again by [Server.Reload]; empty means none. Default "".
@@ -160,27 +167,28 @@ type Config struct {
 // fold size package persistence's.
 func Default() Config {
 	return Config{
-		Bind:            "127.0.0.1",
-		Port:            6379,
-		Shards:          256,
-		SweepInterval:   100 * time.Millisecond,
-		MaxClients:      resp.DefaultMaxClients,
-		PreAuthMaxArgs:  resp.DefaultPreAuthMaxArgs,
-		PreAuthMaxBulk:  resp.DefaultPreAuthMaxBulkLen,
-		AuthTimeout:     resp.DefaultAuthTimeout,
-		MaxBulkLen:      resp.DefaultMaxBulkLen,
-		MaxArgs:         resp.DefaultMaxArgs,
-		MaxInlineLen:    resp.DefaultMaxInlineLen,
-		MaxQueryBuffer:  resp.DefaultMaxQueryBuffer,
-		MaxPendingReply: resp.DefaultMaxPendingReply,
-		WriteTimeout:    resp.DefaultWriteTimeout,
-		ProtectedMode:   true,
-		TLSAuthClients:  "yes",
-		Fsync:           persistence.EverySec.String(),
-		FoldBytes:       persistence.DefaultFoldBytes,
-		ReplBacklogSize: replication.DefaultBacklogSize,
-		ReplBufferLimit: replication.DefaultBufferLimit,
-		ReplTimeout:     replication.DefaultTimeout,
+		Bind:              "127.0.0.1",
+		Port:              6379,
+		Shards:            256,
+		SweepInterval:     100 * time.Millisecond,
+		MaxClients:        resp.DefaultMaxClients,
+		PreAuthMaxArgs:    resp.DefaultPreAuthMaxArgs,
+		PreAuthMaxBulk:    resp.DefaultPreAuthMaxBulkLen,
+		AuthTimeout:       resp.DefaultAuthTimeout,
+		MaxBulkLen:        resp.DefaultMaxBulkLen,
+		MaxArgs:           resp.DefaultMaxArgs,
+		MaxInlineLen:      resp.DefaultMaxInlineLen,
+		MaxQueryBuffer:    resp.DefaultMaxQueryBuffer,
+		MaxPendingReply:   resp.DefaultMaxPendingReply,
+		WriteTimeout:      resp.DefaultWriteTimeout,
+		ProtectedMode:     true,
+		TLSAuthClients:    "yes",
+		Fsync:             persistence.EverySec.String(),
+		FoldBytes:         persistence.DefaultFoldBytes,
+		ReplBacklogSize:   replication.DefaultBacklogSize,
+		ReplBufferLimit:   replication.DefaultBufferLimit,
+		ReplTimeout:       replication.DefaultTimeout,
+		MinReplicasMaxLag: replication.DefaultMinReplicasMaxLag,
 
 		MaxQueryBufferTotal: resp.DefaultMaxQueryBufferTotal,
 		MaxMultiLimits:      commands.DefaultMaxMultiLimits,
@@ -237,6 +245,8 @@ func (c Config) Validate() error {
 	check(c.ReplBufferLimit < c.ReplBacklogSize,
 		"--repl-buffer-limit %d: must be at least --repl-backlog-size %d", c.ReplBufferLimit, c.ReplBacklogSize)
 	check(c.ReplTimeout < time.Second, "--repl-timeout %s: must be at least 1s", c.ReplTimeout)
+	check(c.MinReplicasToWrite < 0, "--min-replicas-to-write %d: must not be negative", c.MinReplicasToWrite)
+	check(c.MinReplicasMaxLag < time.Second, "--min-replicas-max-lag %s: must be at least 1s", c.MinReplicasMaxLag)
 	return errors.Join(errs...)
 }
 

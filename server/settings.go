@@ -116,6 +116,11 @@ func (c *Config) table() []entry {
 		{name: "repl-timeout", section: "replication", value: &c.ReplTimeout,
 			usage: "drop a replication link silent this long (both sides send every second)",
 			show:  func() string { return strconv.FormatInt(int64(c.ReplTimeout/time.Second), 10) }}, // seconds, as Redis
+		{name: "min-replicas-to-write", section: "replication", value: &c.MinReplicasToWrite,
+			usage: "refuse writes (NOREPLICAS) while fewer replicas acknowledged within --min-replicas-max-lag (0: never)"},
+		{name: "min-replicas-max-lag", section: "replication", value: &c.MinReplicasMaxLag,
+			usage: "how recent an acknowledgement must be for --min-replicas-to-write to count the replica",
+			show:  func() string { return strconv.FormatInt(int64(c.MinReplicasMaxLag/time.Second), 10) }},
 		{name: "policy-file", section: "policies", value: &c.PolicyFile, usage: "named policies (TOML) for POLICY.THROTTLE; reloaded on SIGHUP", hidden: true},
 		{name: "enable-debug-command", section: "sluice", value: &c.EnableDebug, usage: "allow DEBUG (freezing the clock: for tests only)"},
 	}

@@ -47,6 +47,7 @@ func newState(cfg Config, cc commands.Config, log *slog.Logger) (*state, error) 
 		Keys: st.keys, Backlog: backlog, Now: st.clock.Now, Logger: log, ListenPort: cfg.Port,
 		MasterUser: cfg.MasterUser, MasterAuth: cfg.MasterAuth, Timeout: cfg.ReplTimeout,
 		PrimaryHost: host, PrimaryPort: port,
+		MinReplicas: cfg.MinReplicasToWrite, MinReplicasMaxLag: cfg.MinReplicasMaxLag,
 	})
 	cc.Keys, cc.Clock, cc.Replication = st.keys, st.clock, st.repl
 	st.cmds = commands.NewServer(cc)
