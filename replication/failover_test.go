@@ -113,7 +113,7 @@ func TestFailoverTimeoutAbortAndRefusals(t *testing.T) {
 	_, err = a.do("FAILOVER", "ABORT")
 	assert.EqualError(t, err, "ERR FAILOVER is not in progress.")
 
-	p.setStalled(true) // connected, delivering nothing
+	p.setStalled(true)                // connected, delivering nothing
 	a.must("THROTTLE", "k", 5, 1, 10) // which the replica cannot get
 	require.Equal(t, "OK", a.must("FAILOVER", "TIMEOUT", 300))
 	_, err = a.do("FAILOVER")

@@ -261,3 +261,27 @@ func TestReplicaPersistsWhatItApplies(t *testing.T) {
 	assert.Equal(t, want, again.must("DEBUG", "DIGEST"))
 	assert.Equal(t, "master", again.info("replication")["role"])
 }
+
+// TestReplicaOfReplica: a replica serves its own replica the stream it
+// mirrors, with its primary's offsets; promoting the middle one keeps the
+// chain's end following it without a full resync.
+func TestReplicaOfReplica(t *testing.T) {
+	a, b, c := startNode(t, nil), startNode(t, nil), startNode(t, nil)
+	setClock(t, epoch, a, b, c)
+	follow(t, b, a.host, a.port)
+	follow(t, c, b.host, b.port)
+	w := &workload{rng: rand.New(rand.NewPCG(4, 4)), keys: 100}
+	w.run(t, a, 1000)
+	waitReplicas(t, a, 1)
+	eventually(t, func() bool {
+		return c.info("replication")["slave_repl_offset"] == a.info("replication")["master_repl_offset"]
+	}, "the chain's end catches up")
+	sameState(t, a, c, w.keys)
+	assert.Equal(t, a.info("replication")["master_replid"], c.info("replication")["master_replid"])
+
+	require.Equal(t, "OK", b.must("REPLICAOF", "NO", "ONE"))
+	b.must("THROTTLE", "after", 5, 1, 10)
+	waitReplicas(t, b, 1)
+	assert.EqualValues(t, 1, c.must("EXISTS", "after"))
+	assert.Equal(t, "1", c.info("replication")["slave_full_syncs"], "no second full resync")
+}

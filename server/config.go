@@ -142,6 +142,10 @@ type Config struct {
 	// ReplTimeout drops a replication link on which nothing arrived for
 	// this long (both sides send every second). Default 1m0s.
 	ReplTimeout time.Duration
+	// TLSReplication makes a replica connect to its primary over TLS
+	// (--replicaof then names the primary's TLS port), verifying it with
+	// TLSCACertFile and presenting TLSCertFile when set. Default false.
+	TLSReplication bool
 	// MinReplicasToWrite makes a primary refuse writes (NOREPLICAS) while
 	// fewer replicas acknowledged within MinReplicasMaxLag; 0: never.
 	// Default 0.
@@ -245,6 +249,7 @@ func (c Config) Validate() error {
 	check(c.ReplBufferLimit < c.ReplBacklogSize,
 		"--repl-buffer-limit %d: must be at least --repl-backlog-size %d", c.ReplBufferLimit, c.ReplBacklogSize)
 	check(c.ReplTimeout < time.Second, "--repl-timeout %s: must be at least 1s", c.ReplTimeout)
+	check(c.TLSReplication && c.TLSCACertFile == "", "--tls-replication needs --tls-ca-cert-file (to verify the primary)")
 	check(c.MinReplicasToWrite < 0, "--min-replicas-to-write %d: must not be negative", c.MinReplicasToWrite)
 	check(c.MinReplicasMaxLag < time.Second, "--min-replicas-max-lag %s: must be at least 1s", c.MinReplicasMaxLag)
 	return errors.Join(errs...)

@@ -43,11 +43,16 @@ func newState(cfg Config, cc commands.Config, log *slog.Logger) (*state, error) 
 		return nil, err
 	}
 	host, port, _ := cfg.replicaOf() // validated
+	tc, err := replicationTLS(cfg)
+	if err != nil {
+		_ = dur.close()
+		return nil, err
+	}
 	st.repl = replication.New(replication.Config{
 		Keys: st.keys, Backlog: backlog, Now: st.clock.Now, Logger: log, ListenPort: cfg.Port,
 		MasterUser: cfg.MasterUser, MasterAuth: cfg.MasterAuth, Timeout: cfg.ReplTimeout,
 		PrimaryHost: host, PrimaryPort: port,
-		MinReplicas: cfg.MinReplicasToWrite, MinReplicasMaxLag: cfg.MinReplicasMaxLag,
+		MinReplicas: cfg.MinReplicasToWrite, MinReplicasMaxLag: cfg.MinReplicasMaxLag, TLS: tc,
 	})
 	cc.Keys, cc.Clock, cc.Replication = st.keys, st.clock, st.repl
 	st.cmds = commands.NewServer(cc)
