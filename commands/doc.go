@@ -10,7 +10,7 @@
 //
 // Files follow the commands' subjects: each cmd_<group>.go declares its
 // group's commands and holds their handlers (throttle, multi, window,
-// policy, lease, keys, connection, server, acl). registry.go holds the
+// policy, lease, keys, connection, server, acl, replication). registry.go holds the
 // Command type and the table, dispatch.go the path of one call, session.go
 // the per-connection state, describe.go the COMMAND INFO, DOCS and HELP
 // reply shapes, args.go the argument parsers, errors.go the replies and
