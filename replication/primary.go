@@ -93,6 +93,7 @@ func (n *Node) ServeReplica(nc net.Conn, buffered []byte, h Hello) {
 	l := &link{n: n, nc: nc, ip: ip, port: h.ListeningPort, closed: make(chan struct{}), draining: make(chan struct{})}
 	l.lastAck.Store(time.Now().UnixNano())
 	l.ack.Store(-1)
+	l.setState(stateSnapshot) // before Status or FAILOVER can see the link
 
 	n.mu.Lock()
 	if n.closed || n.replid == "?" {
