@@ -186,6 +186,7 @@ func (f *follower) session() (streamed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	f.lastIO.Store(time.Now().UnixNano())
 	switch fields := strings.Fields(line); {
 	case fields[0] == "+FULLRESYNC" && len(fields) == 3:
 		start, err := strconv.ParseInt(fields[2], 10, 64)
