@@ -1,10 +1,16 @@
 # syntax=docker/dockerfile:1
 #
-# Sluice container image: a static binary on distroless, running as nonroot.
+# Sluice container image: a static binary on distroless, running as nonroot,
+# in memory unless given --data-dir.
 #
 #   docker build -t sluice .
 #   docker run --rm -p 6379:6379 -e SLUICE_REQUIREPASS=change-me sluice
 #   redis-cli -a change-me THROTTLE user123 15 30 60 1
+#
+# Durable, on a named volume mounted at /data (which the nonroot user owns):
+#
+#   docker run -p 6379:6379 -e SLUICE_REQUIREPASS=change-me -v sluice-data:/data \
+#     sluice --bind 0.0.0.0 --data-dir /data
 #
 # Protected mode (on by default) serves only loopback clients until a password
 # or users are configured, and clients reaching a container through a
@@ -26,8 +32,10 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /sluice ./cmd/sluice
-# The volume's mount point, owned by the nonroot user (uid 65532), for the
-# persistence that is to come; distroless has no shell to mkdir with.
+# /data, owned by the nonroot user (uid 65532), so that a volume mounted
+# there for --data-dir is writable (Docker copies the owner into a new named
+# volume); distroless has no shell to mkdir with. No VOLUME: the image does
+# not persist unless asked to, and would only leave anonymous volumes behind.
 RUN mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
@@ -35,7 +43,6 @@ COPY --from=build /sluice /sluice
 COPY --from=build --chown=65532:65532 /out/data /data
 USER nonroot:nonroot
 WORKDIR /data
-VOLUME /data
 EXPOSE 6379
 # The binary probes itself: PING on loopback at its --port (SLUICE_PORT too);
 # -NOAUTH counts as alive, so no password goes on the command line. With

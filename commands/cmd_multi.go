@@ -67,6 +67,7 @@ func throttleMulti(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
+	s.decisions.count(decidedMulti, limited)
 	c.WriteArray(1 + len(results))
 	writeResult(c, overall(limited, results))
 	for _, r := range results {

@@ -113,6 +113,7 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 		limited = s.keys.TakeMulti(p.Algorithm.Window(), checks, now, q, results)
 	}
 	o := overall(limited, results)
+	s.countPolicy(p, limited)
 	if !headers {
 		writeResult(c, o)
 		return
@@ -203,4 +204,16 @@ func policyGet(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteBulkString(k)
 		c.WriteBulkString(p.Overrides[k].Rule)
 	}
+}
+
+// countPolicy counts one POLICY.THROTTLE decision of p.
+func (s *Server) countPolicy(p *policy.Policy, limited bool) {
+	kind, algo := decidedPolicyGCRA, "gcra"
+	switch p.Algorithm {
+	case policy.FixedWindow:
+		kind, algo = decidedPolicyFixed, "fixed"
+	case policy.SlidingWindow:
+		kind, algo = decidedPolicySliding, "sliding"
+	}
+	s.decisions.countPolicy(p.Name, algo, kind, limited)
 }

@@ -157,8 +157,8 @@ func timeCmd(s *Server, c *resp.Conn, _ [][]byte) {
 }
 
 // info serves INFO [section ...]; sections are server, clients, memory,
-// persistence, replication, stats, keyspace, config; "all", "everything" and "default"
-// show them all.
+// persistence, replication, stats, decisionstats, config, keyspace; "all",
+// "everything" and "default" show them all.
 func info(s *Server, c *resp.Conn, args [][]byte) {
 	want := map[string]bool{}
 	for _, a := range args[1:] {
@@ -178,6 +178,11 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 	}
 	net := s.cfg.NetStats()
 	st := s.keys.Stats()
+	decided, policies := s.decisions.stats()
+	var allowed, limited uint64 // every decision, whatever the command
+	for _, d := range decided {
+		allowed, limited = allowed+d.Allowed, limited+d.Limited
+	}
 	section("server", func(kv func(string, any)) {
 		kv("redis_version", redisVersion)
 		kv("sluice_version", Version)
@@ -225,9 +230,17 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 		kv("acl_access_denied_auth", s.authFailures.Load())
 		kv("acl_access_denied_cmd", s.deniedCmd.Load())
 		kv("acl_access_denied_key", s.deniedKey.Load())
-		kv("throttle_allowed", st.Allowed)
-		kv("throttle_limited", st.Limited)
+		kv("throttle_allowed", allowed)
+		kv("throttle_limited", limited)
 		kv("expired_keys", st.Reclaimed)
+	})
+	section("decisionstats", func(kv func(string, any)) {
+		for _, d := range decided {
+			kv("decisions_"+d.Command+"_"+d.Algorithm, fmt.Sprintf("allowed=%d,limited=%d", d.Allowed, d.Limited))
+		}
+		for _, d := range policies {
+			kv("policy_"+d.Policy, fmt.Sprintf("algorithm=%s,allowed=%d,limited=%d", d.Algorithm, d.Allowed, d.Limited))
+		}
 	})
 	if len(s.cfg.Settings) > 0 {
 		section("config", func(kv func(string, any)) {

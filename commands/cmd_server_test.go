@@ -38,7 +38,7 @@ func TestServerCommands(t *testing.T) {
 	assert.Equal(t, int8(-5), th.Arity)
 	assert.Equal(t, int8(1), th.FirstKeyPos)
 	assert.Equal(t, []string{"write", "denyoom", "fast"}, th.Flags)
-	assert.Equal(t, []string{"fast", "no_auth"}, infos["auth"].Flags, "Redis 7's spellings and order")
+	assert.Equal(t, []string{"loading", "fast", "no_auth"}, infos["auth"].Flags, "Redis 7's spellings and order")
 	docs, err := c.Do(ctx, "COMMAND", "DOCS", "cl.throttle").Result()
 	require.NoError(t, err)
 	assert.Contains(t, fmt.Sprint(docs), "max_burst")

@@ -47,7 +47,7 @@ func throttle(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	s.countDecision(args[0], r.Limited)
+	s.countThrottle(args[0], r.Limited)
 	writeResult(c, r)
 }
 

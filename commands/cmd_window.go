@@ -69,5 +69,11 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	writeResult(c, s.keys.Take(algo, args[1], s.clock.Now(), l, q))
+	r := s.keys.Take(algo, args[1], s.clock.Now(), l, q)
+	kind := decidedWindowSliding
+	if algo == window.Fixed {
+		kind = decidedWindowFixed
+	}
+	s.decisions.count(kind, r.Limited)
+	writeResult(c, r)
 }

@@ -59,6 +59,10 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 			return
 		}
 	}
+	if s.loading.Load() != nil && !cmd.Flags.Has(FlagLoading) {
+		c.WriteError(errLoading)
+		return
+	}
 	if s.cfg.MaxMemory > 0 && cmd.Flags&FlagDenyOOM != 0 && s.overMemory() {
 		s.rejected.Add(1)
 		s.oomRejected.Add(1)

@@ -30,6 +30,8 @@ const (
 	errGetKeysArity   = "ERR Invalid number of arguments specified for command"
 	errGetKeysNone    = "ERR The command has no key arguments"
 	errOOM            = "OOM command not allowed when used memory > 'maxmemory'."
+	errInvalidCursor  = "ERR invalid cursor"
+	errLoading        = "LOADING Sluice is loading the dataset in memory"
 )
 
 // errTooManyLimits refuses a THROTTLE.MULTI over its bound.

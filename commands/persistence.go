@@ -34,7 +34,14 @@ func (s *Server) waitDurableFn() error {
 
 // persistenceInfo fills INFO's persistence section.
 func (s *Server) persistenceInfo(kv func(string, any)) {
-	kv("loading", 0)
+	if l := s.loading.Load(); l != nil {
+		kv("loading", 1)
+		for _, f := range l.info() {
+			kv(f.Name, f.Value)
+		}
+	} else {
+		kv("loading", 0)
+	}
 	if s.cfg.Persistence == nil {
 		kv("persistence_enabled", 0)
 		return

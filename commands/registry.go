@@ -35,9 +35,7 @@ type Command struct {
 	parent      *Command
 	acl         acl.Command // what ACL rules see of the command, set by the registry
 
-	calls   atomic.Uint64
-	allowed atomic.Uint64 // THROTTLE family
-	limited atomic.Uint64
+	calls atomic.Uint64
 }
 
 // Arg documents one argument for COMMAND DOCS (and redis-cli's hints).

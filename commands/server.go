@@ -87,8 +87,8 @@ type Server struct {
 	deniedKey    atomic.Uint64 // NOPERM for a key
 	latency      Latency
 
-	throttleCmd, clThrottleCmd *Command     // for per-command decision counts
-	waitDurable                func() error // s.waitDurableFn, bound once (no allocation per call)
+	decisions   decisions    // every rate-limit decision, by kind and policy
+	waitDurable func() error // s.waitDurableFn, bound once (no allocation per call)
 	// repl is cfg.Replication.
 	repl Replication
 	// durable is cfg.Persistence when its replies wait for durability
@@ -97,6 +97,9 @@ type Server struct {
 
 	// policies are the named policies POLICY.* serve (cmd_policy.go).
 	policies atomic.Pointer[policy.Set]
+
+	// loading is set while the data directory is recovered (SetLoading).
+	loading atomic.Pointer[loadingState]
 
 	// isLocal tells loopback clients for protected mode; tests replace it
 	// to see the refusal without a second network.
@@ -141,13 +144,31 @@ func NewServer(cfg Config) *Server {
 		isLocal:  isLoopback,
 		repl:     cfg.Replication,
 	}
-	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
 	s.waitDurable = s.waitDurableFn
 	if p := cfg.Persistence; p != nil && p.RepliesWait() {
 		s.durable = p
 	}
 	s.SampleMemory()
 	return s
+}
+
+// loadingState is what SetLoading was given.
+type loadingState struct {
+	info func() []Setting
+}
+
+// SetLoading says whether the state is still being recovered. While it is
+// (info is not nil), every command that Redis does not allow while loading
+// (those without FlagLoading: all that touch keys, and PING) answers
+// -LOADING, and INFO's persistence section shows loading:1 followed by the
+// fields info returns (Redis's loading_* figures). SetLoading(nil) ends
+// loading; commands then run as usual.
+func (s *Server) SetLoading(info func() []Setting) {
+	if info == nil {
+		s.loading.Store(nil)
+		return
+	}
+	s.loading.Store(&loadingState{info: info})
 }
 
 // Clock is the server's clock (frozen and released by DEBUG CLOCK).

@@ -2,6 +2,9 @@ package commands
 
 import (
 	"math/bits"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -31,10 +34,19 @@ func (l *Latency) Snapshot() (bounds []float64, counts []uint64, sum float64) {
 
 // CommandStats are one command's counters.
 type CommandStats struct {
-	Name    string
-	Calls   uint64
-	Allowed uint64 // THROTTLE family: decisions that admitted
-	Limited uint64 // THROTTLE family: decisions that refused
+	Name  string
+	Calls uint64
+}
+
+// DecisionStats count the decisions of one kind: one command with one
+// algorithm, or, for POLICY.THROTTLE, one policy. INFO (decisionstats) and
+// the metrics read the same counters.
+type DecisionStats struct {
+	Command   string // throttle, cl.throttle, throttle.multi, throttle.window, policy.throttle
+	Algorithm string // gcra, fixed or sliding
+	Policy    string // the policy's name, in Stats.Policies only
+	Allowed   uint64 // decisions that admitted
+	Limited   uint64 // decisions that refused
 }
 
 // Stats are the command server's counters, for INFO and metrics.
@@ -46,10 +58,15 @@ type Stats struct {
 	DeniedCommand     uint64
 	DeniedKey         uint64
 	Keys              int
-	Allowed, Limited  uint64
-	Expired           uint64
-	Errors            uint64 // error replies from handlers (bad arguments, overflow...)
-	OOMRejected       uint64 // calls refused with -OOM (over maxmemory)
+	// Decisions are the rate-limit decisions by command and algorithm,
+	// every kind listed even at zero; Policies by policy (each policy
+	// that has decided since start). Allowed and Limited sum Decisions.
+	Decisions        []DecisionStats
+	Policies         []DecisionStats
+	Allowed, Limited uint64
+	Expired          uint64
+	Errors           uint64 // error replies from handlers (bad arguments, overflow...)
+	OOMRejected      uint64 // calls refused with -OOM (over maxmemory)
 }
 
 // Stats gathers the counters; it takes each shard lock briefly.
@@ -63,16 +80,18 @@ func (s *Server) Stats() Stats {
 		OOMRejected:       s.oomRejected.Load(),
 	}
 	ts := s.keys.Stats()
-	st.Keys, st.Allowed, st.Limited, st.Expired = ts.Keys, ts.Allowed, ts.Limited, ts.Reclaimed
+	st.Keys, st.Expired = ts.Keys, ts.Reclaimed
 	for _, c := range s.cmds.sorted {
 		cs := CommandStats{Name: c.Name, Calls: c.calls.Load()}
 		for _, sub := range c.Subs {
 			cs.Calls += sub.calls.Load()
 		}
-		if c.Name == "throttle" || c.Name == "cl.throttle" {
-			cs.Allowed, cs.Limited = c.allowed.Load(), c.limited.Load()
-		}
 		st.Commands = append(st.Commands, cs)
+	}
+	st.Decisions, st.Policies = s.decisions.stats()
+	for _, d := range st.Decisions {
+		st.Allowed += d.Allowed
+		st.Limited += d.Limited
 	}
 	return st
 }
@@ -80,16 +99,106 @@ func (s *Server) Stats() Stats {
 // Latency is the histogram of sampled command execution times.
 func (s *Server) Latency() *Latency { return &s.latency }
 
-// countDecision counts one THROTTLE decision for the command named name
-// (THROTTLE or CL.THROTTLE, told apart by length).
-func (s *Server) countDecision(name []byte, limited bool) {
-	cmd := s.throttleCmd
-	if len(name) == len("cl.throttle") {
-		cmd = s.clThrottleCmd
-	}
+// decisionKind indexes the decision counters by command and algorithm.
+type decisionKind int
+
+// The kinds of decisions, in the order INFO and the metrics list them.
+const (
+	decidedThrottle decisionKind = iota
+	decidedCLThrottle
+	decidedMulti
+	decidedWindowFixed
+	decidedWindowSliding
+	decidedPolicyGCRA
+	decidedPolicyFixed
+	decidedPolicySliding
+	decisionKinds
+)
+
+// decisionNames names each kind: its command and its algorithm.
+var decisionNames = [decisionKinds][2]string{
+	{"throttle", "gcra"}, {"cl.throttle", "gcra"}, {"throttle.multi", "gcra"},
+	{"throttle.window", "fixed"}, {"throttle.window", "sliding"},
+	{"policy.throttle", "gcra"}, {"policy.throttle", "fixed"}, {"policy.throttle", "sliding"},
+}
+
+// counts are one kind's counters.
+type counts struct {
+	allowed, limited atomic.Uint64
+}
+
+func (c *counts) add(limited bool) {
 	if limited {
-		cmd.limited.Add(1)
+		c.limited.Add(1)
 	} else {
-		cmd.allowed.Add(1)
+		c.allowed.Add(1)
 	}
+}
+
+// decisions counts every rate-limit decision once, by kind and, for
+// policies, by policy: the one source of INFO's and the metrics' figures.
+type decisions struct {
+	byKind [decisionKinds]counts
+
+	mu       sync.RWMutex
+	byPolicy map[string]*policyCounts // made on a policy's first decision
+}
+
+// policyCounts are one policy's counters and its algorithm.
+type policyCounts struct {
+	algorithm string
+	counts
+}
+
+// count counts one decision of kind.
+func (d *decisions) count(kind decisionKind, limited bool) { d.byKind[kind].add(limited) }
+
+// countPolicy counts one decision of the policy named name, whose
+// algorithm is algo (gcra, fixed or sliding), under its kind as well.
+func (d *decisions) countPolicy(name, algo string, kind decisionKind, limited bool) {
+	d.count(kind, limited)
+	d.mu.RLock()
+	pc := d.byPolicy[name]
+	d.mu.RUnlock()
+	if pc == nil || pc.algorithm != algo {
+		d.mu.Lock()
+		if pc = d.byPolicy[name]; pc == nil || pc.algorithm != algo {
+			// New, or reloaded with another algorithm: counting starts
+			// afresh under the new one.
+			if d.byPolicy == nil {
+				d.byPolicy = map[string]*policyCounts{}
+			}
+			pc = &policyCounts{algorithm: algo}
+			d.byPolicy[name] = pc
+		}
+		d.mu.Unlock()
+	}
+	pc.add(limited)
+}
+
+// stats reads the counters: every kind, then the policies by name.
+func (d *decisions) stats() (kinds, policies []DecisionStats) {
+	for k := range decisionKinds {
+		c := &d.byKind[k]
+		kinds = append(kinds, DecisionStats{Command: decisionNames[k][0], Algorithm: decisionNames[k][1],
+			Allowed: c.allowed.Load(), Limited: c.limited.Load()})
+	}
+	d.mu.RLock()
+	for name, pc := range d.byPolicy {
+		policies = append(policies, DecisionStats{Command: "policy.throttle", Algorithm: pc.algorithm, Policy: name,
+			Allowed: pc.allowed.Load(), Limited: pc.limited.Load()})
+	}
+	d.mu.RUnlock()
+	slices.SortFunc(policies, func(a, b DecisionStats) int { return strings.Compare(a.Policy, b.Policy) })
+	return kinds, policies
+}
+
+// countThrottle counts one THROTTLE or CL.THROTTLE decision, the command
+// told by its name's length.
+func (s *Server) countThrottle(name []byte, limited bool) {
+	kind := decidedThrottle
+	if len(name) == len("cl.throttle") {
+		kind = decidedCLThrottle
+	}
+	s.decisions.count(kind, limited)
 }

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,8 +96,20 @@ var readyAddr = regexp.MustCompile(`msg="sluice ready".* addr=(\S+)`)
 // enabled; it is stopped with SIGTERM (and must exit 0) when the test ends.
 func startSluice(t *testing.T, extra ...string) *sluice {
 	t.Helper()
-	args := append([]string{"--bind", "127.0.0.1", "--port", "0", "--enable-debug-command"}, extra...)
+	args := append([]string{"--bind", "127.0.0.1", "--port", freePort(t), "--enable-debug-command"}, extra...)
 	return startBinary(t, sluiceBinary(t), args...)
+}
+
+// freePort is a free port on 127.0.0.1 for --port (--port 0 turns the
+// plaintext listener off, as in Redis).
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
 func startBinary(t *testing.T, bin string, args ...string) *sluice {

@@ -104,6 +104,9 @@ func checkContents(dir string, fs vfs.FS) error {
 // journal) writes in the data directory.
 func pebbleFile(name string) bool {
 	switch {
+	case strings.HasSuffix(name, corruptExt):
+		// A damaged file the store kept aside.
+		return true
 	case name == "LOCK", name == "CURRENT", name == "archive", name == journalDir,
 		strings.HasPrefix(name, "OPTIONS-"), strings.HasPrefix(name, "MANIFEST-"),
 		strings.HasPrefix(name, "marker."), strings.HasSuffix(name, ".log"),
@@ -149,7 +152,13 @@ func (s *Store) checkLayout() error {
 	if holds {
 		return fmt.Errorf("data dir %s holds data but no layout version; refusing to use it", s.dir)
 	}
-	if err := s.db.Set([]byte(metaFormat), []byte(formatVersion), pebble.Sync); err != nil {
+	// Flushed, as folds are: Pebble's log never holds the only copy.
+	if err := guard(func() error {
+		if err := s.db.Set([]byte(metaFormat), []byte(formatVersion), pebble.Sync); err != nil {
+			return err
+		}
+		return s.db.Flush()
+	}); err != nil {
 		return fmt.Errorf("write data dir %s: %w", s.dir, err)
 	}
 	return nil

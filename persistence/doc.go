@@ -20,9 +20,11 @@
 // Files by job: options.go (Options, defaults, Mode), dir.go (directory
 // safety, locking, the layout version), record.go (Record and the pending
 // log, whose encoding the journal shares), writer.go (the writer, group
-// commit, Wait and Sync), segment.go (journal files), fold.go (folding into
-// Pebble), recover.go (replay at Open, Load), layout.go (Pebble's key
-// space), stats.go (counters for INFO).
+// commit, Wait and Sync), segment.go (journal files), logscan.go (reading
+// Pebble's record format past damage), damage.go (what a start does with
+// damage), pebblecheck.go (checking Pebble's files before opening it),
+// fold.go (folding into Pebble), recover.go (replay at Open, Load),
+// layout.go (Pebble's key space), stats.go (counters for INFO).
 //
 // # Layout
 //
@@ -31,10 +33,12 @@
 // key -> 8 bytes of big-endian Expires (absolute Unix nanoseconds, so it
 // means the same after a restart) followed by the Change's Value (empty for
 // GCRA). "m/format" holds the layout version (5; a directory with any other
-// version is refused) and "m/folded" the number of the first journal
-// segment not yet folded. The journal directory holds the segments,
-// numbered in order: records in Pebble's record format, each a run of
-// changes in the pending log's encoding (see record.go).
+// version is refused), "m/folded" the number of the first journal segment
+// not yet folded and "m/opened" the number of the last one begun (every
+// segment between them must be on disk). The journal directory holds the
+// segments, numbered in order: records in Pebble's record format, each a
+// run of changes in the pending log's encoding (see record.go), and any
+// damaged segment kept aside as <name>.corrupt.
 //
 // # Guarantees
 //
@@ -68,13 +72,15 @@
 // as their contents; a test cuts the power on a file system that forgets
 // everything unsynced and checks that each mode keeps what it promised.
 //
-// A fold is synced into Pebble, with the mark of the segments it covered,
-// before their files are removed, and Pebble syncs its own sstables and
-// manifest, in every mode. In every mode a clean [Store.Close] writes and
-// syncs everything recorded before it, and every crash is safe: a torn last
-// journal record is ignored at replay, an interrupted fold is done again,
-// and Pebble's write-ahead log recovers the rest, so the data directory is
-// never corrupted, only possibly behind.
+// A fold is committed into Pebble, with the mark of the segments it
+// covered, and flushed to an sstable before their files are removed, so
+// Pebble's write-ahead log never holds the only copy of a change; Pebble
+// syncs its own sstables and manifest, in every mode. In every mode a clean
+// [Store.Close] writes and syncs everything recorded before it, and every
+// crash is safe: a torn last journal record is skipped at replay (with a
+// warning), an interrupted fold is done again, and Pebble's write-ahead log
+// recovers the rest, so the data directory is never corrupted, only
+// possibly behind.
 //
 // [Open] folds whatever journal a previous run left into Pebble;
 // [Store.Load] then hands the keyspace (a [Restorer]) every state whose
@@ -88,7 +94,18 @@
 // [Open] refuses a path that is a file, cannot be created or written, is
 // locked by another process (Pebble's LOCK file), holds files that are
 // neither Pebble's nor the journal, or holds another layout version; it
-// never removes anything. A failed journal write or sync, a failed fold or
+// never removes anything.
+//
+// Damage is never read as an earlier state without a word (damage.go,
+// pebblecheck.go). Journal segments are read past damage: a torn tail of
+// the newest segment is folded up to the tear with a warning (unless
+// Options.RefuseTruncated); any other damage, a missing segment, or
+// Pebble's newest write-ahead log damaged before its end makes Open
+// return an error wrapping [ErrDamaged] that names the file, unless
+// Options.AcceptCorruption (then every readable record is folded and the
+// loss logged at error level). A damaged MANIFEST, a missing marker file
+// or a damaged sstable is refused either way. A damaged file is never
+// removed: it is kept aside as <name>.corrupt. A failed journal write or sync, a failed fold or
 // a failed Pebble commit at run time stops the store: it is logged and
 // counted, later changes are dropped, and from then on [Store.Wait] and
 // [Store.Sync] return the error in every mode, so replies stop claiming

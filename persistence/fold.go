@@ -16,8 +16,10 @@ import (
 // whatever a previous run left. A fold replays the segments' changes in
 // order, keeps the last state of each (kind, key) — so a key changed a
 // thousand times is written once — and writes them as one Pebble batch,
-// committed in slices. The last slice also records, synced, which segments
-// the fold covered (metaFolded); only then are their files removed. Folds
+// committed in slices. The last slice also records which segments the fold
+// covered (metaFolded) and is flushed with the others to an sstable; only
+// then are their files removed (a damaged one is kept aside first, see
+// damage.go). Folds
 // skip the segments that mark covers, so a segment whose removal a crash
 // lost is never folded twice, and Load reads the key space alone.
 
@@ -42,6 +44,9 @@ type folded struct {
 func (s *Store) folder() {
 	defer close(s.folderDone)
 	for job := range s.foldReq {
+		if s.foldGate != nil {
+			s.foldGate()
+		}
 		start := time.Now()
 		f, err := s.foldSegments(job.to, false)
 		if err != nil {
@@ -61,8 +66,11 @@ func (s *Store) folder() {
 }
 
 // foldedThrough reads metaFolded: segments below it are in the key space.
-func (s *Store) foldedThrough() (uint64, error) {
-	v, closer, err := s.db.Get([]byte(metaFolded))
+func (s *Store) foldedThrough() (uint64, error) { return s.mark(metaFolded) }
+
+// mark reads one of the store's numbered marks, 0 when it is not set.
+func (s *Store) mark(key string) (uint64, error) {
+	v, closer, err := s.db.Get([]byte(key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil
 	}
@@ -71,7 +79,7 @@ func (s *Store) foldedThrough() (uint64, error) {
 	}
 	defer func() { _ = closer.Close() }()
 	if len(v) != 8 {
-		return 0, fmt.Errorf("corrupt %s entry (%d bytes)", metaFolded, len(v))
+		return 0, fmt.Errorf("corrupt %s entry (%d bytes)", key, len(v))
 	}
 	return binary.BigEndian.Uint64(v), nil
 }
@@ -94,10 +102,29 @@ func (s *Store) foldSegments(to uint64, replay bool) (folded, error) {
 			todo = append(todo, n)
 		}
 	}
+	// At Open the newest segment's damage may be a torn tail (judgeSegment).
+	var newest uint64
+	if replay && len(nums) > 0 {
+		newest = nums[len(nums)-1]
+	}
 	read := func(each func(rec []byte) error) error {
+		if replay {
+			each = s.replayProgress(todo, each)
+		}
 		for _, n := range todo {
-			if err := s.readSegment(n, each); err != nil {
+			sc, err := s.readSegment(n, each)
+			if err != nil {
 				return err
+			}
+			if err := s.judgeSegment(n, sc, n == newest); err != nil {
+				return err
+			}
+			if sc.damaged() {
+				// Kept aside before the fold marks it folded: after that
+				// mark it is removed unread.
+				if err := s.keepAside(s.journal, segmentName(n)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -132,9 +159,9 @@ type foldEntry struct {
 // of every kind at the head of the batch. The batch is committed in slices
 // of foldSlice keys, yielding in between (with one CPU a long fold would
 // otherwise hold it for a whole scheduler time slice); its last slice
-// records in metaFolded, synced, that segments below to are folded. Until
-// then the records stay unmarked, so a crash mid-fold leaves them to be
-// folded again.
+// records in metaFolded that segments below to are folded, and the fold is
+// flushed to an sstable. Until then the records stay unmarked, so a crash
+// mid-fold leaves them to be folded again.
 //
 // A key's Delete needs no Pebble delete when nothing of the key can be in
 // Pebble: when a Flush of this fold came before the key's first change in
@@ -230,7 +257,18 @@ func (s *Store) fold(read func(each func(rec []byte) error) error, to uint64, re
 	if err := b.Set([]byte(metaFolded), binary.BigEndian.AppendUint64(nil, to), nil); err != nil {
 		return out, err
 	}
-	if err := guard(func() error { return s.db.Apply(b, pebble.Sync) }); err != nil {
+	// Flushed to an sstable before the segments go: Pebble's write-ahead
+	// log then never holds the only copy of a change, so its damage or loss
+	// costs nothing acknowledged (Pebble reads a damaged log tail as its
+	// end, without a word). The commit is synced first all the same: a
+	// log that cannot be synced fails here, with an error, rather than in
+	// the flush's log rotation, where Pebble panics holding its lock.
+	if err := guard(func() error {
+		if err := s.db.Apply(b, pebble.Sync); err != nil {
+			return err
+		}
+		return s.db.Flush()
+	}); err != nil {
 		return out, err
 	}
 	s.lastFoldKeys = len(entries)

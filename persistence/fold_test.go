@@ -81,7 +81,7 @@ func readJournal(t *testing.T, s *Store) []string {
 	t.Helper()
 	var got []string
 	for _, n := range journalSegments(t, s) {
-		require.NoError(t, s.readSegment(n, func(rec []byte) error {
+		sc, err := s.readSegment(n, func(rec []byte) error {
 			return decode(rec, func(c keyspace.Change) error {
 				if c.Op == keyspace.Flush {
 					got = append(got, "flush")
@@ -90,7 +90,9 @@ func readJournal(t *testing.T, s *Store) []string {
 				}
 				return nil
 			})
-		}))
+		})
+		require.NoError(t, err)
+		require.False(t, sc.damaged(), "segment %d: %+v", n, sc)
 	}
 	return got
 }

@@ -22,6 +22,10 @@ const (
 	// metaFolded holds the number of the first journal segment not yet
 	// folded (8 bytes big-endian).
 	metaFolded = "m/folded"
+	// metaOpened holds the number of the last journal segment the writer
+	// began (8 bytes big-endian): every segment from metaFolded to it must
+	// be on disk, so a missing one is noticed.
+	metaOpened = "m/opened"
 )
 
 // formatVersion is the only layout this package reads and writes (the

@@ -90,8 +90,29 @@ type Options struct {
 	// Logger receives the store's and Pebble's messages; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Progress, when set, is told how recovery advances: by Open while it
+	// replays the journal, by Load while it restores keys (see Progress).
+	Progress func(Progress)
+	// RefuseTruncated makes Open refuse a journal whose newest segment
+	// ends in a torn record (--journal-load-truncated no). By default Open
+	// folds the records before it, logs a warning and keeps the segment
+	// aside: a crash that interrupted the last write leaves such a tail,
+	// and it holds only changes whose replies did not wait for them (in
+	// Always mode) or were made in the last moments before the crash.
+	RefuseTruncated bool
+	// AcceptCorruption lets Open start on a journal or Pebble write-ahead
+	// log damaged anywhere but at its tail, or with a journal segment
+	// missing (--journal-accept-corruption yes): it folds every record it
+	// can read, logs the loss at error level and keeps the damaged file
+	// aside as <name>.corrupt. By default Open refuses, naming the file.
+	// Damage to Pebble's MANIFEST, markers or sstables is refused either
+	// way (see damage.go).
+	AcceptCorruption bool
 
 	fs vfs.FS // tests inject errors through it; nil means the OS
+	// foldGate, when set, is called by the folder before each fold: tests
+	// hold a fold back with it to leave several segments unfolded.
+	foldGate func()
 }
 
 // withDefaults returns a copy of o with the defaults filled in, or every

@@ -21,7 +21,8 @@ type Restorer interface {
 }
 
 // replay folds the segments a previous run left into Pebble and numbers
-// the writer's first segment after every segment found.
+// the writer's first segment after every segment found or begun. Damaged
+// and missing segments are judged as damage.go says.
 func (s *Store) replay() (int, error) {
 	// The journal directory's own entry is synced (always: a crash may
 	// have come between creating and syncing it), as each segment's is.
@@ -39,7 +40,15 @@ func (s *Store) replay() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.nextSegment = max(1, through)
+	opened, err := s.mark(metaOpened)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.judgeMissing(missingSegments(nums, through, opened)); err != nil {
+		return 0, err
+	}
+	// Numbers are never reused, a missing segment's included.
+	s.nextSegment = max(1, through, opened+1)
 	if len(nums) > 0 {
 		s.nextSegment = max(s.nextSegment, nums[len(nums)-1]+1)
 	}
@@ -98,6 +107,7 @@ func (s *Store) loadKind(dst Restorer, now int64, kind keyspace.Kind, prefix str
 		if err != nil {
 			return fmt.Errorf("read data dir %s: %w", s.dir, err)
 		}
+		s.loaded(len(it.Key()) + len(v))
 		key := it.Key()[len(prefix):]
 		expires, value, perr := parseValue(v)
 		switch {

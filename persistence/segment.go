@@ -1,10 +1,7 @@
 package persistence
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,7 +50,8 @@ type segment struct {
 // openSegment creates the writer's next segment: preallocated (with the OS
 // file system), so that appending does not change the file's size and a
 // data sync has no metadata to write, and with its directory entry synced
-// before anything that a reply waits for is written to it.
+// and its number recorded in Pebble (metaOpened) before anything that a
+// reply waits for is written to it.
 func (s *Store) openSegment() error {
 	name := s.fs.PathJoin(s.journal, segmentName(s.nextSegment))
 	f, err := s.fs.Create(name)
@@ -70,6 +68,12 @@ func (s *Store) openSegment() error {
 		}
 	}
 	if err := syncDir(s.fs, s.journal); err != nil {
+		_ = f.Close()
+		return err
+	}
+	// Only now that the file is there: a segment marked begun and not on
+	// disk is one that went missing.
+	if err := s.markOpened(s.nextSegment); err != nil {
 		_ = f.Close()
 		return err
 	}
@@ -146,31 +150,20 @@ func (s *Store) journalUsage() uint64 {
 	return n
 }
 
-// readSegment calls each with every record of segment n, in order, up to
-// the end of the file or the first torn or zeroed record (the tail a crash
-// or the preallocation left: every record a reply waited for precedes it).
-func (s *Store) readSegment(n uint64, each func(v []byte) error) error {
-	f, err := s.fs.Open(s.fs.PathJoin(s.journal, segmentName(n)))
+// readSegment calls each with every record of segment n it can read, in
+// order, up to the end of the file or of what was written (the zeros of
+// the preallocation), and reports what it could not read (see scanLog and
+// judgeSegment): a torn last record, or damage anywhere.
+func (s *Store) readSegment(n uint64, each func(v []byte) error) (logScan, error) {
+	name := s.fs.PathJoin(s.journal, segmentName(n))
+	f, err := s.fs.Open(name)
 	if err != nil {
-		return err
+		return logScan{}, err
 	}
 	defer func() { _ = f.Close() }()
-	r := record.NewReader(f, 0)
-	var buf bytes.Buffer // reused: one record at a time
-	for {
-		rr, err := r.Next()
-		if err == nil {
-			buf.Reset()
-			_, err = buf.ReadFrom(rr)
-		}
-		switch {
-		case errors.Is(err, io.EOF) || record.IsInvalidRecord(err):
-			return nil
-		case err != nil:
-			return fmt.Errorf("read journal segment %d: %w", n, err)
-		}
-		if err := each(buf.Bytes()); err != nil {
-			return err
-		}
+	sc, err := scanLog(f, 0, false, each)
+	if err != nil {
+		return sc, fmt.Errorf("read journal segment %s: %w", name, err)
 	}
+	return sc, nil
 }

@@ -55,12 +55,17 @@ type Store struct {
 	foldNowReq   chan chan error // foldNow asks the writer to close its segment
 	folderDone   chan struct{}
 	folding      atomic.Bool // a fold was asked for and has not finished
+	foldGate     func()      // Options.foldGate
 	lastFoldKeys int         // keys in the last fold, to size the next
 
 	kick    chan struct{} // wakes the writer: pending became non-empty
 	syncReq chan struct{} // asks the writer to sync now (Sync)
 	quit    chan struct{} // Close
 	done    chan struct{} // the writer has finished
+
+	// progress is Options.Progress; loadProgress, Load's (progress.go).
+	progress     func(Progress)
+	loadProgress progressState
 
 	recorded atomic.Uint64 // == seq, readable without mu
 	written  atomic.Uint64 // changes in the journal (the OS has them)
@@ -85,6 +90,11 @@ type Store struct {
 
 	recMu    sync.Mutex
 	recovery Recovery
+
+	// What Open does with damage (see damage.go).
+	refuseTruncated  bool
+	acceptCorruption bool
+	tornManifest     string // at Open: why Pebble may read an earlier state
 
 	closed    atomic.Bool // Close has begun
 	closeOnce sync.Once
@@ -134,26 +144,21 @@ func Open(opts Options) (*Store, error) {
 		foldReq:     make(chan foldJob, 1),
 		foldNowReq:  make(chan chan error),
 		folderDone:  make(chan struct{}),
+		progress:    opts.Progress,
+		foldGate:    opts.foldGate,
+
+		refuseTruncated:  opts.RefuseTruncated,
+		acceptCorruption: opts.AcceptCorruption,
 	}
 	s.room.L = &s.mu
 	if err := checkContents(dir, fs); err != nil {
 		_ = lock.Close()
 		return nil, err
 	}
-	db, err := pebble.Open(dir, &pebble.Options{
-		FS:                 fs,
-		Lock:               lock,
-		Logger:             pebbleLogger{opts.Logger},
-		EventListener:      s.eventListener(),
-		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       opts.MemTableSize,
-		// Pebble's default lets the manifest grow to 128 MiB before it is
-		// rewritten; constant churn appends to it on every flush.
-		MaxManifestFileSize: 8 << 20,
-	})
+	db, err := s.openPebble(opts)
 	if err != nil {
 		_ = lock.Close()
-		return nil, fmt.Errorf("open data dir %s: %w", dir, err)
+		return nil, err
 	}
 	s.db = db
 	if err := s.checkLayout(); err != nil {

@@ -57,7 +57,7 @@ func (l *logBuffer) String() string {
 func startNode(t testing.TB, tune func(*server.Config)) *node {
 	t.Helper()
 	cfg := server.Default()
-	cfg.Port = 0
+	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Shards = 8
 	cfg.EnableDebug = true
 	if tune != nil {
@@ -74,6 +74,9 @@ func startNode(t testing.TB, tune func(*server.Config)) *node {
 	n.rdb = redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1, PoolSize: 16,
 		Password: cfg.RequirePass, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
 	t.Cleanup(n.stop)
+	if cfg.DataDir != "" { // recovery runs after the port opens
+		eventually(t, func() bool { return n.info("persistence")["loading"] == "0" }, "recovered")
+	}
 	return n
 }
 

@@ -63,7 +63,7 @@ var readyRe = regexp.MustCompile(`sluice ready.*?\baddr=(\S+)`)
 // process is killed at the end of the test if still running.
 func startProc(t testing.TB, args ...string) *proc {
 	t.Helper()
-	argv := append([]string{binary(t), "--port", "0", "--enable-debug-command"}, args...)
+	argv := append([]string{binary(t), "--port", strconv.Itoa(freePort(t)), "--enable-debug-command"}, args...)
 	if cpus := os.Getenv("SLUICE_BENCH_SERVER_CPUS"); cpus != "" {
 		// Benchmarks: the servers on these CPUs (taskset), the load
 		// generator started on the others, as package bench does.

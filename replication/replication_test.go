@@ -302,7 +302,7 @@ func TestPrimaryRestartsUnderItsReplica(t *testing.T) {
 	primary.stop()
 	eventually(t, func() bool { return replica.info("replication")["master_link_status"] == "down" }, "link down")
 
-	again := startNode(t, func(c *server.Config) { c.DataDir = dir; c.Port = primary.port })
+	again := startNode(t, func(c *server.Config) { c.DataDir = dir; c.ListenAddr = primary.addr })
 	setClock(t, epoch, again)
 	eventually(t, func() bool { return replica.info("replication")["master_link_status"] == "up" }, "link up again")
 	assert.NotEqual(t, before, again.info("replication")["master_replid"])

@@ -54,7 +54,7 @@ func testPKI(t *testing.T) (caFile, certFile, keyFile string) {
 }
 
 // freePort finds a loopback port nobody listens on.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

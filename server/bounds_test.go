@@ -40,7 +40,7 @@ func TestMemoryBounds(t *testing.T) {
 		assert.Contains(t, info, field)
 	}
 
-	mfs, err := newRegistry(s.state.cmds, s.net, nil).Gather()
+	mfs, err := newRegistry(s.state, s.net).Gather()
 	require.NoError(t, err)
 	metrics := map[string]float64{}
 	for _, mf := range mfs {

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -22,9 +23,14 @@ type Config struct {
 	// Bind lists the addresses to listen on, separated by spaces or
 	// commas. Default "127.0.0.1".
 	Bind string
-	// Port is the TCP port of the plaintext listeners; 0 picks a free one
-	// (see [Server.Addr]). Default 6379.
+	// Port is the TCP port of the plaintext listeners; 0 means none (a
+	// TLS-only server, as Redis's port 0). Default 6379.
 	Port int
+	// ListenAddr, when set, replaces Bind and Port: one plaintext listener
+	// opens at this host:port, whose port may be 0 for a free one (see
+	// [Server.Addr]). It is for tests and programs that embed a server;
+	// no flag, variable or config file line sets it. Default "".
+	ListenAddr string
 	// Shards is the number of state table shards, rounded up to a power
 	// of two. Default 256.
 	Shards int
@@ -120,10 +126,22 @@ type Config struct {
 	// FoldBytes is, with DataDir, how many journalled bytes are folded
 	// into the key space at once; at least 65536. Default 16777216.
 	FoldBytes int
+	// JournalLoadTruncated says, with DataDir, what a start does with a
+	// journal whose newest segment ends in a torn record (a crash
+	// interrupted its last write), as Redis's aof-load-truncated: yes
+	// folds the records before it, with a warning; no refuses to start.
+	// Default true.
+	JournalLoadTruncated bool
+	// JournalAcceptCorruption says, with DataDir, what a start does with a
+	// journal segment or Pebble write-ahead log damaged before its end, or
+	// a journal segment missing: no refuses to start, naming the file; yes
+	// folds every record that can be read, logs the loss and keeps the
+	// file aside as <name>.corrupt. Default false.
+	JournalAcceptCorruption bool
 
 	// ReplicaOf makes the server a replica of the primary at "host port"
-	// from the start (REPLICAOF does it at run time); empty: a primary.
-	// Default "".
+	// (or host:port) from the start (REPLICAOF does it at run time);
+	// empty: a primary. Default "".
 	ReplicaOf string
 	// MasterAuth is the password a replica authenticates to its primary
 	// with. Default "".
@@ -194,9 +212,11 @@ func Default() Config {
 		ReplTimeout:       replication.DefaultTimeout,
 		MinReplicasMaxLag: replication.DefaultMinReplicasMaxLag,
 
-		MaxQueryBufferTotal: resp.DefaultMaxQueryBufferTotal,
-		MaxMultiLimits:      commands.DefaultMaxMultiLimits,
-		MaxLeasesPerKey:     commands.DefaultMaxLeasesPerKey,
+		MaxQueryBufferTotal:     resp.DefaultMaxQueryBufferTotal,
+		MaxMultiLimits:          commands.DefaultMaxMultiLimits,
+		MaxLeasesPerKey:         commands.DefaultMaxLeasesPerKey,
+		JournalLoadTruncated:    true,
+		JournalAcceptCorruption: false,
 	}
 }
 
@@ -210,6 +230,8 @@ func (c Config) Validate() error {
 		}
 	}
 	check(c.Port < 0 || c.Port > 65535, "--port %d: must be 0..65535", c.Port)
+	check(c.Port == 0 && c.TLSPort == 0 && c.ListenAddr == "",
+		"--port 0 turns the plaintext listener off and no --tls-port is set: nothing would listen")
 	check(len(c.bindAddrs()) == 0, "--bind: no address")
 	check(c.Shards < 1 || c.Shards > 1<<16, "--shards %d: must be 1..65536", c.Shards)
 	check(c.SweepInterval <= 0, "--sweep-interval %s: must be positive", c.SweepInterval)
@@ -249,21 +271,27 @@ func (c Config) Validate() error {
 	check(c.ReplBufferLimit < c.ReplBacklogSize,
 		"--repl-buffer-limit %d: must be at least --repl-backlog-size %d", c.ReplBufferLimit, c.ReplBacklogSize)
 	check(c.ReplTimeout < time.Second, "--repl-timeout %s: must be at least 1s", c.ReplTimeout)
-	check(c.TLSReplication && c.TLSCACertFile == "", "--tls-replication needs --tls-ca-cert-file (to verify the primary)")
 	check(c.MinReplicasToWrite < 0, "--min-replicas-to-write %d: must not be negative", c.MinReplicasToWrite)
 	check(c.MinReplicasMaxLag < time.Second, "--min-replicas-max-lag %s: must be at least 1s", c.MinReplicasMaxLag)
 	return errors.Join(errs...)
 }
 
-// replicaOf splits ReplicaOf into the primary's host and port; an empty
-// host means none.
+// replicaOf splits ReplicaOf, "host port" as Redis spells it or
+// "host:port", into the primary's host and port; an empty host means none.
 func (c Config) replicaOf() (string, int, error) {
 	if strings.TrimSpace(c.ReplicaOf) == "" {
 		return "", 0, nil
 	}
 	f := strings.Fields(c.ReplicaOf)
+	if len(f) == 1 {
+		host, port, err := net.SplitHostPort(f[0])
+		if err != nil {
+			return "", 0, fmt.Errorf("--replicaof %q: must be \"host port\" or host:port", c.ReplicaOf)
+		}
+		f = []string{host, port}
+	}
 	if len(f) != 2 {
-		return "", 0, fmt.Errorf("--replicaof %q: must be \"host port\"", c.ReplicaOf)
+		return "", 0, fmt.Errorf("--replicaof %q: must be \"host port\" or host:port", c.ReplicaOf)
 	}
 	port, err := strconv.Atoi(f[1])
 	if err != nil || port < 1 || port > 65535 {

@@ -55,6 +55,7 @@ func TestEverySettingOnce(t *testing.T) {
 	for i := range v.NumField() {
 		fields[v.Field(i).Addr().Pointer()] = v.Type().Field(i).Name
 	}
+	delete(fields, reflect.ValueOf(&c.ListenAddr).Pointer()) // for tests and embedders only
 	names := map[string]bool{}
 	for _, s := range c.Settings() {
 		assert.False(t, names[s.Name], "%s twice", s.Name)
@@ -90,6 +91,8 @@ func TestShown(t *testing.T) {
 	assert.Equal(t, "no", got["enable-debug-command"])
 	assert.Equal(t, "<redacted>", got["requirepass"])
 	assert.Equal(t, "everysec", got["fsync"])
+	assert.Equal(t, "yes", got["journal-load-truncated"])
+	assert.Equal(t, "no", got["journal-accept-corruption"])
 	assert.Equal(t, "1", got["databases"])
 	assert.NotContains(t, got, "tls-key-file")
 	assert.NotContains(t, got, "requirepass-file")

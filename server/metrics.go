@@ -20,28 +20,31 @@ import (
 // collector turns the servers' counters into Prometheus metrics at scrape
 // time, so serving pays nothing for metrics beyond the counters it keeps.
 type collector struct {
-	cmds *commands.Server
-	net  *resp.Server
-	dur  *durability // nil without --data-dir
+	cmds  *commands.Server
+	net   *resp.Server
+	state *state // its data directory, once recovered
 
-	commands, decisions, latency, keys, expired  *prometheus.Desc
+	commands, decisions, policies, latency, keys *prometheus.Desc
+	expired                                      *prometheus.Desc
 	connected, connections, rejected, errorsDesc *prometheus.Desc
 	lagOps, lagSeconds, walSyncs, diskBytes      *prometheus.Desc
 	usedMemory, maxMemory, queryBuffers, evicted *prometheus.Desc
 }
 
-func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability) *collector {
+func newCollector(st *state, rs *resp.Server) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("sluice_"+name, help, labels, nil)
 	}
 	return &collector{
-		cmds: cmds, net: rs, dur: dur,
-		lagOps:      d("persistence_unsynced_changes", "Changes recorded but not yet known to be on stable storage."),
-		lagSeconds:  d("persistence_last_sync_age_seconds", "Seconds since the journal was last synced."),
-		walSyncs:    d("persistence_fsyncs_total", "Journal syncs (fdatasync)."),
-		diskBytes:   d("persistence_disk_bytes", "Bytes the data directory uses."),
-		commands:    d("commands_total", "Commands executed, by command.", "command"),
-		decisions:   d("throttle_decisions_total", "THROTTLE decisions, by command and decision.", "command", "decision"),
+		cmds: st.cmds, net: rs, state: st,
+		lagOps:     d("persistence_unsynced_changes", "Changes recorded but not yet known to be on stable storage."),
+		lagSeconds: d("persistence_last_sync_age_seconds", "Seconds since the journal was last synced."),
+		walSyncs:   d("persistence_fsyncs_total", "Journal syncs (fdatasync)."),
+		diskBytes:  d("persistence_disk_bytes", "Bytes the data directory uses."),
+		commands:   d("commands_total", "Commands executed, by command.", "command"),
+		decisions: d("throttle_decisions_total", "Rate-limit decisions (INFO decisionstats), by command, algorithm and decision.",
+			"command", "algorithm", "decision"),
+		policies:    d("policy_decisions_total", "POLICY.THROTTLE decisions (INFO decisionstats), by policy, algorithm and decision.", "policy", "algorithm", "decision"),
 		latency:     d("command_duration_seconds", "Command execution time inside the server (one call in 16 is timed)."),
 		keys:        d("keys", "Keys holding throttle state (including expired ones not yet swept)."),
 		expired:     d("expired_keys_total", "Keys reclaimed by the expiry sweep."),
@@ -59,8 +62,8 @@ func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability) *coll
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc, c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes,
-		c.usedMemory, c.maxMemory, c.queryBuffers, c.evicted} {
+	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.policies, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc,
+		c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes, c.usedMemory, c.maxMemory, c.queryBuffers, c.evicted} {
 		ch <- d
 	}
 }
@@ -74,10 +77,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, cs := range st.Commands {
 		counter(c.commands, cs.Calls, cs.Name)
-		if cs.Name == "throttle" || cs.Name == "cl.throttle" {
-			counter(c.decisions, cs.Allowed, cs.Name, "allowed")
-			counter(c.decisions, cs.Limited, cs.Name, "limited")
-		}
+	}
+	for _, d := range st.Decisions {
+		counter(c.decisions, d.Allowed, d.Command, d.Algorithm, "allowed")
+		counter(c.decisions, d.Limited, d.Command, d.Algorithm, "limited")
+	}
+	for _, d := range st.Policies {
+		counter(c.policies, d.Allowed, d.Policy, d.Algorithm, "allowed")
+		counter(c.policies, d.Limited, d.Policy, d.Algorithm, "limited")
 	}
 	bounds, counts, sum := c.cmds.Latency().Snapshot()
 	buckets := make(map[float64]uint64, len(bounds))
@@ -104,8 +111,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.maxMemory, prometheus.GaugeValue, float64(mem.Max))
 	ch <- prometheus.MustNewConstMetric(c.queryBuffers, prometheus.GaugeValue, float64(ns.QueryBufferBytes))
 	counter(c.evicted, ns.EvictedClients)
-	if c.dur != nil {
-		ps := c.dur.store.Stats()
+	if dur := c.state.dur.Load(); dur != nil {
+		ps := dur.store.Stats()
 		counter(c.errorsDesc, ps.WriteErrors, "persistence_write")
 		ch <- prometheus.MustNewConstMetric(c.lagOps, prometheus.GaugeValue, float64(ps.Recorded-min(ps.Synced, ps.Recorded)))
 		if !ps.LastSync.IsZero() {
@@ -173,8 +180,8 @@ func (m *metricsServer) setReady(v bool) {
 	}
 }
 
-func newRegistry(cmds *commands.Server, rs *resp.Server, dur *durability) *prometheus.Registry {
+func newRegistry(st *state, rs *resp.Server) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(cmds, rs, dur), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newCollector(st, rs), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }

@@ -25,16 +25,15 @@ type durability struct {
 	err   error // close's outcome
 }
 
-// openDurability opens the data directory when one is configured.
-func openDurability(cfg Config, log *slog.Logger) (*durability, error) {
-	if cfg.DataDir == "" {
-		return nil, nil
-	}
+// openDurability opens the data directory cfg names, replaying the journal
+// a previous run left; progress, when set, is told how the replay goes.
+func openDurability(cfg Config, log *slog.Logger, progress func(persistence.Progress)) (*durability, error) {
 	mode, err := persistence.ParseMode(cfg.Fsync)
 	if err != nil {
 		return nil, err
 	}
-	store, err := persistence.Open(persistence.Options{Dir: cfg.DataDir, Mode: mode, FoldBytes: cfg.FoldBytes, Logger: log})
+	store, err := persistence.Open(persistence.Options{Dir: cfg.DataDir, Mode: mode, FoldBytes: cfg.FoldBytes, Logger: log, Progress: progress,
+		RefuseTruncated: !cfg.JournalLoadTruncated, AcceptCorruption: cfg.JournalAcceptCorruption})
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)
 	}
@@ -49,7 +48,8 @@ func (d *durability) mode() string {
 	return d.store.Mode().String()
 }
 
-// load fills dst with the unexpired state on disk; call before serving.
+// load fills dst with the unexpired state on disk; call before commands
+// may change dst (they answer -LOADING meanwhile).
 func (d *durability) load(dst persistence.Restorer, now int64) error {
 	if d == nil {
 		return nil
@@ -102,12 +102,45 @@ func (d *durability) close() error {
 	return d.err
 }
 
-// storeView adapts the store to commands.Persistence.
-type storeView struct{ *persistence.Store }
+// storeView adapts the store to commands.Persistence from New on: until
+// recovery has opened the store, Wait and Recorded have nothing to wait
+// for and Info shows the configuration.
+type storeView struct {
+	st  *state
+	cfg Config
+}
+
+// Wait implements commands.Persistence.
+func (v storeView) Wait() error {
+	if d := v.st.dur.Load(); d != nil {
+		return d.store.Wait()
+	}
+	return nil
+}
+
+// RepliesWait implements commands.Persistence: replies wait with fsync
+// always.
+func (v storeView) RepliesWait() bool { return v.cfg.Fsync == persistence.Always.String() }
+
+// Recorded implements commands.Persistence.
+func (v storeView) Recorded() uint64 {
+	if d := v.st.dur.Load(); d != nil {
+		return d.store.Recorded()
+	}
+	return 0
+}
 
 // Info lists INFO's persistence fields.
 func (v storeView) Info() []commands.Setting {
-	st := v.Stats()
+	d := v.st.dur.Load()
+	if d == nil {
+		return []commands.Setting{
+			{Name: "persistence_dir", Value: v.cfg.DataDir},
+			{Name: "persistence_fsync", Value: v.cfg.Fsync},
+			{Name: "persistence_status", Value: "loading"},
+		}
+	}
+	st := d.store.Stats()
 	total := st.Recovery.Total()
 	status, lastErr := "ok", ""
 	if st.Err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 )
@@ -15,6 +16,9 @@ import (
 func replicationTLS(c Config) (*tls.Config, error) {
 	if !c.TLSReplication {
 		return nil, nil
+	}
+	if c.TLSCACertFile == "" {
+		return nil, errors.New("--tls-replication needs --tls-ca-cert-file (to verify the primary)")
 	}
 	pem, err := os.ReadFile(c.TLSCACertFile)
 	if err != nil {

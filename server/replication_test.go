@@ -28,7 +28,13 @@ func TestValidateReplication(t *testing.T) {
 	assert.Equal(t, "10.0.0.5", host)
 	assert.Equal(t, 6379, port)
 
-	for _, bad := range []string{"10.0.0.5", "10.0.0.5 0", "10.0.0.5 x", "a b c", "h 65536"} {
+	c.ReplicaOf = "[::1]:6380"
+	host, port, err = c.replicaOf()
+	require.NoError(t, err)
+	assert.Equal(t, "::1", host)
+	assert.Equal(t, 6380, port)
+
+	for _, bad := range []string{"10.0.0.5", "10.0.0.5 0", "10.0.0.5 x", "a b c", "h 65536", "h:0"} {
 		c.ReplicaOf = bad
 		assert.ErrorContains(t, c.Validate(), "--replicaof", bad)
 	}
@@ -58,7 +64,7 @@ func TestValidateReplication(t *testing.T) {
 func TestReplicationMetrics(t *testing.T) {
 	start := func(tune func(*Config)) *Server {
 		cfg := Default()
-		cfg.Port, cfg.Shards = 0, 4
+		cfg.ListenAddr, cfg.Shards = "127.0.0.1:0", 4
 		if tune != nil {
 			tune(&cfg)
 		}

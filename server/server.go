@@ -11,14 +11,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sluicehq/sluice/commands"
+	"github.com/sluicehq/sluice/persistence"
 	"github.com/sluicehq/sluice/resp"
 )
 
 // Server is a Sluice assembled from a Config by [New]: its listeners are
-// open and its state recovered; [Server.Serve] serves, [Server.Shutdown]
-// stops.
+// open; [Server.Serve] recovers the data directory and serves,
+// [Server.Shutdown] stops.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
@@ -29,22 +31,32 @@ type Server struct {
 	policies *policyFile
 	metrics  *metricsServer // nil without MetricsAddr
 
+	// recoveryHook, set by tests before Serve, is called with every
+	// progress report of recovery, in its goroutine: blocking it holds
+	// recovery there.
+	recoveryHook func(persistence.Progress)
+	// recoveryLogEvery is how often recovery logs its progress.
+	recoveryLogEvery time.Duration
+
 	mu       sync.Mutex
-	serving  bool     // Serve has begun
-	stopping bool     // Shutdown has begun
-	sweep    *sweeper // started by Serve
+	serving  bool      // Serve has begun
+	stopping bool      // Shutdown has begun
+	sweep    *sweeper  // started once the state is ready
+	rec      *recovery // started by Serve with a data directory
 
 	shutdown    sync.Once
 	shutdownErr error
 }
 
 // New validates cfg and assembles a server from it, in this order: the
-// users (reading RequirePassFile and ACLFile), the data directory with
-// recovery when DataDir is set, the command server, the policy file, the
-// metrics listener (serving /healthz at once, /readyz not ready), and the
-// RESP listeners on every Bind address at Port, and at TLSPort with TLS.
-// Nothing is served until Serve. On error everything already opened is
-// closed again. A nil log means slog.Default().
+// users (reading RequirePassFile and ACLFile), the keyspace and the command
+// server, the policy file, the metrics listener (serving /healthz at once,
+// /readyz not ready), and the RESP listeners on every Bind address at Port
+// (none with Port 0, or the one ListenAddr), and at TLSPort with TLS.
+// Nothing is served until Serve, and the data directory is not opened
+// before Serve either: its recovery may take a while, and clients should
+// see it happen. On error everything already opened is closed again. A nil
+// log means slog.Default().
 func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -56,7 +68,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log}
+	replTLS, err := replicationTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, recoveryLogEvery: recoveryLogEvery}
 	s.net = &resp.Server{
 		Logger:            log,
 		MaxClients:        cfg.MaxClients,
@@ -75,7 +91,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 
 		MaxQueryBufferTotal: int64(cfg.MaxQueryBufferTotal),
 	}
-	s.state, err = newState(cfg, commands.Config{
+	s.state = newState(cfg, commands.Config{
 		Logger:      log,
 		EnableDebug: cfg.EnableDebug,
 		NetStats:    s.net.Stats,
@@ -86,16 +102,12 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		MaxMemory:       int64(cfg.MaxMemory),
 		MaxMultiLimits:  cfg.MaxMultiLimits,
 		MaxLeasesPerKey: cfg.MaxLeasesPerKey,
-	}, log)
-	if err != nil {
-		return nil, err
-	}
+	}, replTLS)
 	cmds := s.state.cmds
 	s.net.Handler, s.net.OnOpen, s.net.OnClose = cmds, cmds.OpenConn, cmds.CloseConn
 	if err := s.open(); err != nil {
 		closeAll(s.lns)
 		s.metrics.shutdown(context.Background())
-		_ = s.state.close()
 		return nil, err
 	}
 	return s, nil
@@ -108,13 +120,19 @@ func (s *Server) open() error {
 		return fmt.Errorf("--policy-file: %w", err)
 	}
 	if s.cfg.MetricsAddr != "" {
-		reg := newRegistry(s.state.cmds, s.net, s.state.dur)
+		reg := newRegistry(s.state, s.net)
 		reg.MustRegister(newReplicationCollector(s.state.repl))
 		if s.metrics, err = startMetrics(s.cfg.MetricsAddr, reg, s.log, s.cfg.Pprof); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 	}
-	if s.lns, err = listen(s.cfg.bindAddrs(), s.cfg.Port, nil); err != nil {
+	switch {
+	case s.cfg.ListenAddr != "":
+		s.lns, err = listenAt([]string{s.cfg.ListenAddr}, nil)
+	case s.cfg.Port != 0: // port 0: no plaintext listener, as in Redis
+		s.lns, err = listen(s.cfg.bindAddrs(), s.cfg.Port, nil)
+	}
+	if err != nil {
 		return err
 	}
 	if s.cfg.TLSPort == 0 {
@@ -136,15 +154,20 @@ func (s *Server) open() error {
 // password is set.
 func (s *Server) protected() bool { return s.cfg.ProtectedMode && !s.net.AuthRequired }
 
-// Addr is the address of the first plaintext listener; with Port 0, the
-// free port it found.
+// Addr is the address of the first listener, a plaintext one unless
+// Port is 0 (TLS only); with a ListenAddr whose port is 0, the free port it
+// found.
 func (s *Server) Addr() net.Addr { return s.lns[0].Addr() }
 
-// Serve serves clients on every listener and starts the expiry sweep; once
-// serving it logs "sluice ready" and /readyz answers ready. It blocks
-// until Shutdown, then returns nil, or until a listener fails: it then
-// closes every connection and returns that error, and the caller still
-// calls Shutdown to stop the rest. Call it once.
+// Serve serves clients on every listener. Without a data directory it
+// starts the expiry sweep, logs "sluice ready" and /readyz answers ready at
+// once. With one, it first recovers it while serving: commands that touch
+// keys answer -LOADING and the progress is logged every second (see
+// recovery.go); once recovered the sweep starts, "sluice ready" is logged
+// and /readyz answers ready. It blocks until Shutdown, then returns nil, or
+// until a listener or the recovery fails: it then closes every connection
+// and returns that error, and the caller still calls Shutdown to stop the
+// rest. Call it once.
 func (s *Server) Serve() error {
 	s.mu.Lock()
 	if s.stopping {
@@ -156,35 +179,83 @@ func (s *Server) Serve() error {
 		return errors.New("server: Serve called twice")
 	}
 	s.serving = true
-	s.sweep = startSweeper(s.cfg.SweepInterval, s.state.sweepStep)
-	s.state.startReplication(s.Addr().(*net.TCPAddr).Port)
+	var recovered <-chan struct{} // stays nil without a data directory
+	if s.cfg.DataDir != "" {
+		s.rec = s.startRecovery(s.recoveryLogEvery)
+		s.state.cmds.SetLoading(s.rec.info)
+		recovered = s.rec.done
+	}
 	errc := make(chan error, len(s.lns))
 	for _, ln := range s.lns {
 		go func() { errc <- s.net.Serve(ln) }()
 	}
-	s.logReady()
-	s.metrics.setReady(true)
+	if recovered == nil {
+		s.ready()
+	} else {
+		s.logListening()
+	}
 	s.mu.Unlock()
 
-	for range s.lns {
-		if err := <-errc; !errors.Is(err, resp.ErrServerClosed) {
-			s.log.Error("listener failed", slog.Any("err", err))
-			_ = s.net.Close()
-			return err
+	for open := len(s.lns); open > 0; {
+		select {
+		case err := <-errc:
+			open--
+			if !errors.Is(err, resp.ErrServerClosed) {
+				s.log.Error("listener failed", slog.Any("err", err))
+				_ = s.net.Close()
+				return err
+			}
+		case <-recovered:
+			recovered = nil
+			if err := s.rec.err; err != nil {
+				s.log.Error("recovery of the data directory failed", slog.Any("err", err))
+				_ = s.net.Close()
+				return err
+			}
+			s.mu.Lock()
+			if !s.stopping {
+				s.ready()
+			}
+			s.mu.Unlock()
 		}
 	}
 	return nil
 }
 
-func (s *Server) logReady() {
-	var addrs, tlsAddrs []string
+// ready ends loading: commands run, the sweep starts, "sluice ready" is
+// logged and /readyz answers ready. Called with s.mu held.
+func (s *Server) ready() {
+	s.state.cmds.SetLoading(nil)
+	s.sweep = startSweeper(s.cfg.SweepInterval, s.state.sweepStep)
+	s.state.startReplication(s.Addr().(*net.TCPAddr).Port)
+	s.logReady()
+	s.metrics.setReady(true)
+}
+
+// addrs lists the addresses of the plaintext and the TLS listeners.
+func (s *Server) addrs() (plain, tls []string) {
 	for _, ln := range s.lns {
 		if isTLS(ln) {
-			tlsAddrs = append(tlsAddrs, ln.Addr().String())
+			tls = append(tls, ln.Addr().String())
 		} else {
-			addrs = append(addrs, ln.Addr().String())
+			plain = append(plain, ln.Addr().String())
 		}
 	}
+	return plain, tls
+}
+
+// logListening says the port is open while recovery runs.
+func (s *Server) logListening() {
+	addrs, tlsAddrs := s.addrs()
+	s.log.Info("sluice listening; recovering the data directory before serving commands (they answer -LOADING meanwhile)",
+		slog.String("addr", strings.Join(addrs, ",")),
+		slog.String("tls_addr", strings.Join(tlsAddrs, ",")),
+		slog.String("metrics_addr", s.cfg.MetricsAddr),
+		slog.String("dir", s.cfg.DataDir))
+}
+
+func (s *Server) logReady() {
+	addrs, tlsAddrs := s.addrs()
 	s.log.Info("sluice ready",
 		slog.String("addr", strings.Join(addrs, ",")),
 		slog.String("tls_addr", strings.Join(tlsAddrs, ",")),
@@ -192,7 +263,7 @@ func (s *Server) logReady() {
 		slog.String("version", commands.Version),
 		slog.Int("shards", s.state.shards()),
 		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
-		slog.String("persistence", s.state.dur.mode()),
+		slog.String("persistence", s.state.dur.Load().mode()),
 		slog.String("replicaof", s.cfg.ReplicaOf),
 		slog.Bool("debug_command", s.cfg.EnableDebug),
 		slog.Bool("auth_required", s.net.AuthRequired),
@@ -224,13 +295,16 @@ func (s *Server) Reload() {
 //  2. it waits until every connection has flushed the replies to the
 //     commands it had read and closed, or until ctx is done, and then
 //     closes the connections left at once;
-//  3. it stops the expiry sweep, waiting for a pass in progress;
-//  4. it stops replication: a replica applies nothing more; replicas were
-//     streamed what was written before their links closed in step 2;
-//  5. it commits, syncs and closes the data directory, waiting for that up
+//  3. if recovery of the data directory is still running, it waits for it
+//     to end, or for ctx: then it returns an error without closing the data
+//     directory (it recovers again at the next start, as after a crash);
+//  4. it stops the expiry sweep, waiting for a pass in progress;
+//  5. it stops replication: a replica applies nothing more (its replicas
+//     were streamed what was written before their links closed in step 2);
+//  6. it commits, syncs and closes the data directory, waiting for that up
 //     to 30 seconds whatever ctx says (past them the directory recovers as
 //     after a crash);
-//  6. it logs "sluice stopped" and stops the metrics listener, waiting for
+//  7. it logs "sluice stopped" and stops the metrics listener, waiting for
 //     the scrapes in progress.
 //
 // It returns why persistence failed, during the run or while closing, or
@@ -240,7 +314,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Do(func() {
 		s.mu.Lock()
 		s.stopping = true
-		served, sweep := s.serving, s.sweep
+		served, rec := s.serving, s.rec
 		s.metrics.setReady(false)
 		s.mu.Unlock()
 		if !served {
@@ -250,6 +324,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("shutdown timed out; closing the remaining connections", slog.Any("err", err))
 			_ = s.net.Close()
 		}
+		if err := s.awaitRecovery(ctx, rec); err != nil {
+			s.shutdownErr = err
+			s.metrics.shutdown(context.Background())
+			return
+		}
+		s.mu.Lock()
+		sweep := s.sweep
+		s.mu.Unlock()
 		sweep.stop()
 		s.shutdownErr = s.state.close()
 		s.log.Info("sluice stopped", slog.Int("keys", s.state.keyCount()))
@@ -258,12 +340,43 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shutdownErr
 }
 
+// awaitRecovery waits for a recovery in progress (rec may be nil) to end,
+// or for ctx.
+func (s *Server) awaitRecovery(ctx context.Context, rec *recovery) error {
+	if rec == nil {
+		return nil
+	}
+	select {
+	case <-rec.done:
+		return nil
+	default:
+	}
+	s.log.Info("shutdown: waiting for the recovery of the data directory to end")
+	select {
+	case <-rec.done:
+		return nil
+	case <-ctx.Done():
+		s.log.Error("shutdown: recovery still running; stopping without closing the data directory (it recovers again at the next start, as after a crash)")
+		return errors.New("shutdown during recovery: the data directory was not closed")
+	}
+}
+
 // listen opens one listener per host on port, wrapped in TLS when tc is
 // set. On error it closes the ones it opened.
 func listen(hosts []string, port int, tc *tls.Config) ([]net.Listener, error) {
+	addrs := make([]string, len(hosts))
+	for i, host := range hosts {
+		addrs[i] = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	return listenAt(addrs, tc)
+}
+
+// listenAt opens one listener per address, wrapped in TLS when tc is set.
+// On error it closes the ones it opened.
+func listenAt(addrs []string, tc *tls.Config) ([]net.Listener, error) {
 	var lns []net.Listener
-	for _, host := range hosts {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			closeAll(lns)
 			return nil, fmt.Errorf("listen: %w", err)

@@ -21,7 +21,7 @@ import (
 // small table.
 func testConfig() Config {
 	cfg := Default()
-	cfg.Port = 0
+	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Shards = 4
 	return cfg
 }
@@ -108,26 +108,31 @@ func TestServeAndShutdown(t *testing.T) {
 
 	logs.Reset()
 	s = start(t, cfg, &logs)
-	assert.Contains(t, logs.String(), `msg="recovered throttle state"`)
+	assert.Equal(t, http.StatusServiceUnavailable, readyz(t, s), "not ready before Serve")
+	go func() { _ = s.Serve() }()
+	require.Eventually(t, func() bool { return readyz(t, s) == http.StatusOK }, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, 1, s.state.keyCount())
 }
 
-// TestNewClosesWhatItOpened: a New that fails (the port is taken) releases
-// the data directory it had opened, so the next New can open it.
+// TestNewClosesWhatItOpened: a New that fails (the port is taken) closes
+// the listeners it opened and never touched the data directory, so the
+// next server can open both.
 func TestNewClosesWhatItOpened(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer taken.Close()
 	cfg := testConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.Port = taken.Addr().(*net.TCPAddr).Port
+	cfg.MetricsAddr = "127.0.0.1:0"
+	cfg.ListenAddr = taken.Addr().String()
 	var logs bytes.Buffer
 	_, err = New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	assert.ErrorContains(t, err, "address already in use")
-	assert.Contains(t, logs.String(), "persistence closed")
 
-	cfg.Port = 0
-	start(t, cfg, &logs)
+	cfg.ListenAddr = "127.0.0.1:0"
+	s := start(t, cfg, &logs)
+	go func() { _ = s.Serve() }()
+	require.Eventually(t, func() bool { return readyz(t, s) == http.StatusOK }, 10*time.Second, 5*time.Millisecond)
 }
 
 // TestShutdownBeforeServe closes the listeners New opened, and a later Serve

@@ -23,6 +23,12 @@ type Setting struct {
 	// Value points at the field: a *string, *int, *int64, *bool,
 	// *time.Duration or *Bytes (a flag.Value). Its value when the flag is made is the flag's default.
 	Value any
+	// Example is a valid value that error messages show; empty means the
+	// default is a good example.
+	Example string
+	// Unit, for a duration, is what a number without a unit counts (the
+	// timeout counts seconds, as Redis's does); 0 means a unit is required.
+	Unit time.Duration
 }
 
 // Settings lists every setting of c, bound to c's fields, in a fixed order.
@@ -30,7 +36,7 @@ func (c *Config) Settings() []Setting {
 	var out []Setting
 	for _, e := range c.table() {
 		if e.value != nil {
-			out = append(out, Setting{Name: e.name, Section: e.section, Usage: e.usage, Value: e.value})
+			out = append(out, Setting{Name: e.name, Section: e.section, Usage: e.usage, Value: e.value, Example: e.example, Unit: e.unit})
 		}
 	}
 	return out
@@ -43,6 +49,8 @@ type entry struct {
 	value                any           // the field; nil for a fixed answer
 	show                 func() string // CONFIG GET's value; nil: the field's
 	hidden               bool          // not listed by CONFIG GET and INFO
+	example              string        // see Setting.Example
+	unit                 time.Duration // see Setting.Unit
 }
 
 // table is the one list of settings: flags, CONFIG GET and INFO read it, in
@@ -52,9 +60,9 @@ func (c *Config) table() []entry {
 	return []entry{
 		{name: "bind", section: "sluice", value: &c.Bind, usage: "addresses to listen on (space or comma separated)",
 			show: func() string { return strings.Join(c.bindAddrs(), " ") }},
-		{name: "port", section: "sluice", value: &c.Port, usage: "TCP port (0 picks a free one)"},
+		{name: "port", section: "sluice", value: &c.Port, usage: "TCP port (0: no plaintext listener, TLS only)"},
 		{name: "maxclients", section: "limits", value: &c.MaxClients, usage: "maximum simultaneous client connections"},
-		{name: "maxclients-per-ip", section: "limits", value: &c.MaxClientsPerIP, usage: "maximum connections from one IP address (0: no cap)"},
+		{name: "maxclients-per-ip", section: "limits", value: &c.MaxClientsPerIP, usage: "maximum connections from one IP address (0: no cap)", example: "100"},
 		{name: "preauth-max-args", section: "limits", value: &c.PreAuthMaxArgs, usage: "most arguments in one command before AUTH"},
 		{name: "preauth-max-bulk-len", section: "limits", value: &c.PreAuthMaxBulk, usage: "largest bulk string before AUTH, bytes"},
 		{name: "auth-timeout", section: "limits", value: &c.AuthTimeout,
@@ -66,11 +74,12 @@ func (c *Config) table() []entry {
 		{name: "client-reply-buffer", section: "limits", value: &c.MaxPendingReply, usage: "reply bytes buffered before a mid-pipeline flush"},
 		{name: "write-timeout", section: "limits", value: &c.WriteTimeout,
 			usage: "longest one flush of replies may block on a client that does not read"},
-		{name: "timeout", section: "limits", value: &c.IdleTimeout, usage: "close connections idle this long (0: never)",
+		{name: "timeout", section: "limits", value: &c.IdleTimeout, usage: "close connections idle this long, in seconds or with a unit (0: never)",
+			example: "300", unit: time.Second,
 			show: func() string { return strconv.FormatInt(int64(c.IdleTimeout/time.Second), 10) }}, // seconds, as Redis
 		{name: "max-query-buffer-total", section: "limits", value: &c.MaxQueryBufferTotal,
 			usage: "most bytes all connections' read buffers hold beyond 16 KiB each; a connection that would pass it is closed (100mb, 1gb...)"},
-		{name: "maxmemory", section: "limits", value: &c.MaxMemory,
+		{name: "maxmemory", section: "limits", value: &c.MaxMemory, example: "100mb",
 			usage: "refuse commands that create state with -OOM while used memory (Go heap + off-heap tables) is over this (0: no bound; 100mb, 1gb...)"},
 		{name: "maxmemory-policy", show: fixed("noeviction")},
 		{name: "max-multi-limits", section: "limits", value: &c.MaxMultiLimits, usage: "most limits in one THROTTLE.MULTI or one policy"},
@@ -87,17 +96,17 @@ func (c *Config) table() []entry {
 			show:  func() string { return redacted(c.RequirePass != "" || c.RequirePassFile != "") }},
 		{name: "requirepass-file", section: "security", value: &c.RequirePassFile, usage: "file holding the default user password", hidden: true},
 		{name: "aclfile", section: "security", value: &c.ACLFile, usage: `users file: one "user <name> <rules...>" per line, Redis ACL syntax`},
-		{name: "tls-port", section: "security", value: &c.TLSPort, usage: "TLS port (0: no TLS listener)"},
+		{name: "tls-port", section: "security", value: &c.TLSPort, usage: "TLS port (0: no TLS listener)", example: "6380"},
 		{name: "tls-cert-file", section: "security", value: &c.TLSCertFile, usage: "server certificate (PEM); reloaded on SIGHUP"},
 		{name: "tls-key-file", section: "security", value: &c.TLSKeyFile, usage: "server private key (PEM); reloaded on SIGHUP", hidden: true},
 		{name: "tls-ca-cert-file", section: "security", value: &c.TLSCACertFile,
 			usage: "CA certificates that sign client certificates (PEM)", hidden: true},
 		{name: "tls-auth-clients", section: "security", value: &c.TLSAuthClients, usage: "client certificates: no | optional | yes"},
-		{name: "metrics-addr", section: "observability", value: &c.MetricsAddr,
+		{name: "metrics-addr", section: "observability", value: &c.MetricsAddr, example: "127.0.0.1:9121",
 			usage: "serve Prometheus /metrics, /healthz and /readyz over HTTP here (e.g. 127.0.0.1:9121; empty: off)"},
 		{name: "pprof", section: "observability", value: &c.Pprof,
 			usage: "also serve Go profiles on the metrics listener at /debug/pprof/ (needs --metrics-addr)", hidden: true},
-		{name: "data-dir", section: "persistence", value: &c.DataDir,
+		{name: "data-dir", section: "persistence", value: &c.DataDir, example: "/var/lib/sluice",
 			usage: "keep a durable copy of the state here (Pebble) and reload it at start (empty: in memory only)"},
 		{name: "fsync", section: "persistence", value: &c.Fsync,
 			usage: "with --data-dir, when changes reach the disk: always (before the reply) | everysec | no (the OS decides)"},
@@ -123,6 +132,10 @@ func (c *Config) table() []entry {
 		{name: "min-replicas-max-lag", section: "replication", value: &c.MinReplicasMaxLag,
 			usage: "how recent an acknowledgement must be for --min-replicas-to-write to count the replica",
 			show:  func() string { return strconv.FormatInt(int64(c.MinReplicasMaxLag/time.Second), 10) }},
+		{name: "journal-load-truncated", section: "persistence", value: &c.JournalLoadTruncated,
+			usage: "with --data-dir, a journal ending in a torn record (a crash during its last write): yes starts with the records before it (logged) | no refuses to start"},
+		{name: "journal-accept-corruption", section: "persistence", value: &c.JournalAcceptCorruption,
+			usage: "with --data-dir, a journal or Pebble log damaged before its end, or a journal file missing: no refuses to start, naming the file | yes starts with every readable record, logs the loss and keeps the file as <name>.corrupt"},
 		{name: "policy-file", section: "policies", value: &c.PolicyFile, usage: "named policies (TOML) for POLICY.THROTTLE; reloaded on SIGHUP", hidden: true},
 		{name: "enable-debug-command", section: "sluice", value: &c.EnableDebug, usage: "allow DEBUG (freezing the clock: for tests only)"},
 	}

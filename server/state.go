@@ -1,7 +1,8 @@
 package server
 
 import (
-	"log/slog"
+	"crypto/tls"
+	"sync/atomic"
 
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/commands"
@@ -15,55 +16,59 @@ import (
 type state struct {
 	keys  *keyspace.Keyspace
 	clock *clock.Settable
-	dur   *durability // nil in memory
 	repl  *replication.Node
 	cmds  *commands.Server
+	// dur is the data directory once recovery opened and loaded it (see
+	// recovery.go); nil until then, and always without Config.DataDir.
+	dur atomic.Pointer[durability]
 }
 
-// newState opens the data directory when one is set, builds the keyspace
-// emitting its changes to it and to the replication backlog (one ordered
-// stream, two consumers), recovers what the directory holds (every kind of
-// state, in one pass), and puts a command server on top: cc carries the
-// server's other fields (settings, users, network counters), newState adds
-// the state. Replication starts with startReplication.
-func newState(cfg Config, cc commands.Config, log *slog.Logger) (*state, error) {
-	dur, err := openDurability(cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	var store keyspace.Journal // nil in memory, not a typed nil
-	if dur != nil {
-		store, cc.Persistence = dur.store, storeView{dur.store}
+// newState builds the keyspace and puts a command server on top: cc
+// carries the server's other fields (settings, users, network counters),
+// newState adds the state. With a data directory the keyspace emits its
+// changes to it and the commands see it through storeView, both as soon as
+// recovery has opened it (until then every command that could change state
+// answers -LOADING). The keyspace also emits every change to the
+// replication backlog (one ordered stream, two consumers); replTLS is how a
+// replica dials its primary. Replication starts with startReplication.
+func newState(cfg Config, cc commands.Config, replTLS *tls.Config) *state {
+	st := &state{clock: clock.NewSettable(clock.NewSystem())}
+	var journal keyspace.Journal // nil in memory, not a typed nil
+	if cfg.DataDir != "" {
+		journal, cc.Persistence = journalRef{st}, storeView{st: st, cfg: cfg}
 	}
 	backlog := replication.NewBacklog(int64(cfg.ReplBacklogSize), int64(cfg.ReplBufferLimit))
-	st := &state{keys: keyspace.New(cfg.Shards, keyspace.Tee(store, backlog)), clock: clock.NewSettable(clock.NewSystem()), dur: dur}
-	now := st.clock.Now()
-	if err := dur.load(st.keys, now); err != nil {
-		_ = dur.close()
-		return nil, err
-	}
+	st.keys = keyspace.New(cfg.Shards, keyspace.Tee(journal, backlog))
 	host, port, _ := cfg.replicaOf() // validated
-	tc, err := replicationTLS(cfg)
-	if err != nil {
-		_ = dur.close()
-		return nil, err
-	}
 	st.repl = replication.New(replication.Config{
-		Keys: st.keys, Backlog: backlog, Now: st.clock.Now, Logger: log, ListenPort: cfg.Port,
-		MasterUser: cfg.MasterUser, MasterAuth: cfg.MasterAuth, Timeout: cfg.ReplTimeout,
+		Keys: st.keys, Backlog: backlog, Now: st.clock.Now, Logger: cc.Logger, ListenPort: cfg.Port,
+		MasterUser: cfg.MasterUser, MasterAuth: cfg.MasterAuth, Timeout: cfg.ReplTimeout, TLS: replTLS,
 		PrimaryHost: host, PrimaryPort: port,
-		MinReplicas: cfg.MinReplicasToWrite, MinReplicasMaxLag: cfg.MinReplicasMaxLag, TLS: tc,
+		MinReplicas: cfg.MinReplicasToWrite, MinReplicasMaxLag: cfg.MinReplicasMaxLag,
 	})
 	cc.Keys, cc.Clock, cc.Replication = st.keys, st.clock, st.repl
 	st.cmds = commands.NewServer(cc)
-	return st, nil
+	return st
 }
 
 // startReplication starts the replication heartbeat and, with --replicaof,
-// follows the primary; port is the one a replica announces.
+// follows the primary; port is the one a replica announces. Call it once
+// the state is recovered: a replica's resync must not mix with recovery.
 func (st *state) startReplication(port int) {
 	st.repl.SetListenPort(port)
 	st.repl.Start()
+}
+
+// journalRef is the keyspace's Journal with a data directory: the store,
+// once recovery has opened it. No change is recorded before (commands that
+// change state answer -LOADING and the sweep has not started).
+type journalRef struct{ st *state }
+
+// Record implements keyspace.Journal.
+func (j journalRef) Record(c keyspace.Change) {
+	if d := j.st.dur.Load(); d != nil {
+		d.store.Record(c)
+	}
 }
 
 // sweepStep reclaims a slice of the expired state and samples the Go
@@ -80,9 +85,9 @@ func (st *state) keyCount() int { return st.keys.Len() }
 func (st *state) shards() int { return st.keys.Shards() }
 
 // close stops replication (nothing more is applied or streamed) and closes
-// the durable copy (see durability.close); call it once the network and the
-// sweeper have stopped.
+// the durable copy (see durability.close); call it once the network, the
+// sweeper and recovery have stopped.
 func (st *state) close() error {
 	st.repl.Close()
-	return st.dur.close()
+	return st.dur.Load().close()
 }

@@ -43,7 +43,7 @@ type Server struct {
 func Start(tb testing.TB) *Server {
 	tb.Helper()
 	cfg := server.Default()
-	cfg.Port = 0
+	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Shards = 8
 	cfg.EnableDebug = true
 	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -1,12 +1,14 @@
 // Command sluice runs the Sluice rate-limiting server: THROTTLE and
 // CL.THROTTLE over the Redis protocol, on a sharded in-memory table.
 //
-// Every flag can also be set from a SLUICE_* environment variable (the flag
-// name upper-cased with dashes as underscores, e.g. SLUICE_PORT) or from a
-// config file named by --config (one "name value" per line). Flags beat the
-// environment, which beats the file. The server's settings and their
-// defaults are package server's (config.go maps them onto flags); this
-// command adds logging, signals and the process's own settings.
+// Usage: sluice [config-file] [flags]. Every flag can also be set from a
+// SLUICE_* environment variable (the flag name upper-cased with dashes as
+// underscores, e.g. SLUICE_PORT) or from a config file, given first as
+// redis-server's is or by --config (one "name value" line per setting, as
+// in redis.conf). Flags beat the environment, which beats the file. The
+// server's settings and their defaults are package server's (config.go
+// maps them onto flags); this command adds logging, signals and the
+// process's own settings.
 package main
 
 import (
@@ -27,29 +29,43 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, ff.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "sluice:", err)
-		os.Exit(1)
-	}
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// run parses args, serves until ctx is done, then shuts down gracefully.
+// run parses args, serves until ctx is done, then shuts down gracefully,
+// and returns the exit code: 0, or 1 after an error it reported on stderr
+// (as a log line in the configured format once the format is known).
 // SIGHUP reloads the policy file and the TLS certificate.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(args, stdout)
-	if err != nil {
-		return err
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, ff.ErrHelp) {
+		return 0
 	}
-	if cfg.HealthCheck {
-		return healthCheck(cfg, stdout)
+	if err == nil {
+		err = serve(ctx, cfg, stdout, stderr)
 	}
+	if err == nil {
+		return 0
+	}
+	if log := fatalLogger(cfg, args, getenv, stderr); log != nil {
+		log.Error("fatal error", slog.String("err", err.Error()))
+	} else {
+		fmt.Fprintln(stderr, "sluice:", err)
+	}
+	return 1
+}
+
+// serve runs what cfg asks for: an action (--version, --healthcheck) or the
+// server, until ctx is done.
+func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.Version {
 		fmt.Fprintf(stdout, "sluice %s (%s)\n", commands.Version, runtime.Version())
 		return nil
+	}
+	if cfg.HealthCheck {
+		return healthCheck(cfg, stdout)
 	}
 	log, err := newLogger(cfg.logConfig, stderr)
 	if err != nil {
@@ -57,6 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.GOMAXPROCS > 0 {
 		runtime.GOMAXPROCS(cfg.GOMAXPROCS)
+	}
+	if cfg.File != "" {
+		log.Info("config file read", slog.String("file", cfg.File))
 	}
 	srv, err := server.New(cfg.Config, log)
 	if err != nil {
@@ -77,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: no new connections; finishing in-flight replies", slog.Duration("timeout", cfg.ShutdownTimeout))
-	case err := <-served: // a listener failed
+	case err := <-served: // a listener or recovery failed
 		_ = srv.Shutdown(context.Background())
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 func TestStartAndGracefulStop(t *testing.T) {
-	p := startProc(t, nil, "--port", "0", "--enable-debug-command")
+	p := startProc(t, nil, "--port", respPort(t), "--enable-debug-command")
 	assert.Contains(t, p.Addr, "127.0.0.1:")
 	c := p.Client(t)
 	ctx := context.Background()
@@ -61,7 +61,7 @@ func TestStartAndGracefulStop(t *testing.T) {
 func TestEnvironmentAndConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "sluice.conf")
-	require.NoError(t, os.WriteFile(cfgFile, []byte("port 0\nshards 4\nlog-format json\n"), 0o600))
+	require.NoError(t, os.WriteFile(cfgFile, []byte(fmt.Sprintf("port %s\nshards 4\nlog-format json\n", respPort(t))), 0o600))
 	p := startProc(t, []string{"SLUICE_ENABLE_DEBUG_COMMAND=true", "SLUICE_SHARDS=8"}, "--config", cfgFile)
 	c := p.Client(t)
 	ctx := context.Background()
@@ -104,7 +104,7 @@ func TestVersionAndHelp(t *testing.T) {
 }
 
 func TestHealthCheck(t *testing.T) {
-	p := startProc(t, nil, "--port", "0")
+	p := startProc(t, nil, "--port", respPort(t))
 	_, port, err := net.SplitHostPort(p.Addr)
 	require.NoError(t, err)
 	out, err := exec.Command(binary(t), "--healthcheck", "--port", port).CombinedOutput()

@@ -23,9 +23,9 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestMetricsEndpoint(t *testing.T) {
-	port := freePort(t)
-	p := startProc(t, nil, "--port", "0", "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--enable-debug-command", "--pprof")
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	port := respPort(t)
+	p := startProc(t, nil, "--port", respPort(t), "--metrics-addr", fmt.Sprintf("127.0.0.1:%s", port), "--enable-debug-command", "--pprof")
+	base := fmt.Sprintf("http://127.0.0.1:%s", port)
 	c := p.Client(t)
 	ctx := context.Background()
 	require.NoError(t, c.Do(ctx, "DEBUG", "CLOCK", "SET", "1893456000000000000").Err())
@@ -38,9 +38,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	code, body := get(t, base+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	for _, want := range []string{
-		`sluice_throttle_decisions_total{command="throttle",decision="allowed"} 2`,
-		`sluice_throttle_decisions_total{command="throttle",decision="limited"} 1`,
-		`sluice_throttle_decisions_total{command="cl.throttle",decision="allowed"} 1`,
+		`sluice_throttle_decisions_total{algorithm="gcra",command="throttle",decision="allowed"} 2`,
+		`sluice_throttle_decisions_total{algorithm="gcra",command="throttle",decision="limited"} 1`,
+		`sluice_throttle_decisions_total{algorithm="gcra",command="cl.throttle",decision="allowed"} 1`,
 		`sluice_commands_total{command="throttle"} 3`,
 		`sluice_keys 2`,
 		`sluice_connected_clients 1`,
@@ -61,12 +61,12 @@ func TestMetricsEndpoint(t *testing.T) {
 }
 
 func TestMetricsPersistence(t *testing.T) {
-	port := freePort(t)
-	p := startProc(t, nil, "--port", "0", "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port),
+	port := respPort(t)
+	p := startProc(t, nil, "--port", respPort(t), "--metrics-addr", fmt.Sprintf("127.0.0.1:%s", port),
 		"--data-dir", t.TempDir(), "--fsync", "always")
 	c := p.Client(t)
 	require.NoError(t, c.Do(context.Background(), "THROTTLE", "m", 1, 1, 60).Err())
-	code, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	code, body := get(t, fmt.Sprintf("http://127.0.0.1:%s/metrics", port))
 	require.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "sluice_persistence_unsynced_changes 0", "always: an acknowledged change is synced")
 	assert.Regexp(t, `sluice_persistence_fsyncs_total [1-9]`, body)

@@ -56,7 +56,7 @@ func infoFields(t *testing.T, c *redis.Client, section string) map[string]string
 
 func startPersistent(t *testing.T, dir, fsync string) *proc {
 	t.Helper()
-	return startProc(t, nil, "--port", "0", "--enable-debug-command", "--data-dir", dir, "--fsync", fsync)
+	return startProc(t, nil, "--port", respPort(t), "--enable-debug-command", "--data-dir", dir, "--fsync", fsync)
 }
 
 // TestRestartRemembersLimits spends limits, deletes and flushes, stops with
@@ -106,7 +106,7 @@ func TestRestartRemembersLimits(t *testing.T) {
 
 // TestMemoryModeHasNoPersistence: without --data-dir nothing is written.
 func TestMemoryModeHasNoPersistence(t *testing.T) {
-	p := startProc(t, nil, "--port", "0")
+	p := startProc(t, nil, "--port", respPort(t))
 	info := infoFields(t, p.Client(t), "persistence")
 	assert.Equal(t, "0", info["persistence_enabled"])
 	assert.Contains(t, p.Logs(), "persistence=off")
@@ -410,7 +410,7 @@ func runFails(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, binary(t), append([]string{"--port", "0"}, args...)...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, binary(t), append([]string{"--port", respPort(t)}, args...)...).CombinedOutput()
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit, string(out))
 	assert.Equal(t, 1, exit.ExitCode(), string(out))

@@ -19,7 +19,7 @@ import (
 func TestPolicyFileProcess(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "policies.toml")
 	require.NoError(t, os.WriteFile(p, []byte("[policies.anon]\nlimit = \"50/hour\"\n"), 0o600))
-	proc := startProc(t, nil, "--port", "0", "--enable-debug-command", "--policy-file", p)
+	proc := startProc(t, nil, "--port", respPort(t), "--enable-debug-command", "--policy-file", p)
 	c := proc.Client(t)
 	ctx := context.Background()
 	require.NoError(t, c.Do(ctx, "DEBUG", "CLOCK", "SET", "1893456000000000000").Err())

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,8 +62,9 @@ type proc struct {
 	err  error
 }
 
-// addrRe finds the address in the ready line, in text or JSON logs.
-var addrRe = regexp.MustCompile(`sluice ready.*?\baddr(?:=|":")([^\s"]+)`)
+// addrRe finds the ready line and its address (empty for a TLS-only
+// server), in text or JSON logs.
+var addrRe = regexp.MustCompile(`sluice ready.*?\baddr(?:=|":")"?([^\s"]*)`)
 
 // startProc runs the binary with args (and env added to the environment),
 // waits for its ready line and stops it with SIGKILL at the end of the test
@@ -134,4 +137,30 @@ func (p *proc) Client(t *testing.T) *redis.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	require.NoError(t, c.Ping(context.Background()).Err())
 	return c
+}
+
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{} // handed out by respPort in this test binary
+)
+
+// respPort is a free TCP port on 127.0.0.1 for --port, never the same twice in
+// one test binary (--port 0 turns the plaintext listener off, as in Redis,
+// so a test picks the port). Another process may take it before sluice
+// binds it; the kernel's random choice among tens of thousands of ports
+// makes that rare.
+func respPort(t *testing.T) string {
+	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !ports[p] {
+			ports[p] = true
+			return strconv.Itoa(p)
+		}
+	}
 }

@@ -99,7 +99,7 @@ func freePort(t *testing.T) int {
 func TestTLS(t *testing.T) {
 	p := newPKI(t)
 	tlsPort := freePort(t)
-	proc := startProc(t, nil, "--port", "0", "--tls-port", fmt.Sprint(tlsPort), "--tls-cert-file", p.crtFile,
+	proc := startProc(t, nil, "--port", respPort(t), "--tls-port", fmt.Sprint(tlsPort), "--tls-cert-file", p.crtFile,
 		"--tls-key-file", p.keyFile, "--tls-ca-cert-file", p.caFile, "--tls-auth-clients", "yes")
 	addr := fmt.Sprintf("127.0.0.1:%d", tlsPort)
 	ctx := context.Background()
@@ -151,7 +151,7 @@ func TestRequirePassAndACLFile(t *testing.T) {
 	require.NoError(t, os.WriteFile(passFile, []byte("hunter2\n"), 0o600))
 	aclFile := filepath.Join(dir, "users.acl")
 	require.NoError(t, os.WriteFile(aclFile, []byte("user app on >apppw ~app:* +@throttle +ping\n"), 0o600))
-	proc := startProc(t, nil, "--port", "0", "--requirepass-file", passFile, "--aclfile", aclFile)
+	proc := startProc(t, nil, "--port", respPort(t), "--requirepass-file", passFile, "--aclfile", aclFile)
 	ctx := context.Background()
 	anon := redis.NewClient(&redis.Options{Addr: proc.Addr, Protocol: 2, MaxRetries: -1, DisableIdentity: true})
 	defer anon.Close()

@@ -48,7 +48,7 @@ func writeFile(t *testing.T, name, body string) string {
 func TestUnknownACLRuleRefusesToStart(t *testing.T) {
 	for _, rule := range []string{"+@bogus", "-nosuchcmd", "-flushal", "+client|nosuch"} {
 		acl := writeFile(t, "users.acl", "# tenants\nuser default off\nuser ops on >pw ~* +@all "+rule+"\n")
-		out := refusesToStart(t, nil, "--port", "0", "--aclfile", acl)
+		out := refusesToStart(t, nil, "--port", respPort(t), "--aclfile", acl)
 		assert.Contains(t, out, acl, rule)
 		assert.Contains(t, out, "line 3", rule)
 		assert.Contains(t, out, rule, rule)
@@ -69,7 +69,7 @@ func TestRequirePassBesideAnACLFileDefiningDefault(t *testing.T) {
 		{[]string{"SLUICE_REQUIREPASS=hunter2"}, nil},
 		{nil, []string{"--requirepass-file", writeFile(t, "pass", "hunter2\n")}},
 	} {
-		out := refusesToStart(t, run.env, append([]string{"--port", "0", "--aclfile", acl}, run.args...)...)
+		out := refusesToStart(t, run.env, append([]string{"--port", respPort(t), "--aclfile", acl}, run.args...)...)
 		assert.Contains(t, out, "defines the default user", run)
 		assert.Contains(t, out, "--requirepass", run)
 		assert.NotContains(t, out, "hunter2", run)
@@ -96,7 +96,7 @@ func readmeACLFile(t *testing.T) string {
 func TestREADMEACLFileIsolatesTenants(t *testing.T) {
 	file := readmeACLFile(t)
 	require.Contains(t, file, "user default off")
-	p := startProc(t, nil, "--port", "0", "--aclfile", writeFile(t, "users.acl", file))
+	p := startProc(t, nil, "--port", respPort(t), "--aclfile", writeFile(t, "users.acl", file))
 	ctx := context.Background()
 	anon := redis.NewClient(&redis.Options{Addr: p.Addr, MaxRetries: -1, DisableIdentity: true})
 	defer anon.Close()
@@ -110,7 +110,7 @@ func TestREADMEACLFileIsolatesTenants(t *testing.T) {
 	assert.NotContains(t, p.Logs(), openDefaultWarning)
 
 	open := strings.Replace(file, "user default off\n", "", 1)
-	p = startProc(t, nil, "--port", "0", "--aclfile", writeFile(t, "users.acl", open))
+	p = startProc(t, nil, "--port", respPort(t), "--aclfile", writeFile(t, "users.acl", open))
 	assert.Contains(t, p.Logs(), openDefaultWarning)
 	assert.Contains(t, p.Logs(), "user default on nopass ~* +@all")
 }
@@ -119,7 +119,7 @@ func TestREADMEACLFileIsolatesTenants(t *testing.T) {
 // command line, --requirepass included: it is not served.
 func TestPprofDoesNotShowThePassword(t *testing.T) {
 	port := freePort(t)
-	startProc(t, nil, "--port", "0", "--requirepass", "hunter2", "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--pprof")
+	startProc(t, nil, "--port", respPort(t), "--requirepass", "hunter2", "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--pprof")
 	base := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/", port)
 	code, body := get(t, base+"cmdline")
 	assert.Equal(t, http.StatusNotFound, code)
@@ -135,7 +135,7 @@ func TestPprofDoesNotShowThePassword(t *testing.T) {
 // 10th failure, logged with the client's address, and a forged log line in
 // the user name stays inside a quoted field.
 func TestAuthGuessingIsCapped(t *testing.T) {
-	p := startProc(t, nil, "--port", "0", "--requirepass", "right")
+	p := startProc(t, nil, "--port", respPort(t), "--requirepass", "right")
 	conn, err := net.Dial("tcp", p.Addr)
 	require.NoError(t, err)
 	defer conn.Close()

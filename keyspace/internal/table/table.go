@@ -260,3 +260,18 @@ func (t *Table) Range(fn func(key []byte, v int64)) {
 		}
 	}
 }
+
+// Tag is the part of a key's 64-bit hash the table keeps in its slot (the
+// high half): scans order a shard's keys by it.
+func Tag(h uint64) uint32 { return tag(h) }
+
+// RangeTags calls fn with the tag and slot of every key whose tag is at
+// least from, in slot order; fn may read the slot (Key, Value) but must not
+// change the table.
+func (t *Table) RangeTags(from uint32, fn func(tag uint32, slot int)) {
+	for i, sl := range t.slots {
+		if sl.val != 0 && sl.hash >= from {
+			fn(sl.hash, i)
+		}
+	}
+}
