@@ -11,7 +11,7 @@ func multiCommands() []*Command {
 	return []*Command{{Name: "throttle.multi", Arity: -6, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
 		// Keys sit at 2, 6, 10, ... up to the fourth argument from the end.
-		FirstKey: 2, LastKey: -4, Step: 4,
+		FirstKey: 2, LastKey: -4, Step: 4, QuantityArg: 1,
 		Summary: "Applies one GCRA request to several limits atomically: admitted only when every limit admits, " +
 			"and then every limit is charged; refused, nothing is charged. Replies [[limited, limit, remaining, retry_after, reset_after], " +
 			"then the same five for each limit].",

@@ -16,7 +16,7 @@ func policyCommands() []*Command {
 	return []*Command{
 		{Name: "policy.throttle", Arity: -3, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
-			FirstKey: 2, LastKey: 2, Step: 1,
+			FirstKey: 2, LastKey: 2, Step: 1, QuantityArg: 3,
 			Summary: "Applies one request to a key under a named policy (all its limits atomically). Replies [limited, limit, " +
 				"remaining, retry_after, reset_after]; with HEADERS also the RateLimit-Policy and RateLimit header values.",
 			Complexity: "O(N) where N is the number of limits of the policy",

@@ -52,7 +52,7 @@ func serverCommands() []*Command {
 					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: configHelp},
 			}},
 		{Name: "debug", Arity: -2, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",
-			Summary:    "Test controls, refused unless the server runs with --enable-debug-command: CLOCK SET <unix-ns> | CLOCK REAL | CLOCK GET | SWEEP.",
+			Summary:    "Test controls, refused unless the server runs with --enable-debug-command: CLOCK SET <unix-ns> | CLOCK REAL | CLOCK GET | SWEEP | DIGEST.",
 			Complexity: "Depends on subcommand.",
 			Args:       []Arg{{Name: "subcommand", Type: "string"}, {Name: "arg", Type: "string", Optional: true, Multiple: true}}, Handler: debug},
 	}
@@ -157,7 +157,7 @@ func timeCmd(s *Server, c *resp.Conn, _ [][]byte) {
 }
 
 // info serves INFO [section ...]; sections are server, clients, memory,
-// persistence, stats, decisionstats, config, keyspace; "all",
+// persistence, replication, stats, decisionstats, config, keyspace; "all",
 // "everything" and "default" show them all.
 func info(s *Server, c *resp.Conn, args [][]byte) {
 	want := map[string]bool{}
@@ -216,6 +216,7 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 		kv("table_key_bytes", st.ArenaBytes)
 	})
 	section("persistence", s.persistenceInfo)
+	section("replication", s.replicationInfo)
 	section("stats", func(kv func(string, any)) {
 		kv("total_connections_received", net.TotalConnections)
 		kv("total_commands_processed", s.commandsProcessed())
@@ -322,6 +323,8 @@ func debug(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteSimple("OK")
 	case sub == "CLOCK" && len(args) == 3 && strings.EqualFold(string(args[2]), "GET"):
 		c.WriteInt(s.clock.Now())
+	case sub == "DIGEST" && len(args) == 2:
+		c.WriteBulkString(s.digest())
 	case sub == "SWEEP" && len(args) == 2:
 		// One full pass: the keyspace's sweep examines each shard's
 		// slots at most once over, whatever the budget.
@@ -332,6 +335,7 @@ func debug(s *Server, c *resp.Conn, args [][]byte) {
 			"CLOCK REAL", "    Follow the real clock again.",
 			"CLOCK GET", "    Return the server clock in Unix nanoseconds.",
 			"SWEEP", "    Reclaim every expired key now; return how many.",
+			"DIGEST", "    Return a digest of the state that still matters now (equal on a primary and an up-to-date replica).",
 		})
 	default:
 		c.WriteError(errDebugSubcommand(args[1]))

@@ -21,11 +21,11 @@ func throttleCommands() []*Command {
 	return []*Command{
 		{Name: "throttle", Arity: -5, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.1.0",
-			FirstKey: 1, LastKey: 1, Step: 1,
+			FirstKey: 1, LastKey: 1, Step: 1, QuantityArg: 5,
 			Summary: summary, Complexity: "O(1)", Args: args, Handler: throttle},
 		{Name: "cl.throttle", Arity: -5, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 			Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.1.0",
-			FirstKey: 1, LastKey: 1, Step: 1,
+			FirstKey: 1, LastKey: 1, Step: 1, QuantityArg: 5,
 			Summary: summary + " redis-cell's name for THROTTLE.", Complexity: "O(1)", Args: args, Handler: throttle},
 	}
 }

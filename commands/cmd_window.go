@@ -11,7 +11,7 @@ import (
 func windowCommands() []*Command {
 	return []*Command{{Name: "throttle.window", Arity: -4, Flags: FlagWrite | FlagDenyOOM | FlagFast,
 		Categories: []string{"@write", "@fast", "@throttle"}, Group: "throttle", Since: "0.2.0",
-		FirstKey: 1, LastKey: 1, Step: 1,
+		FirstKey: 1, LastKey: 1, Step: 1, QuantityArg: 4,
 		Summary: "Applies one request to a window limit of count per period seconds: the sliding-window counter (default) " +
 			"or the fixed window. Replies [limited, limit, remaining, retry_after, reset_after] like THROTTLE.",
 		Complexity: "O(1)",

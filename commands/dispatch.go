@@ -69,8 +69,15 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 		c.WriteError(errOOM)
 		return
 	}
+	writing := cmd.Flags&FlagWrite != 0 && s.repl != nil
+	if writing && !s.writeAllowed(sess, cmd, args, c) {
+		return
+	}
 	sess.lastCmd.Store(&cmd.Name)
 	s.run(cmd, sess, c, args)
+	if writing {
+		sess.writing.Store(false)
+	}
 }
 
 // keysAllowed checks every key of a call against the user's key patterns.

@@ -9,6 +9,7 @@ import (
 	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/lease"
+	"github.com/sluicehq/sluice/replication"
 	"github.com/sluicehq/sluice/slidinglog"
 	"github.com/sluicehq/sluice/window"
 )
@@ -97,6 +98,13 @@ var errorReplies = []struct {
 	{slidinglog.ErrMax, "ERR invalid limit: must be >= 1"},
 	{slidinglog.ErrPeriod, "ERR invalid period: must be >= 1 millisecond and at most 2^40 ms"},
 	{slidinglog.ErrQuantity, "ERR invalid quantity: must be >= 0"},
+	{replication.ErrFailoverOnReplica, "ERR FAILOVER is not valid when server is a replica."},
+	{replication.ErrFailoverNoReplicas, "ERR FAILOVER requires connected replicas."},
+	{replication.ErrFailoverNotReplica, "ERR FAILOVER target HOST and PORT is not a replica."},
+	{replication.ErrFailoverNotOnline, "ERR FAILOVER target replica is not online."},
+	{replication.ErrFailoverInProgress, "ERR FAILOVER already in progress."},
+	{replication.ErrFailoverNotRunning, "ERR FAILOVER is not in progress."},
+	{replication.ErrFailoverForceOptions, "ERR FAILOVER with force option requires both a timeout and target HOST and IP."},
 }
 
 // errorReply is the Redis error reply for err: its wording in errorReplies,
@@ -161,4 +169,22 @@ const (
 
 func errNoPermCmd(user, cmd string) string {
 	return fmt.Sprintf("NOPERM User %s has no permissions to run the '%s' command", user, cmd)
+}
+
+// Replication replies, as Redis words them.
+const (
+	errReadOnly            = "READONLY You can't write against a read only replica."
+	errWaitOnReplica       = "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated."
+	errTimeoutInteger      = "ERR timeout is not an integer or out of range"
+	errTimeoutNeg          = "ERR timeout is negative"
+	errMasterPort          = "ERR Invalid master port"
+	errNoMasterLink        = "NOMASTERLINK Can't SYNC while not connected with my master"
+	errNoReplication       = "ERR replication is not enabled on this server"
+	errNoReplicas          = "NOREPLICAS Not enough good replicas to write."
+	errFailoverTimeout     = "ERR FAILOVER timeout must be greater than 0"
+	errPsyncFailoverMaster = "ERR PSYNC FAILOVER can't be sent to a master."
+)
+
+func errReplconfOption(opt []byte) string {
+	return fmt.Sprintf("ERR Unrecognized REPLCONF option: %s", clean(truncate(opt, 128)))
 }

@@ -14,22 +14,26 @@ import (
 // Command declares one command: its metadata, read by dispatch, arity checks
 // and COMMAND, and its handler.
 type Command struct {
-	Name       string   // lower case, e.g. "cl.throttle"
-	Arity      int      // argument count including the name; negative means at least -Arity
-	Flags      Flag     // Redis command flags: FlagWrite | FlagFast...
-	FirstKey   int      // position of the first key, 0 when the command takes none
-	LastKey    int      // position of the last key; -1 means the last argument
-	Step       int      // distance between keys
-	Categories []string // ACL categories, e.g. "@fast"
-	Group      string   // COMMAND DOCS group
-	Since      string   // Sluice version that introduced it
-	Summary    string
-	Complexity string
-	Args       []Arg      // COMMAND DOCS arguments
-	Subs       []*Command // subcommands, named "parent|sub"
-	Handler    Handler
-	parent     *Command
-	acl        acl.Command // what ACL rules see of the command, set by the registry
+	Name     string // lower case, e.g. "cl.throttle"
+	Arity    int    // argument count including the name; negative means at least -Arity
+	Flags    Flag   // Redis command flags: FlagWrite | FlagFast...
+	FirstKey int    // position of the first key, 0 when the command takes none
+	LastKey  int    // position of the last key; -1 means the last argument
+	Step     int    // distance between keys
+	// QuantityArg is the position of a THROTTLE-family quantity argument,
+	// 0 for none: a call asking for quantity 0 is a peek, which changes
+	// no state and which a replica serves.
+	QuantityArg int
+	Categories  []string // ACL categories, e.g. "@fast"
+	Group       string   // COMMAND DOCS group
+	Since       string   // Sluice version that introduced it
+	Summary     string
+	Complexity  string
+	Args        []Arg      // COMMAND DOCS arguments
+	Subs        []*Command // subcommands, named "parent|sub"
+	Handler     Handler
+	parent      *Command
+	acl         acl.Command // what ACL rules see of the command, set by the registry
 
 	calls atomic.Uint64
 }
@@ -94,6 +98,7 @@ func commandTable() []*Command {
 		connectionCommands(),
 		serverCommands(),
 		aclCommands(),
+		replicationCommands(),
 	)
 }
 

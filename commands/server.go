@@ -40,6 +40,9 @@ type Config struct {
 	// Persistence is the durable copy of Keys, whose change stream it
 	// must receive; nil runs in memory only.
 	Persistence Persistence
+	// Replication ships Keys' change stream to replicas and follows a
+	// primary; nil: the replication commands answer that it is off.
+	Replication Replication
 
 	// MaxMemory refuses commands flagged denyoom (those that create state)
 	// with Redis's -OOM reply while used memory (the Go heap plus the
@@ -86,6 +89,8 @@ type Server struct {
 
 	decisions   decisions    // every rate-limit decision, by kind and policy
 	waitDurable func() error // s.waitDurableFn, bound once (no allocation per call)
+	// repl is cfg.Replication.
+	repl Replication
 	// durable is cfg.Persistence when its replies wait for durability
 	// (RepliesWait), else nil: then no command sets a barrier.
 	durable Persistence
@@ -137,6 +142,7 @@ func NewServer(cfg Config) *Server {
 		started:  time.Now(),
 		sessions: map[uint64]*session{},
 		isLocal:  isLoopback,
+		repl:     cfg.Replication,
 	}
 	s.waitDurable = s.waitDurableFn
 	if p := cfg.Persistence; p != nil && p.RepliesWait() {

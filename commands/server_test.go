@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sluicehq/sluice/keyspace"
+	"github.com/sluicehq/sluice/replication"
 	"github.com/sluicehq/sluice/resp"
 	"github.com/stretchr/testify/require"
 )
@@ -36,8 +37,14 @@ func startServer(t testing.TB, debug bool) *testServer {
 // Settings are filled in); cfg.Users also decides resp's AuthRequired.
 func startServerWith(t testing.TB, cfg Config, tune ...func(*resp.Server)) *testServer {
 	t.Helper()
-	tbl := keyspace.New(8, nil)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	backlog := replication.NewBacklog(replication.DefaultBacklogSize, replication.DefaultBufferLimit)
+	tbl := keyspace.New(8, backlog)
+	if cfg.Replication == nil {
+		node := replication.New(replication.Config{Keys: tbl, Backlog: backlog, Logger: log})
+		t.Cleanup(node.Close)
+		cfg.Replication = node
+	}
 	rs := &resp.Server{Logger: log, AuthRequired: cfg.Users != nil && cfg.Users.AuthRequired()}
 	for _, f := range tune {
 		f(rs)

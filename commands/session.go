@@ -24,6 +24,11 @@ type session struct {
 	commands atomic.Uint64
 	scratch  [maxNameLen]byte // lower-casing buffer for dispatch
 	sample   uint32           // calls since the last latency sample
+	// listeningPort is a replica's REPLCONF listening-port, for PSYNC.
+	listeningPort int
+	// writing is set while a state-changing command runs (see
+	// writeAllowed).
+	writing atomic.Bool
 	// authFailed counts failed AUTH on this connection (see
 	// authConnFailures); only the connection's goroutine touches it.
 	authFailed int

@@ -98,7 +98,37 @@ type Change struct {
 // Journal receives the change stream. Record is called while the changed
 // key's shard lock is held (every shard lock, for a Flush), so it must be
 // quick, must not call back into the keyspace, and must copy what it keeps.
-// Persistence implements it; replication will consume the same stream.
+// Persistence implements it; replication consumes the same stream.
 type Journal interface {
 	Record(c Change)
+}
+
+// Tee returns a Journal that hands every change to each of journals, in
+// the order given, within the one Record call (so under the same shard
+// lock, and in the same order for all of them). Nil journals are skipped;
+// with none left Tee returns nil, with one it returns that one.
+func Tee(journals ...Journal) Journal {
+	var js tee
+	for _, j := range journals {
+		if j != nil {
+			js = append(js, j)
+		}
+	}
+	switch len(js) {
+	case 0:
+		return nil
+	case 1:
+		return js[0]
+	}
+	return js
+}
+
+// tee is a Journal fanning each change out to several.
+type tee []Journal
+
+// Record hands c to every journal of t in turn.
+func (t tee) Record(c Change) {
+	for _, j := range t {
+		j.Record(c)
+	}
 }

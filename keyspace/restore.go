@@ -14,10 +14,24 @@ import (
 // removes the key's state of that kind instead; a lease restored live keeps
 // its ID, which later acquisitions on its key never draw (see newLeaseID).
 // It fails, changing nothing, on a Change it cannot read.
-func (ks *Keyspace) Restore(c Change, now int64) error {
+func (ks *Keyspace) Restore(c Change, now int64) error { return ks.restore(c, now, false) }
+
+// Apply applies one change of a primary's stream, as Restore does, and
+// journals what it changed, under the key's shard lock like any other
+// change: a replica's own journal (its disk) receives the same stream, in
+// order with the replica's own changes (the sweep, peeks dropping expired
+// state). Created is worked out from this keyspace, not taken from c; a
+// Set already expired at now is journalled as the Delete it became, and a
+// Delete of nothing is not journalled.
+func (ks *Keyspace) Apply(c Change, now int64) error { return ks.restore(c, now, true) }
+
+func (ks *Keyspace) restore(c Change, now int64, journal bool) error {
 	if c.Op == Flush {
 		ks.lockAll()
 		ks.flushLocked()
+		if journal {
+			ks.record(Change{Op: Flush})
+		}
 		ks.unlockAll()
 		return nil
 	}
@@ -79,6 +93,9 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 			s.tats.Remove(i)
 			s.removed(GCRA, c.Key, h)
 		}
+		if journal {
+			ks.journalRestored(c, set, found)
+		}
 	case Window:
 		_, found := s.windows[string(c.Key)]
 		switch {
@@ -93,6 +110,9 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 		case found:
 			delete(s.windows, string(c.Key))
 			s.removed(Window, c.Key, h)
+		}
+		if journal {
+			ks.journalRestored(c, set, found)
 		}
 	case Lease:
 		_, found := s.leases[string(c.Key)]
@@ -109,6 +129,14 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 			delete(s.leases, string(c.Key))
 			s.removed(Lease, c.Key, h)
 		}
+		if journal {
+			if set {
+				// Only the live leases were stored: journal those.
+				s.buf = lease.Encode(s.buf[:0], ls)
+				c.Value, c.Expires = s.buf, lease.Last(ls)
+			}
+			ks.journalRestored(c, set, found)
+		}
 	case Counter:
 		_, found := s.counters[string(c.Key)]
 		switch {
@@ -124,6 +152,9 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 			delete(s.counters, string(c.Key))
 			s.removed(Counter, c.Key, h)
 		}
+		if journal {
+			ks.journalRestored(c, set, found)
+		}
 	case Log:
 		_, found := s.logs[string(c.Key)]
 		switch {
@@ -138,6 +169,9 @@ func (ks *Keyspace) Restore(c Change, now int64) error {
 		case found:
 			delete(s.logs, string(c.Key))
 			s.removed(Log, c.Key, h)
+		}
+		if journal {
+			ks.journalRestored(c, set, found)
 		}
 	}
 	return nil
@@ -172,5 +206,17 @@ func (ks *Keyspace) Range(fn func(c Change)) {
 			fn(Change{Op: Set, Kind: Log, Key: []byte(k), Expires: e.expires, Value: buf})
 		}
 		s.mu.Unlock()
+	}
+}
+
+// journalRestored journals what restoring c did to a key that held state
+// of c's kind (found) and now holds it (set) or not. Called with the key's
+// shard lock held.
+func (ks *Keyspace) journalRestored(c Change, set, found bool) {
+	switch {
+	case set:
+		ks.record(Change{Op: Set, Kind: c.Kind, Created: !found, Key: c.Key, Expires: c.Expires, Value: c.Value})
+	case found:
+		ks.record(Change{Op: Delete, Kind: c.Kind, Key: c.Key})
 	}
 }

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -42,6 +43,8 @@ type Conn struct {
 	closeAfter bool
 	barrier    func() error // runs before the next flush (see Barrier)
 	waited     bool         // a barrier ran since the last read
+
+	detach func(nc net.Conn, buffered []byte) // set by Detach
 
 	// Deadline bookkeeping (conn goroutine only).
 	rdl          time.Time     // read deadline currently set
@@ -264,6 +267,13 @@ func (c *Conn) process() bool {
 			break
 		}
 		h.ServeRESP(c, args)
+		if fn := c.detach; fn != nil {
+			c.detach = nil
+			if c.flush() {
+				fn(c.nc, bytes.Clone(c.rd.buf[c.rd.r:c.rd.w]))
+			}
+			return false
+		}
 		if len(c.wbuf) >= c.lim.MaxPendingReply && !c.flush() {
 			return false
 		}
@@ -306,6 +316,17 @@ func (c *Conn) evict() {
 // a client never receives a reply the barrier could not stand behind.
 // Setting a barrier again before the flush replaces fn.
 func (c *Conn) Barrier(fn func() error) { c.barrier = fn }
+
+// Detach hands the network connection over to fn once the current command
+// returns, for a protocol that takes a connection over after a command (a
+// replica's PSYNC turns it into a replication stream): the replies written
+// so far are flushed, no further command is read, and fn runs in the
+// connection's goroutine with the connection and a copy of the bytes
+// already read past the command. When fn returns, the connection closes
+// and OnClose runs as for any other. The connection still counts as
+// connected, and Shutdown wakes fn's blocked reads as it wakes the others'
+// (a read deadline in the past), so fn must return when a read fails.
+func (c *Conn) Detach(fn func(nc net.Conn, buffered []byte)) { c.detach = fn }
 
 // flush writes the reply buffer with one Write under WriteTimeout. It
 // returns false on failure.

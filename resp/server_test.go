@@ -65,6 +65,19 @@ func (h *testHandler) ServeRESP(c *Conn, args [][]byte) {
 	case "BIG":
 		n, _ := strconv.Atoi(string(args[1]))
 		c.WriteBulkString(strings.Repeat("x", n))
+	case "DETACH": // see TestDetach
+		c.WriteSimple("DETACHED")
+		c.Detach(func(nc net.Conn, buffered []byte) {
+			fmt.Fprintf(nc, "buffered:%s\r\n", buffered)
+			buf := make([]byte, 64)
+			for {
+				n, err := nc.Read(buf)
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(nc, "raw:%s\r\n", buf[:n])
+			}
+		})
 	case "SLOW":
 		h.entered <- struct{}{}
 		<-h.release

@@ -3,11 +3,14 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/commands"
 	"github.com/sluicehq/sluice/persistence"
+	"github.com/sluicehq/sluice/replication"
 	"github.com/sluicehq/sluice/resp"
 )
 
@@ -136,6 +139,39 @@ type Config struct {
 	// file aside as <name>.corrupt. Default false.
 	JournalAcceptCorruption bool
 
+	// ReplicaOf makes the server a replica of the primary at "host port"
+	// (or host:port) from the start (REPLICAOF does it at run time);
+	// empty: a primary. Default "".
+	ReplicaOf string
+	// MasterAuth is the password a replica authenticates to its primary
+	// with. Default "".
+	MasterAuth string
+	// MasterUser is the ACL user a replica authenticates as (with
+	// MasterAuth); empty: the default user. Default "".
+	MasterUser string
+	// ReplBacklogSize is how many bytes of the replication stream are kept
+	// for replicas to resume from after a disconnection (a partial
+	// resync); at least 16384. Default 1048576.
+	ReplBacklogSize int
+	// ReplBufferLimit is how far, in bytes of the stream, a replica may
+	// fall behind before it is disconnected (it then resyncs); at least
+	// ReplBacklogSize. Default 268435456.
+	ReplBufferLimit int
+	// ReplTimeout drops a replication link on which nothing arrived for
+	// this long (both sides send every second). Default 1m0s.
+	ReplTimeout time.Duration
+	// TLSReplication makes a replica connect to its primary over TLS
+	// (--replicaof then names the primary's TLS port), verifying it with
+	// TLSCACertFile and presenting TLSCertFile when set. Default false.
+	TLSReplication bool
+	// MinReplicasToWrite makes a primary refuse writes (NOREPLICAS) while
+	// fewer replicas acknowledged within MinReplicasMaxLag; 0: never.
+	// Default 0.
+	MinReplicasToWrite int
+	// MinReplicasMaxLag is how recent a replica's acknowledgement must be
+	// for MinReplicasToWrite to count it. Default 10s.
+	MinReplicasMaxLag time.Duration
+
 	// PolicyFile names the named policies (TOML) of POLICY.THROTTLE, read
 	// again by [Server.Reload]; empty means none. Default "".
 	PolicyFile string
@@ -153,24 +189,28 @@ type Config struct {
 // fold size package persistence's.
 func Default() Config {
 	return Config{
-		Bind:            "127.0.0.1",
-		Port:            6379,
-		Shards:          256,
-		SweepInterval:   100 * time.Millisecond,
-		MaxClients:      resp.DefaultMaxClients,
-		PreAuthMaxArgs:  resp.DefaultPreAuthMaxArgs,
-		PreAuthMaxBulk:  resp.DefaultPreAuthMaxBulkLen,
-		AuthTimeout:     resp.DefaultAuthTimeout,
-		MaxBulkLen:      resp.DefaultMaxBulkLen,
-		MaxArgs:         resp.DefaultMaxArgs,
-		MaxInlineLen:    resp.DefaultMaxInlineLen,
-		MaxQueryBuffer:  resp.DefaultMaxQueryBuffer,
-		MaxPendingReply: resp.DefaultMaxPendingReply,
-		WriteTimeout:    resp.DefaultWriteTimeout,
-		ProtectedMode:   true,
-		TLSAuthClients:  "yes",
-		Fsync:           persistence.EverySec.String(),
-		FoldBytes:       persistence.DefaultFoldBytes,
+		Bind:              "127.0.0.1",
+		Port:              6379,
+		Shards:            256,
+		SweepInterval:     100 * time.Millisecond,
+		MaxClients:        resp.DefaultMaxClients,
+		PreAuthMaxArgs:    resp.DefaultPreAuthMaxArgs,
+		PreAuthMaxBulk:    resp.DefaultPreAuthMaxBulkLen,
+		AuthTimeout:       resp.DefaultAuthTimeout,
+		MaxBulkLen:        resp.DefaultMaxBulkLen,
+		MaxArgs:           resp.DefaultMaxArgs,
+		MaxInlineLen:      resp.DefaultMaxInlineLen,
+		MaxQueryBuffer:    resp.DefaultMaxQueryBuffer,
+		MaxPendingReply:   resp.DefaultMaxPendingReply,
+		WriteTimeout:      resp.DefaultWriteTimeout,
+		ProtectedMode:     true,
+		TLSAuthClients:    "yes",
+		Fsync:             persistence.EverySec.String(),
+		FoldBytes:         persistence.DefaultFoldBytes,
+		ReplBacklogSize:   replication.DefaultBacklogSize,
+		ReplBufferLimit:   replication.DefaultBufferLimit,
+		ReplTimeout:       replication.DefaultTimeout,
+		MinReplicasMaxLag: replication.DefaultMinReplicasMaxLag,
 
 		MaxQueryBufferTotal:     resp.DefaultMaxQueryBufferTotal,
 		MaxMultiLimits:          commands.DefaultMaxMultiLimits,
@@ -224,7 +264,40 @@ func (c Config) Validate() error {
 	if _, err := persistence.ParseMode(c.Fsync); err != nil {
 		errs = append(errs, fmt.Errorf("--fsync: %w", err))
 	}
+	if _, _, err := c.replicaOf(); err != nil {
+		errs = append(errs, err)
+	}
+	check(c.ReplBacklogSize < 16384, "--repl-backlog-size %d: must be at least 16384", c.ReplBacklogSize)
+	check(c.ReplBufferLimit < c.ReplBacklogSize,
+		"--repl-buffer-limit %d: must be at least --repl-backlog-size %d", c.ReplBufferLimit, c.ReplBacklogSize)
+	check(c.ReplTimeout < time.Second, "--repl-timeout %s: must be at least 1s", c.ReplTimeout)
+	check(c.MinReplicasToWrite < 0, "--min-replicas-to-write %d: must not be negative", c.MinReplicasToWrite)
+	check(c.MinReplicasMaxLag < time.Second, "--min-replicas-max-lag %s: must be at least 1s", c.MinReplicasMaxLag)
 	return errors.Join(errs...)
+}
+
+// replicaOf splits ReplicaOf, "host port" as Redis spells it or
+// "host:port", into the primary's host and port; an empty host means none.
+func (c Config) replicaOf() (string, int, error) {
+	if strings.TrimSpace(c.ReplicaOf) == "" {
+		return "", 0, nil
+	}
+	f := strings.Fields(c.ReplicaOf)
+	if len(f) == 1 {
+		host, port, err := net.SplitHostPort(f[0])
+		if err != nil {
+			return "", 0, fmt.Errorf("--replicaof %q: must be \"host port\" or host:port", c.ReplicaOf)
+		}
+		f = []string{host, port}
+	}
+	if len(f) != 2 {
+		return "", 0, fmt.Errorf("--replicaof %q: must be \"host port\" or host:port", c.ReplicaOf)
+	}
+	port, err := strconv.Atoi(f[1])
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("--replicaof %q: port must be 1..65535", c.ReplicaOf)
+	}
+	return f[0], port, nil
 }
 
 // The largest bounds Validate accepts: a THROTTLE.MULTI of 16384 limits

@@ -68,6 +68,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	replTLS, err := replicationTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: log, recoveryLogEvery: recoveryLogEvery}
 	s.net = &resp.Server{
 		Logger:            log,
@@ -98,7 +102,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		MaxMemory:       int64(cfg.MaxMemory),
 		MaxMultiLimits:  cfg.MaxMultiLimits,
 		MaxLeasesPerKey: cfg.MaxLeasesPerKey,
-	})
+	}, replTLS)
 	cmds := s.state.cmds
 	s.net.Handler, s.net.OnOpen, s.net.OnClose = cmds, cmds.OpenConn, cmds.CloseConn
 	if err := s.open(); err != nil {
@@ -117,6 +121,7 @@ func (s *Server) open() error {
 	}
 	if s.cfg.MetricsAddr != "" {
 		reg := newRegistry(s.state, s.net)
+		reg.MustRegister(newReplicationCollector(s.state.repl))
 		if s.metrics, err = startMetrics(s.cfg.MetricsAddr, reg, s.log, s.cfg.Pprof); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
@@ -222,6 +227,7 @@ func (s *Server) Serve() error {
 func (s *Server) ready() {
 	s.state.cmds.SetLoading(nil)
 	s.sweep = startSweeper(s.cfg.SweepInterval, s.state.sweepStep)
+	s.state.startReplication(s.Addr().(*net.TCPAddr).Port)
 	s.logReady()
 	s.metrics.setReady(true)
 }
@@ -258,6 +264,7 @@ func (s *Server) logReady() {
 		slog.Int("shards", s.state.shards()),
 		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
 		slog.String("persistence", s.state.dur.Load().mode()),
+		slog.String("replicaof", s.cfg.ReplicaOf),
 		slog.Bool("debug_command", s.cfg.EnableDebug),
 		slog.Bool("auth_required", s.net.AuthRequired),
 		slog.Bool("protected_mode", s.protected()))
@@ -292,10 +299,12 @@ func (s *Server) Reload() {
 //     to end, or for ctx: then it returns an error without closing the data
 //     directory (it recovers again at the next start, as after a crash);
 //  4. it stops the expiry sweep, waiting for a pass in progress;
-//  5. it commits, syncs and closes the data directory, waiting for that up
+//  5. it stops replication: a replica applies nothing more (its replicas
+//     were streamed what was written before their links closed in step 2);
+//  6. it commits, syncs and closes the data directory, waiting for that up
 //     to 30 seconds whatever ctx says (past them the directory recovers as
 //     after a crash);
-//  6. it logs "sluice stopped" and stops the metrics listener, waiting for
+//  7. it logs "sluice stopped" and stops the metrics listener, waiting for
 //     the scrapes in progress.
 //
 // It returns why persistence failed, during the run or while closing, or

@@ -16,7 +16,7 @@ import (
 type Setting struct {
 	Name string
 	// Section is where --help lists the setting: sluice, limits, security,
-	// persistence, policies or observability.
+	// persistence, replication, policies or observability.
 	Section string
 	// Usage is the setting's line in --help.
 	Usage string
@@ -112,6 +112,26 @@ func (c *Config) table() []entry {
 			usage: "with --data-dir, when changes reach the disk: always (before the reply) | everysec | no (the OS decides)"},
 		{name: "fold-bytes", section: "persistence", value: &c.FoldBytes,
 			usage: "with --data-dir, journalled bytes folded into the key space at once: larger writes a busy key fewer times but replays longer at start and takes more memory while folding"},
+		{name: "replicaof", section: "replication", value: &c.ReplicaOf,
+			usage: `follow the primary at "host port" from the start (REPLICAOF does it at run time; empty: a primary)`},
+		{name: "masterauth", section: "replication", value: &c.MasterAuth,
+			usage: "password to authenticate to the primary with (prefer SLUICE_MASTERAUTH: flags show in ps)",
+			show:  func() string { return redacted(c.MasterAuth != "") }},
+		{name: "masteruser", section: "replication", value: &c.MasterUser, usage: "ACL user to authenticate to the primary as (empty: default)"},
+		{name: "repl-backlog-size", section: "replication", value: &c.ReplBacklogSize,
+			usage: "bytes of the replication stream kept for replicas to resume from after a disconnection"},
+		{name: "repl-buffer-limit", section: "replication", value: &c.ReplBufferLimit,
+			usage: "bytes of the stream a replica may fall behind before it is disconnected (it then resyncs)"},
+		{name: "repl-timeout", section: "replication", value: &c.ReplTimeout,
+			usage: "drop a replication link silent this long (both sides send every second)",
+			show:  func() string { return strconv.FormatInt(int64(c.ReplTimeout/time.Second), 10) }}, // seconds, as Redis
+		{name: "tls-replication", section: "replication", value: &c.TLSReplication,
+			usage: "connect to the primary over TLS (--replicaof names its TLS port), verified with --tls-ca-cert-file"},
+		{name: "min-replicas-to-write", section: "replication", value: &c.MinReplicasToWrite,
+			usage: "refuse writes (NOREPLICAS) while fewer replicas acknowledged within --min-replicas-max-lag (0: never)"},
+		{name: "min-replicas-max-lag", section: "replication", value: &c.MinReplicasMaxLag,
+			usage: "how recent an acknowledgement must be for --min-replicas-to-write to count the replica",
+			show:  func() string { return strconv.FormatInt(int64(c.MinReplicasMaxLag/time.Second), 10) }},
 		{name: "journal-load-truncated", section: "persistence", value: &c.JournalLoadTruncated,
 			usage: "with --data-dir, a journal ending in a torn record (a crash during its last write): yes starts with the records before it (logged) | no refuses to start"},
 		{name: "journal-accept-corruption", section: "persistence", value: &c.JournalAcceptCorruption,

@@ -1,19 +1,22 @@
 package server
 
 import (
+	"crypto/tls"
 	"sync/atomic"
 
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/commands"
 	"github.com/sluicehq/sluice/keyspace"
+	"github.com/sluicehq/sluice/replication"
 )
 
 // state is what the server serves: the keyspace and its clock, their
-// durable copy, and the command server on top. This file alone knows how
-// they are wired together.
+// durable copy, their copies on replicas, and the command server on top.
+// This file alone knows how they are wired together.
 type state struct {
 	keys  *keyspace.Keyspace
 	clock *clock.Settable
+	repl  *replication.Node
 	cmds  *commands.Server
 	// dur is the data directory once recovery opened and loaded it (see
 	// recovery.go); nil until then, and always without Config.DataDir.
@@ -25,17 +28,35 @@ type state struct {
 // newState adds the state. With a data directory the keyspace emits its
 // changes to it and the commands see it through storeView, both as soon as
 // recovery has opened it (until then every command that could change state
-// answers -LOADING).
-func newState(cfg Config, cc commands.Config) *state {
+// answers -LOADING). The keyspace also emits every change to the
+// replication backlog (one ordered stream, two consumers); replTLS is how a
+// replica dials its primary. Replication starts with startReplication.
+func newState(cfg Config, cc commands.Config, replTLS *tls.Config) *state {
 	st := &state{clock: clock.NewSettable(clock.NewSystem())}
 	var journal keyspace.Journal // nil in memory, not a typed nil
 	if cfg.DataDir != "" {
 		journal, cc.Persistence = journalRef{st}, storeView{st: st, cfg: cfg}
 	}
-	st.keys = keyspace.New(cfg.Shards, journal)
-	cc.Keys, cc.Clock = st.keys, st.clock
+	backlog := replication.NewBacklog(int64(cfg.ReplBacklogSize), int64(cfg.ReplBufferLimit))
+	st.keys = keyspace.New(cfg.Shards, keyspace.Tee(journal, backlog))
+	host, port, _ := cfg.replicaOf() // validated
+	st.repl = replication.New(replication.Config{
+		Keys: st.keys, Backlog: backlog, Now: st.clock.Now, Logger: cc.Logger, ListenPort: cfg.Port,
+		MasterUser: cfg.MasterUser, MasterAuth: cfg.MasterAuth, Timeout: cfg.ReplTimeout, TLS: replTLS,
+		PrimaryHost: host, PrimaryPort: port,
+		MinReplicas: cfg.MinReplicasToWrite, MinReplicasMaxLag: cfg.MinReplicasMaxLag,
+	})
+	cc.Keys, cc.Clock, cc.Replication = st.keys, st.clock, st.repl
 	st.cmds = commands.NewServer(cc)
 	return st
+}
+
+// startReplication starts the replication heartbeat and, with --replicaof,
+// follows the primary; port is the one a replica announces. Call it once
+// the state is recovered: a replica's resync must not mix with recovery.
+func (st *state) startReplication(port int) {
+	st.repl.SetListenPort(port)
+	st.repl.Start()
 }
 
 // journalRef is the keyspace's Journal with a data directory: the store,
@@ -63,6 +84,10 @@ func (st *state) keyCount() int { return st.keys.Len() }
 // shards is the keyspace's shard count, for the log.
 func (st *state) shards() int { return st.keys.Shards() }
 
-// close closes the durable copy (see durability.close); call it once the
-// network, the sweeper and recovery have stopped.
-func (st *state) close() error { return st.dur.Load().close() }
+// close stops replication (nothing more is applied or streamed) and closes
+// the durable copy (see durability.close); call it once the network, the
+// sweeper and recovery have stopped.
+func (st *state) close() error {
+	st.repl.Close()
+	return st.dur.Load().close()
+}

@@ -1,0 +1,383 @@
+package replication
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/keyspace"
+)
+
+// Defaults of the Config fields that are durations.
+const (
+	DefaultTimeout    = 60 * time.Second
+	DefaultPingPeriod = time.Second
+	// DefaultMinReplicasMaxLag is min-replicas-max-lag's default, as
+	// Redis's.
+	DefaultMinReplicasMaxLag = 10 * time.Second
+	// DefaultBacklogSize is repl-backlog-size's default, as Redis's.
+	DefaultBacklogSize = 1 << 20
+	// DefaultBufferLimit is how far a replica may fall behind before it is
+	// disconnected, as Redis's client-output-buffer-limit for replicas.
+	DefaultBufferLimit = 256 << 20
+)
+
+// noReplID is Redis's all-zero replication ID: no second ID.
+const noReplID = "0000000000000000000000000000000000000000"
+
+// Config configures a Node.
+type Config struct {
+	// Keys is the keyspace the node replicates. Required.
+	Keys *keyspace.Keyspace
+	// Backlog must be one of Keys' journals (keyspace.Tee). Required.
+	Backlog *Backlog
+	// Now is the server clock: the instant a replica applies changes at
+	// (state expired by then is dropped). Nil: the system clock.
+	Now func() int64
+	// Logger receives what operators must know: links up and down,
+	// resyncs, refusals. Nil: slog.Default().
+	Logger *slog.Logger
+	// ListenPort is the port this node announces to its primary
+	// (REPLCONF listening-port), shown by the primary's INFO and ROLE;
+	// SetListenPort changes it once the listener has bound.
+	ListenPort int
+	// MasterUser and MasterAuth authenticate this node to its primary
+	// (AUTH [user] password); empty MasterAuth sends no AUTH.
+	MasterUser, MasterAuth string
+	// TLS, when set, is used to dial the primary.
+	TLS *tls.Config
+	// Timeout drops a link on which nothing arrived for this long
+	// (Redis's repl-timeout). Default 60s.
+	Timeout time.Duration
+	// PrimaryHost and PrimaryPort, when PrimaryHost is set, make the node
+	// a replica of that primary from Start, asking it for a full resync
+	// (--replicaof).
+	PrimaryHost string
+	PrimaryPort int
+	// MinReplicas, when positive, makes a primary refuse writes while
+	// fewer replicas than this acknowledged within MinReplicasMaxLag
+	// (Redis's min-replicas-to-write and min-replicas-max-lag).
+	MinReplicas       int
+	MinReplicasMaxLag time.Duration
+	// PingPeriod is how often a primary sends its replicas a heartbeat
+	// carrying its wall clock, and a replica acknowledges its offset.
+	// Default 1s.
+	PingPeriod time.Duration
+}
+
+// Node is one server's part in replication: the primary side, serving
+// replicas from the backlog, and the replica side, following a primary.
+// A node is a primary until ReplicaOf and again after Promote.
+type Node struct {
+	cfg Config
+	b   *Backlog
+	log *slog.Logger
+
+	// roleMu serialises role changes (ReplicaOf, Promote, Close).
+	roleMu sync.Mutex
+
+	mu           sync.Mutex
+	replid       string // this node's replication ID; "?" while a replica holds nothing whole
+	replid2      string // the ID it had before its last promotion
+	secondOffset int64  // the offset up to which replid2 is valid; -1
+	links        map[*link]struct{}
+	follower     *follower // nil on a primary
+	closed       bool
+	acked        chan struct{} // closed and replaced when a replica acknowledges
+
+	replica atomic.Bool
+	gate    atomic.Int32 // a Gate, set by refreshGate under mu
+	failing *failover    // the FAILOVER in progress, under mu; nil: none
+
+	syncFull       atomic.Uint64 // full resyncs served
+	syncPartialOK  atomic.Uint64 // partial resyncs served
+	syncPartialErr atomic.Uint64 // partial resyncs asked for and refused
+	linkFullSyncs  atomic.Uint64 // full resyncs this replica received
+	linkPartials   atomic.Uint64 // partial resyncs this replica received
+
+	listenPort atomic.Int32 // announced to a primary; see SetListenPort
+	started    atomic.Bool
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+// New returns a primary node with a fresh replication ID. Call Start.
+func New(cfg Config) *Node {
+	if cfg.Now == nil {
+		cfg.Now = func() int64 { return time.Now().UnixNano() }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.PingPeriod <= 0 {
+		cfg.PingPeriod = DefaultPingPeriod
+	}
+	if cfg.MinReplicasMaxLag <= 0 {
+		cfg.MinReplicasMaxLag = DefaultMinReplicasMaxLag
+	}
+	n := &Node{
+		cfg: cfg, b: cfg.Backlog, log: cfg.Logger,
+		replid: newReplID(), replid2: noReplID, secondOffset: -1,
+		links: map[*link]struct{}{}, acked: make(chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	n.listenPort.Store(int32(cfg.ListenPort))
+	n.refreshGate()
+	return n
+}
+
+// SetListenPort sets the port this node announces to its primaries (a
+// server started on port 0 knows it once listening).
+func (n *Node) SetListenPort(port int) { n.listenPort.Store(int32(port)) }
+
+// newReplID returns 40 random hex digits, as Redis's replication IDs.
+func newReplID() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Start starts the heartbeat (a primary pings its replicas every
+// PingPeriod and drops those silent for Timeout) and, with PrimaryHost,
+// starts following that primary.
+func (n *Node) Start() {
+	if n.started.Swap(true) {
+		return
+	}
+	go n.heartbeat()
+	if n.cfg.PrimaryHost != "" {
+		n.forget() // nothing of its own to continue from
+		n.ReplicaOf(n.cfg.PrimaryHost, n.cfg.PrimaryPort)
+	}
+}
+
+func (n *Node) heartbeat() {
+	defer close(n.done)
+	t := time.NewTicker(n.cfg.PingPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		var silent []*link
+		now := time.Now()
+		for l := range n.links {
+			if now.Sub(time.Unix(0, l.lastAck.Load())) > n.cfg.Timeout {
+				silent = append(silent, l)
+			}
+		}
+		ping := len(n.links) > 0 && !n.replica.Load() && n.failing == nil
+		n.refreshGate()
+		n.mu.Unlock()
+		for _, l := range silent {
+			n.log.Warn("replication: replica timed out, disconnecting it", slog.String("replica", l.name()),
+				slog.Duration("silent_for", now.Sub(time.Unix(0, l.lastAck.Load()))))
+			l.close()
+		}
+		if ping {
+			n.b.appendPing(now.UnixNano())
+		}
+	}
+}
+
+// Close stops the node: it stops following its primary (applying nothing
+// more), disconnects its replicas and wakes every WAIT. Call it once the
+// network has stopped, before closing what the keyspace journals to.
+func (n *Node) Close() {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.closed = true
+	f := n.follower
+	close(n.acked)
+	n.mu.Unlock()
+	close(n.stop)
+	if f != nil {
+		f.halt()
+	}
+	n.closeLinks()
+	if n.started.Load() {
+		<-n.done
+	}
+}
+
+// IsReplica reports whether the node follows a primary (and so refuses
+// writes).
+func (n *Node) IsReplica() bool { return n.replica.Load() }
+
+// ReplicaOf makes the node follow the primary at host:port, in the
+// background, reconnecting with backoff until Promote or Close. It returns
+// true, changing nothing, when the node already follows that primary. A
+// primary turned replica disconnects its replicas and first asks its new
+// primary to continue from its own stream (a demoted primary after a
+// failover resumes without a full resync when its new primary holds
+// everything it had).
+func (n *Node) ReplicaOf(host string, port int) (already bool) {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
+	n.mu.Lock()
+	f := n.follower
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return false
+	}
+	if f != nil && f.host == host && f.port == port {
+		return true
+	}
+	if f != nil {
+		f.halt()
+	} else {
+		n.mu.Lock()
+		n.replica.Store(true)
+		n.refreshGate()
+		n.mu.Unlock()
+		n.b.setMuted(true)
+	}
+	n.closeLinks()
+	f = newFollower(n, host, port)
+	n.mu.Lock()
+	n.follower = f
+	n.mu.Unlock()
+	n.log.Info("replication: following a primary", slog.String("primary", f.addr()))
+	go f.run()
+	return false
+}
+
+// Promote makes a replica a primary (REPLICAOF NO ONE): it stops following
+// its primary once the change being applied is done, and serves writes
+// with the state it has. Its replicas stay connected. It takes a new
+// replication ID and keeps the old one as its second, valid up to its
+// offset, so that the other replicas of its former primary and the former
+// primary itself can continue from it without a full resync. It returns
+// true, changing nothing, on a primary.
+func (n *Node) Promote() (already bool) {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
+	n.mu.Lock()
+	f := n.follower
+	n.follower = nil
+	n.mu.Unlock()
+	if f == nil {
+		return true
+	}
+	f.halt()
+	n.mu.Lock()
+	end := n.b.Offset()
+	if n.replid != "?" {
+		n.replid2, n.secondOffset = n.replid, end+1
+	}
+	n.replid = newReplID()
+	n.b.setMuted(false)
+	n.replica.Store(false)
+	n.refreshGate()
+	replid := n.replid
+	n.mu.Unlock()
+	n.log.Info("replication: promoted to primary", slog.String("replid", replid), slog.Int64("offset", end))
+	return false
+}
+
+// psyncArgs are what a replica sends in PSYNC: its replication ID and the
+// offset of the first byte it lacks, or "?" and -1 when it holds nothing
+// whole.
+func (n *Node) psyncArgs() (string, int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.replid == "?" {
+		return "?", -1
+	}
+	return n.replid, n.b.Offset() + 1
+}
+
+// closeLinks disconnects every replica.
+func (n *Node) closeLinks() {
+	n.mu.Lock()
+	links := make([]*link, 0, len(n.links))
+	for l := range n.links {
+		links = append(links, l)
+	}
+	n.mu.Unlock()
+	for _, l := range links {
+		l.close()
+	}
+}
+
+// notifyAck wakes the WAITs and the FAILOVER, and counts the good
+// replicas again.
+func (n *Node) notifyAck() {
+	n.mu.Lock()
+	if !n.closed {
+		close(n.acked)
+		n.acked = make(chan struct{})
+	}
+	n.refreshGate()
+	n.mu.Unlock()
+}
+
+// Wait blocks until numreplicas replicas have acknowledged every change
+// recorded before the call, or timeout passes (0: no timeout), or the node
+// closes, and returns how many have (WAIT). As Redis's WAIT, it waits for
+// replicas that may yet connect.
+func (n *Node) Wait(numreplicas int, timeout time.Duration) int {
+	target := n.b.Offset()
+	count, acked := n.countAcked(target)
+	if count >= numreplicas || n.isClosed() {
+		return count
+	}
+	n.b.appendGetAck()
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	for {
+		select {
+		case <-acked:
+		case <-expired:
+			count, _ = n.countAcked(target)
+			return count
+		}
+		count, acked = n.countAcked(target)
+		if count >= numreplicas || n.isClosed() {
+			return count
+		}
+	}
+}
+
+func (n *Node) countAcked(offset int64) (int, <-chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	count := 0
+	for l := range n.links {
+		if l.ack.Load() >= offset {
+			count++
+		}
+	}
+	return count, n.acked
+}
+
+func (n *Node) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
+
+// hostPort joins a host and a port.
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
