@@ -26,6 +26,10 @@ const (
 // lastKind is the largest Kind.
 const lastKind = Log
 
+// Valid reports whether k is one of the kinds above (a stream read from
+// disk or a network may hold anything).
+func (k Kind) Valid() bool { return k >= GCRA && k <= lastKind }
+
 // String names the kind as INFO and logs spell it.
 func (k Kind) String() string {
 	switch k {

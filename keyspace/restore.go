@@ -38,7 +38,7 @@ func (ks *Keyspace) restore(c Change, now int64, journal bool) error {
 	if c.Op != Set && c.Op != Delete {
 		return fmt.Errorf("restore: unknown op %d", c.Op)
 	}
-	if c.Kind < GCRA || c.Kind > lastKind {
+	if !c.Kind.Valid() {
 		return fmt.Errorf("restore: unknown kind %d", c.Kind)
 	}
 	set := c.Op == Set && c.Expires > now

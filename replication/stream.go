@@ -92,7 +92,7 @@ func decodeRecord(b []byte) (record, int, error) {
 			return record{}, 0, nil
 		}
 		kind := keyspace.Kind(b[1])
-		if kind < keyspace.GCRA || kind > keyspace.Lease {
+		if !kind.Valid() {
 			return record{}, 0, fmt.Errorf("%w: kind %d", errCorrupt, kind)
 		}
 		key, n, err := field(b, 2)

@@ -15,6 +15,8 @@ var sampleChanges = []keyspace.Change{
 	{Op: keyspace.Set, Kind: keyspace.Lease, Key: bytes.Repeat([]byte("k"), 300), Expires: -1, Value: bytes.Repeat([]byte{9}, 200)},
 	{Op: keyspace.Delete, Kind: keyspace.Lease, Key: []byte("gone")},
 	{Op: keyspace.Set, Kind: keyspace.GCRA, Key: []byte{}, Expires: 1},
+	{Op: keyspace.Set, Kind: keyspace.Counter, Key: []byte("c"), Expires: 9, Value: []byte{0, 0, 0, 0, 0, 0, 0, 3}},
+	{Op: keyspace.Delete, Kind: keyspace.Log, Key: []byte("l")},
 	{Op: keyspace.Flush},
 }
 
@@ -56,7 +58,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 		}
 		stream = stream[n:]
 	}
-	assert.Equal(t, "SSSDSFPA", string(tags))
+	assert.Equal(t, "SSSDSSDFPA", string(tags))
 }
 
 // TestDecodeRefusesCorruption: unknown tags and kinds and absurd lengths
