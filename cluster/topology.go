@@ -59,6 +59,7 @@ const IDLen = 40
 var (
 	ErrNodeID  = errors.New("invalid cluster node id: want 40 hex digits")
 	ErrVersion = errors.New("invalid cluster version: older than the current one")
+	ErrNodes   = errors.New("invalid nodes definition")
 )
 
 // ValidID reports whether id is 40 hex digits.
@@ -86,12 +87,21 @@ func ValidID(id string) bool {
 // twice, two nodes at one address, a port outside 1..65535, a replica whose
 // master is not a master of the text, a replica with slots, a slot outside
 // 0..16383, a slot owned twice, a slot owned by nobody, and a negative
-// version.
+// version. Every error but the version's wraps [ErrNodes].
 func Parse(text string, version int64) (*Topology, error) {
 	if version < 0 {
 		return nil, fmt.Errorf("invalid cluster version %d: must not be negative", version)
 	}
-	t := &Topology{Version: version}
+	t, err := parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNodes, err)
+	}
+	t.Version = version
+	return t, nil
+}
+
+func parse(text string) (*Topology, error) {
+	t := &Topology{}
 	byID := map[string]int{}
 	addrs := map[string]bool{}
 	lineNo := 0

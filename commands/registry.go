@@ -94,6 +94,7 @@ func commandTable() []*Command {
 		connectionCommands(),
 		serverCommands(),
 		aclCommands(),
+		clusterCommands(),
 	)
 }
 

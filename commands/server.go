@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/resp"
@@ -52,6 +53,11 @@ type Config struct {
 	// MaxLeasesPerKey caps LEASE.ACQUIRE's max; 0 means
 	// DefaultMaxLeasesPerKey.
 	MaxLeasesPerKey int64
+	// Cluster is this node's place in a Redis Cluster: dispatch routes
+	// keyed commands by it (-MOVED, -CROSSSLOT, -CLUSTERDOWN) and CLUSTER
+	// and CLUSTERX read and set it. nil runs standalone (cluster mode off).
+	// Call DropStep periodically when it is set.
+	Cluster *cluster.State
 	// Sleep waits out the delay an AUTH earns after its address failed
 	// too often (see authGuard); nil is time.Sleep. Tests pass one that
 	// records the delays and moves Clock instead.
@@ -97,6 +103,11 @@ type Server struct {
 	// to see the refusal without a second network.
 	isLocal func(addr string) bool
 
+	// cluster is cfg.Cluster: nil when cluster mode is off (routing.go).
+	cluster   *cluster.State
+	redirects atomic.Uint64 // -MOVED replies
+	slotDrop  slotDrop      // removing the keys of slots this node lost
+
 	heapSample  atomic.Int64  // the Go heap's objects when last sampled (memory.go)
 	oomRejected atomic.Uint64 // calls refused with -OOM
 }
@@ -134,6 +145,7 @@ func NewServer(cfg Config) *Server {
 		started:  time.Now(),
 		sessions: map[uint64]*session{},
 		isLocal:  isLoopback,
+		cluster:  cfg.Cluster,
 	}
 	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
 	s.waitDurable = s.waitDurableFn

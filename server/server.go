@@ -116,6 +116,11 @@ func (s *Server) open() error {
 	if s.lns, err = listen(s.cfg.bindAddrs(), s.cfg.Port, nil); err != nil {
 		return err
 	}
+	if c := s.state.cluster; c != nil && s.cfg.ClusterAnnouncePort == 0 {
+		a := c.Announced()
+		a.Port = s.lns[0].Addr().(*net.TCPAddr).Port
+		c.SetAnnounce(a)
+	}
 	if s.cfg.TLSPort == 0 {
 		return nil
 	}

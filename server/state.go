@@ -1,9 +1,11 @@
 package server
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/commands"
 	"github.com/sluicehq/sluice/keyspace"
 )
@@ -16,6 +18,8 @@ type state struct {
 	clock *clock.Settable
 	dur   *durability // nil in memory
 	cmds  *commands.Server
+	// cluster is this node's cluster state; nil when cluster mode is off.
+	cluster *cluster.State
 }
 
 // newState opens the data directory when one is set, builds the keyspace
@@ -39,14 +43,38 @@ func newState(cfg Config, cc commands.Config, log *slog.Logger) (*state, error) 
 		return nil, err
 	}
 	cc.Keys, cc.Clock = st.keys, st.clock
+	if cfg.ClusterEnabled {
+		// After the data directory is open: the file joins Pebble's.
+		if cc.Cluster, err = openCluster(cfg, log); err != nil {
+			_ = dur.close()
+			return nil, err
+		}
+	}
+	st.cluster = cc.Cluster
 	st.cmds = commands.NewServer(cc)
 	return st, nil
 }
 
-// sweepStep reclaims a slice of the expired state and samples the Go
-// heap for --maxmemory; the sweeper calls it every Config.SweepInterval.
+// openCluster opens this node's cluster state, kept in the data directory
+// when there is one, and logs the node's id and topology version.
+func openCluster(cfg Config, log *slog.Logger) (*cluster.State, error) {
+	st, err := cluster.Open(cluster.Options{Dir: cfg.DataDir, NodeID: cfg.ClusterNodeID, Announce: cluster.Announce{
+		IP: cfg.ClusterAnnounceIP, Port: cfg.ClusterAnnouncePort, Hostname: cfg.ClusterAnnounceHostname}})
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-enabled: %w", err)
+	}
+	v := st.View()
+	log.Info("cluster mode", slog.String("node_id", v.ID), slog.Int64("topology_version", v.Version()),
+		slog.Bool("kept", cfg.DataDir != ""))
+	return st, nil
+}
+
+// sweepStep reclaims a slice of the expired state, drops a slice of the
+// keys of slots a cluster node lost, and samples the Go heap for
+// --maxmemory; the sweeper calls it every Config.SweepInterval.
 func (st *state) sweepStep() {
 	st.keys.SweepStep(st.clock.Now())
+	st.cmds.DropStep()
 	st.cmds.SampleMemory()
 }
 

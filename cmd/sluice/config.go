@@ -74,7 +74,9 @@ func newFlagSet(cfg *config) (*ff.FlagSet, error) {
 		own  any // the process's own flags of the section, if any
 	}{
 		{"actions", &cfg.actionConfig}, {"observability", &cfg.logConfig}, {"policies", nil},
-		{"persistence", nil}, {"security", nil}, {"limits", nil}, {"sluice", &cfg.processConfig},
+		{"persistence", nil}, {"security", nil}, {"limits", nil},
+		{"cluster", nil},
+		{"sluice", &cfg.processConfig},
 	}
 	settings := cfg.Config.Settings()
 	added := 0
