@@ -403,3 +403,21 @@ func TestRouteDoesNotAllocate(t *testing.T) {
 		}
 	}))
 }
+
+// BenchmarkRoute is the routing check of one THROTTLE on a served key.
+func BenchmarkRoute(b *testing.B) {
+	st, err := cluster.Open(cluster.Options{NodeID: nodeA})
+	require.NoError(b, err)
+	_, _, err = st.SetNodes(nodeA+" 127.0.0.1 7000 master - 0-16383", 1, false)
+	require.NoError(b, err)
+	s := &Server{cluster: st, cmds: newRegistry(commandTable())}
+	cmd := s.cmds.byName["throttle"]
+	args := [][]byte{[]byte("THROTTLE"), []byte("bench:123"), []byte("999999999"), []byte("999999999"), []byte("1"), []byte("1")}
+	sess := &session{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if s.route(sess, cmd, args) != "" {
+			b.Fatal("not served")
+		}
+	}
+}

@@ -18,22 +18,39 @@ import (
 // the slot is served: one atomic load, one slot computation per key and
 // one bit test, and no allocation.
 func (s *Server) route(sess *session, cmd *Command, args [][]byte) string {
-	last := cmd.LastKey
-	if last < 0 {
-		last += len(args)
-	}
-	slot := -1
-	for i := cmd.FirstKey; i <= last && i < len(args); i += max(cmd.Step, 1) {
-		k := cluster.Slot(args[i])
-		if slot >= 0 && k != slot {
-			return errCrossSlot
+	var slot int
+	switch {
+	case cmd.FirstKey == cmd.LastKey: // one key: most commands
+		if cmd.FirstKey >= len(args) {
+			return ""
 		}
-		slot = k
+		slot = cluster.Slot(args[cmd.FirstKey])
+	default:
+		last := cmd.LastKey
+		if last < 0 {
+			last += len(args)
+		}
+		slot = -1
+		for i := cmd.FirstKey; i <= last && i < len(args); i += max(cmd.Step, 1) {
+			k := cluster.Slot(args[i])
+			if slot >= 0 && k != slot {
+				return errCrossSlot
+			}
+			slot = k
+		}
+		if slot < 0 {
+			return ""
+		}
 	}
 	v := s.cluster.View()
-	if slot < 0 || v.Serves(slot) {
+	if v.Serves(slot) {
 		return ""
 	}
+	return s.redirect(sess, cmd, v, slot)
+}
+
+// redirect is route's answer for a slot this node does not serve.
+func (s *Server) redirect(sess *session, cmd *Command, v *cluster.View, slot int) string {
 	if v.Topology == nil {
 		return errClusterDown
 	}
