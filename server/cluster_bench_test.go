@@ -77,7 +77,7 @@ func BenchmarkClusterModeOverhead(b *testing.B) {
 		key := "bench:" + strconv.Itoa(i)
 		batch = fmt.Appendf(batch, "*6\r\n$8\r\nTHROTTLE\r\n$%d\r\n%s\r\n$9\r\n999999999\r\n$9\r\n999999999\r\n$1\r\n1\r\n$1\r\n1\r\n", len(key), key)
 	}
-	lines := perBatch * 6 // "*5" and five integers
+	lines := perBatch * 6     // "*5" and five integers
 	off.send(b, batch, lines) // create the keys
 	on.send(b, batch, lines)
 	var offTime, onTime time.Duration
