@@ -325,9 +325,9 @@ func clusterCountKeysInSlot(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errInvalidSlot)
 		return
 	}
-	n := 0
+	n, slotOf := 0, s.storedKeySlot()
 	s.keys.EachKey(func(key []byte) {
-		if s.keySlot(key) == int(slot) {
+		if slotOf(key) == int(slot) {
 			n++
 		}
 	})
@@ -353,8 +353,9 @@ func clusterGetKeysInSlot(s *Server, c *resp.Conn, args [][]byte) {
 		return
 	}
 	var keys []string
+	slotOf := s.storedKeySlot()
 	s.keys.EachKey(func(key []byte) {
-		if int64(len(keys)) < count && s.keySlot(key) == int(slot) {
+		if int64(len(keys)) < count && slotOf(key) == int(slot) {
 			keys = append(keys, string(key))
 		}
 	})

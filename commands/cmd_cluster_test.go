@@ -3,12 +3,15 @@ package commands
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/cluster"
+	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -420,4 +423,26 @@ func BenchmarkRoute(b *testing.B) {
 			b.Fatal("not served")
 		}
 	}
+}
+
+// TestDropPassAtStart: a node that starts with a map (kept in its data
+// directory) drops the keys it holds for slots it does not serve, in case
+// it stopped before a drop pass ended.
+func TestDropPassAtStart(t *testing.T) {
+	st, err := cluster.Open(cluster.Options{NodeID: nodeA})
+	require.NoError(t, err)
+	_, _, err = st.SetNodes(threeNodes, 1, false)
+	require.NoError(t, err)
+	ks := keyspace.New(4, nil)
+	mine, theirs := keyIn(0, 5460, "k"), keyIn(5461, 16383, "k")
+	for _, k := range []string{mine, theirs} {
+		_, err := ks.Acquire([]byte(k), epoch, 1, 60_000_000_000)
+		require.NoError(t, err)
+	}
+	s := NewServer(Config{Keys: ks, Cluster: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	for s.DropStep() {
+	}
+	var left []string
+	ks.EachKey(func(k []byte) { left = append(left, string(k)) })
+	assert.Equal(t, []string{mine}, left)
 }

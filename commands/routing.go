@@ -70,32 +70,39 @@ const policyPrefix = "policy:"
 // the key the user gave, since POLICY.THROTTLE is routed by that key. The
 // policy's name is matched against the loaded policies, longest first;
 // for a policy no longer loaded, the first ":<digits>:" after the name's
-// first byte ends it.
-func (s *Server) keySlot(stored []byte) int {
-	if !bytes.HasPrefix(stored, []byte(policyPrefix)) {
+// first byte ends it. Scans take it once with storedKeySlot.
+func (s *Server) keySlot(stored []byte) int { return s.storedKeySlot()(stored) }
+
+// storedKeySlot returns keySlot over the policies loaded now, for a scan
+// that calls it under a shard lock: it does not allocate.
+func (s *Server) storedKeySlot() func(stored []byte) int {
+	names := s.policies.Load().Names()
+	return func(stored []byte) int {
+		if !bytes.HasPrefix(stored, []byte(policyPrefix)) {
+			return cluster.Slot(stored)
+		}
+		rest := stored[len(policyPrefix):]
+		best := -1
+		for _, name := range names {
+			if len(name) > best && len(rest) > len(name) && rest[len(name)] == ':' && string(rest[:len(name)]) == name {
+				if _, ok := afterIndex(rest[len(name)+1:]); ok {
+					best = len(name)
+				}
+			}
+		}
+		if best >= 0 {
+			key, _ := afterIndex(rest[best+1:])
+			return cluster.Slot(key)
+		}
+		for i := 1; i < len(rest); i++ {
+			if rest[i] == ':' {
+				if key, ok := afterIndex(rest[i+1:]); ok {
+					return cluster.Slot(key)
+				}
+			}
+		}
 		return cluster.Slot(stored)
 	}
-	rest := stored[len(policyPrefix):]
-	best := -1
-	for _, name := range s.policies.Load().Names() {
-		if len(name) > best && len(rest) > len(name) && rest[len(name)] == ':' && bytes.HasPrefix(rest, []byte(name)) {
-			if _, ok := afterIndex(rest[len(name)+1:]); ok {
-				best = len(name)
-			}
-		}
-	}
-	if best >= 0 {
-		key, _ := afterIndex(rest[best+1:])
-		return cluster.Slot(key)
-	}
-	for i := 1; i < len(rest); i++ {
-		if rest[i] == ':' {
-			if key, ok := afterIndex(rest[i+1:]); ok {
-				return cluster.Slot(key)
-			}
-		}
-	}
-	return cluster.Slot(stored)
 }
 
 // afterIndex reads "<digits>:" at the start of b and returns what follows.
@@ -177,7 +184,8 @@ func (s *Server) DropStep() bool {
 	d.mu.Unlock()
 
 	now := s.clock.Now()
-	drop := func(key []byte) bool { return !s.cluster.View().Holds(s.keySlot(key)) }
+	slotOf := s.storedKeySlot()
+	drop := func(key []byte) bool { return !s.cluster.View().Holds(slotOf(key)) }
 	removed := 0
 	for i := first; i < last; i++ {
 		removed += s.keys.DeleteIf(i, drop, now)

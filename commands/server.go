@@ -153,6 +153,11 @@ func NewServer(cfg Config) *Server {
 		s.durable = p
 	}
 	s.SampleMemory()
+	if s.cluster != nil && s.cluster.View().Topology != nil {
+		// A node may have stopped before it finished dropping the keys of
+		// slots it lost: a pass over what it recovered finds them.
+		s.slotDrop.start()
+	}
 	return s
 }
 
