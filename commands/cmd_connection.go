@@ -190,7 +190,7 @@ func hello(s *Server, c *resp.Conn, args [][]byte) {
 	c.WriteBulkString("id")
 	c.WriteInt(int64(c.ID()))
 	c.WriteBulkString("mode")
-	c.WriteBulkString("standalone")
+	c.WriteBulkString(s.mode())
 	c.WriteBulkString("role")
 	c.WriteBulkString("master")
 	c.WriteBulkString("modules")

@@ -186,7 +186,7 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 	section("server", func(kv func(string, any)) {
 		kv("redis_version", redisVersion)
 		kv("sluice_version", Version)
-		kv("redis_mode", "standalone")
+		kv("redis_mode", s.mode())
 		kv("os", runtime.GOOS+" "+runtime.GOARCH)
 		kv("arch_bits", strconv.IntSize)
 		kv("go_version", runtime.Version())
@@ -249,6 +249,7 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 			}
 		})
 	}
+	section("cluster", s.clusterInfoSection)
 	section("keyspace", func(kv func(string, any)) {
 		if st.Keys > 0 {
 			kv("db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", st.Keys, st.Keys))
@@ -327,14 +328,16 @@ func debug(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteBulkString(s.digest())
 	case sub == "SWEEP" && len(args) == 2:
 		// One full pass: the keyspace's sweep examines each shard's
-		// slots at most once over, whatever the budget.
+		// slots at most once over, whatever the budget. In cluster
+		// mode the keys of slots this node lost go first.
+		s.finishDrops()
 		c.WriteInt(int64(s.keys.Sweep(s.clock.Now(), math.MaxInt)))
 	case sub == "HELP" && len(args) == 2:
 		writeHelp(c, "DEBUG", []string{
 			"CLOCK SET <unix-nanoseconds>", "    Freeze the server clock at that instant.",
 			"CLOCK REAL", "    Follow the real clock again.",
 			"CLOCK GET", "    Return the server clock in Unix nanoseconds.",
-			"SWEEP", "    Reclaim every expired key now; return how many.",
+			"SWEEP", "    Reclaim every expired key now; return how many. In cluster mode, first finish dropping the keys of lost slots.",
 			"DIGEST", "    Return a digest of the state that still matters now (equal on a primary and an up-to-date replica).",
 		})
 	default:

@@ -63,6 +63,13 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 		c.WriteError(errLoading)
 		return
 	}
+	if s.cluster != nil && cmd.FirstKey != 0 {
+		if e := s.route(sess, cmd, args); e != "" {
+			s.rejected.Add(1)
+			c.WriteError(e)
+			return
+		}
+	}
 	if s.cfg.MaxMemory > 0 && cmd.Flags&FlagDenyOOM != 0 && s.overMemory() {
 		s.rejected.Add(1)
 		s.oomRejected.Add(1)

@@ -11,12 +11,14 @@
 // Files follow the commands' subjects: each cmd_<group>.go declares its
 // group's commands and holds their handlers (throttle, multi, window,
 // policy, lease, counter, slidinglog, keys, connection, server, acl,
-// replication). registry.go holds the Command type and the table,
+// replication, cluster). registry.go holds the Command type and the table,
 // dispatch.go the path of one call, session.go the per-connection state,
 // describe.go the COMMAND INFO, DOCS and HELP reply shapes, args.go the
-// argument parsers, errors.go the replies and memory.go the bounds one call
+// argument parsers, errors.go the replies, memory.go the bounds one call
 // may make the server hold (maxmemory's -OOM check at dispatch, the limits
-// of THROTTLE.MULTI and of leases).
+// of THROTTLE.MULTI and of leases), routing.go cluster mode's check at
+// dispatch (-MOVED, -CROSSSLOT) and the background drop of the keys of
+// slots a node lost.
 //
 // [Server] implements resp.Handler: the network layer hands it one parsed
 // command at a time and it writes the reply through the connection's

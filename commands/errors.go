@@ -3,8 +3,10 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/counter"
 	"github.com/sluicehq/sluice/gcra"
 	"github.com/sluicehq/sluice/keyspace"
@@ -187,4 +189,31 @@ const (
 
 func errReplconfOption(opt []byte) string {
 	return fmt.Sprintf("ERR Unrecognized REPLCONF option: %s", clean(truncate(opt, 128)))
+}
+
+// Cluster replies, as Redis words them (CLUSTERX's as Kvrocks does).
+const (
+	errClusterDisabled    = "ERR This instance has cluster support disabled"
+	errCrossSlot          = "CROSSSLOT Keys in request don't hash to the same slot"
+	errClusterDown        = "CLUSTERDOWN Hash slot not served"
+	errInvalidSlot        = "ERR Invalid slot"
+	errInvalidSlotOrCount = "ERR Invalid slot or number of keys"
+	errClusterNodeID      = "ERR Invalid cluster node id: want 40 hex digits"
+)
+
+// errMoved sends a client to the node that serves slot, at "host:port".
+func errMoved(slot int, addr string) string { return "MOVED " + strconv.Itoa(slot) + " " + addr }
+
+func errClusterVersion(got, current int64) string {
+	return fmt.Sprintf("ERR Invalid cluster version: %d is older than the current version %d (add FORCE to set it anyway)", got, current)
+}
+
+// errCluster words an error of package cluster on one line: "ERR Invalid
+// nodes definition: line 2: ...", "ERR cluster state: ...".
+func errCluster(err error) string {
+	msg := strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error())
+	if errors.Is(err, cluster.ErrNodes) {
+		msg = "I" + strings.TrimPrefix(msg, "i")
+	}
+	return "ERR " + msg
 }

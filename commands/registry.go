@@ -99,6 +99,7 @@ func commandTable() []*Command {
 		serverCommands(),
 		aclCommands(),
 		replicationCommands(),
+		clusterCommands(),
 	)
 }
 

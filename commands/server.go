@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/resp"
@@ -55,6 +56,11 @@ type Config struct {
 	// MaxLeasesPerKey caps LEASE.ACQUIRE's max; 0 means
 	// DefaultMaxLeasesPerKey.
 	MaxLeasesPerKey int64
+	// Cluster is this node's place in a Redis Cluster: dispatch routes
+	// keyed commands by it (-MOVED, -CROSSSLOT, -CLUSTERDOWN) and CLUSTER
+	// and CLUSTERX read and set it. nil runs standalone (cluster mode off).
+	// Call DropStep periodically when it is set.
+	Cluster *cluster.State
 	// Sleep waits out the delay an AUTH earns after its address failed
 	// too often (see authGuard); nil is time.Sleep. Tests pass one that
 	// records the delays and moves Clock instead.
@@ -105,6 +111,11 @@ type Server struct {
 	// to see the refusal without a second network.
 	isLocal func(addr string) bool
 
+	// cluster is cfg.Cluster: nil when cluster mode is off (routing.go).
+	cluster   *cluster.State
+	redirects atomic.Uint64 // -MOVED replies
+	slotDrop  slotDrop      // removing the keys of slots this node lost
+
 	heapSample  atomic.Int64  // the Go heap's objects when last sampled (memory.go)
 	oomRejected atomic.Uint64 // calls refused with -OOM
 }
@@ -143,12 +154,18 @@ func NewServer(cfg Config) *Server {
 		sessions: map[uint64]*session{},
 		isLocal:  isLoopback,
 		repl:     cfg.Replication,
+		cluster:  cfg.Cluster,
 	}
 	s.waitDurable = s.waitDurableFn
 	if p := cfg.Persistence; p != nil && p.RepliesWait() {
 		s.durable = p
 	}
 	s.SampleMemory()
+	if s.cluster != nil && s.cluster.View().Topology != nil {
+		// A node may have stopped before it finished dropping the keys of
+		// slots it lost: a pass over what it recovered finds them.
+		s.slotDrop.start()
+	}
 	return s
 }
 

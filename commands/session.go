@@ -32,6 +32,9 @@ type session struct {
 	// authFailed counts failed AUTH on this connection (see
 	// authConnFailures); only the connection's goroutine touches it.
 	authFailed int
+	// readonly is set by READONLY (cluster mode): reads of a replica's
+	// master's slots run here. Only the connection's goroutine touches it.
+	readonly bool
 }
 
 // OpenConn registers a new connection; wire it to resp.Server.OnOpen.

@@ -88,6 +88,7 @@ type sluice struct {
 	log        *tailBuffer
 	exited     chan struct{}
 	waitErr    error
+	killed     bool // by kill9: stop has nothing left to do
 }
 
 var readyAddr = regexp.MustCompile(`msg="sluice ready".* addr=(\S+)`)
@@ -161,6 +162,9 @@ func startBinary(t *testing.T, bin string, args ...string) *sluice {
 
 func (s *sluice) stop(t *testing.T) {
 	t.Helper()
+	if s.killed {
+		return
+	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.exited:

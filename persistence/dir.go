@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -80,7 +81,7 @@ func lockError(dir string, err error) error {
 // checkContents refuses a directory that holds anything but Pebble's files
 // and the journal: pointing --data-dir at the wrong place must not mix
 // Sluice's files into it.
-func checkContents(dir string, fs vfs.FS) error {
+func checkContents(dir string, fs vfs.FS, others []string) error {
 	desc, err := pebble.Peek(dir, fs)
 	if err != nil {
 		return fmt.Errorf("read data dir %s: %w", dir, err)
@@ -93,7 +94,7 @@ func checkContents(dir string, fs vfs.FS) error {
 		return fmt.Errorf("read data dir %s: %w", dir, err)
 	}
 	for _, n := range names {
-		if !pebbleFile(n) {
+		if !pebbleFile(n) && !slices.Contains(others, n) {
 			return fmt.Errorf("data dir %s holds %q and no Sluice data; refusing to use it (give an empty or new directory)", dir, n)
 		}
 	}

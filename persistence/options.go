@@ -87,6 +87,10 @@ type Options struct {
 	// at the cost of a longer replay at start-up and more memory while
 	// folding.
 	FoldBytes int
+	// OtherFiles names files other parts of the server keep in the data
+	// directory (cluster mode's cluster.conf): a new directory holding only
+	// these and the store's files is accepted.
+	OtherFiles []string
 	// Logger receives the store's and Pebble's messages; nil means
 	// slog.Default().
 	Logger *slog.Logger

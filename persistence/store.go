@@ -151,7 +151,7 @@ func Open(opts Options) (*Store, error) {
 		acceptCorruption: opts.AcceptCorruption,
 	}
 	s.room.L = &s.mu
-	if err := checkContents(dir, fs); err != nil {
+	if err := checkContents(dir, fs, opts.OtherFiles); err != nil {
 		_ = lock.Close()
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/commands"
 	"github.com/sluicehq/sluice/persistence"
 	"github.com/sluicehq/sluice/replication"
@@ -176,6 +177,23 @@ type Config struct {
 	// again by [Server.Reload]; empty means none. Default "".
 	PolicyFile string
 
+	// ClusterEnabled runs the node as part of a Redis Cluster: keyed
+	// commands for slots other nodes serve are redirected (-MOVED), and
+	// CLUSTER and CLUSTERX serve. Default false.
+	ClusterEnabled bool
+	// ClusterNodeID is the node's id (40 hex digits); empty takes the one
+	// kept in DataDir, or a new random one. Default "".
+	ClusterNodeID string
+	// ClusterAnnounceIP is the address the node gives for itself before a
+	// topology lists it; empty gives none, as Redis. Default "".
+	ClusterAnnounceIP string
+	// ClusterAnnouncePort is the port the node gives for itself; 0 gives
+	// the port it listens on. Default 0.
+	ClusterAnnouncePort int
+	// ClusterAnnounceHostname is the host name CLUSTER SLOTS, SHARDS and
+	// NODES show for this node. Default "".
+	ClusterAnnounceHostname string
+
 	// MetricsAddr serves Prometheus /metrics, /healthz and /readyz over
 	// HTTP at this address; empty means off. Default "".
 	MetricsAddr string
@@ -260,6 +278,10 @@ func (c Config) Validate() error {
 	check(c.TLSPort != 0 && c.TLSAuthClients != "no" && c.TLSCACertFile == "",
 		"--tls-auth-clients optional or yes needs --tls-ca-cert-file")
 	check(c.Pprof && c.MetricsAddr == "", "--pprof needs --metrics-addr")
+	check(c.ClusterNodeID != "" && !cluster.ValidID(c.ClusterNodeID), "--cluster-node-id %q: must be 40 hex digits", c.ClusterNodeID)
+	check(c.ClusterAnnouncePort < 0 || c.ClusterAnnouncePort > 65535, "--cluster-announce-port %d: must be 0..65535", c.ClusterAnnouncePort)
+	check(!c.ClusterEnabled && (c.ClusterNodeID != "" || c.ClusterAnnounceIP != "" || c.ClusterAnnouncePort != 0 || c.ClusterAnnounceHostname != ""),
+		"--cluster-node-id and --cluster-announce-* need --cluster-enabled")
 	check(c.FoldBytes < 1<<16, "--fold-bytes %d: must be at least 65536", c.FoldBytes)
 	if _, err := persistence.ParseMode(c.Fsync); err != nil {
 		errs = append(errs, fmt.Errorf("--fsync: %w", err))

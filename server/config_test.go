@@ -61,7 +61,7 @@ func TestEverySettingOnce(t *testing.T) {
 		assert.False(t, names[s.Name], "%s twice", s.Name)
 		names[s.Name] = true
 		assert.NotEmpty(t, s.Usage, s.Name)
-		assert.Contains(t, []string{"sluice", "limits", "security", "persistence", "replication", "policies", "observability"}, s.Section, s.Name)
+		assert.Contains(t, []string{"sluice", "limits", "security", "persistence", "replication", "policies", "observability", "cluster"}, s.Section, s.Name)
 		p := reflect.ValueOf(s.Value).Pointer()
 		require.Contains(t, fields, p, "%s points at no field of c", s.Name)
 		delete(fields, p)

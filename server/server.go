@@ -91,7 +91,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 
 		MaxQueryBufferTotal: int64(cfg.MaxQueryBufferTotal),
 	}
-	s.state = newState(cfg, commands.Config{
+	s.state, err = newState(cfg, commands.Config{
 		Logger:      log,
 		EnableDebug: cfg.EnableDebug,
 		NetStats:    s.net.Stats,
@@ -103,6 +103,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		MaxMultiLimits:  cfg.MaxMultiLimits,
 		MaxLeasesPerKey: cfg.MaxLeasesPerKey,
 	}, replTLS)
+	if err != nil {
+		closeAll(s.lns)
+		s.metrics.shutdown(context.Background())
+		return nil, err
+	}
 	cmds := s.state.cmds
 	s.net.Handler, s.net.OnOpen, s.net.OnClose = cmds, cmds.OpenConn, cmds.CloseConn
 	if err := s.open(); err != nil {
@@ -134,6 +139,11 @@ func (s *Server) open() error {
 	}
 	if err != nil {
 		return err
+	}
+	if c := s.state.cluster; c != nil && s.cfg.ClusterAnnouncePort == 0 {
+		a := c.Announced()
+		a.Port = s.lns[0].Addr().(*net.TCPAddr).Port
+		c.SetAnnounce(a)
 	}
 	if s.cfg.TLSPort == 0 {
 		return nil

@@ -16,7 +16,7 @@ import (
 type Setting struct {
 	Name string
 	// Section is where --help lists the setting: sluice, limits, security,
-	// persistence, replication, policies or observability.
+	// persistence, replication, cluster, policies or observability.
 	Section string
 	// Usage is the setting's line in --help.
 	Usage string
@@ -137,6 +137,16 @@ func (c *Config) table() []entry {
 		{name: "journal-accept-corruption", section: "persistence", value: &c.JournalAcceptCorruption,
 			usage: "with --data-dir, a journal or Pebble log damaged before its end, or a journal file missing: no refuses to start, naming the file | yes starts with every readable record, logs the loss and keeps the file as <name>.corrupt"},
 		{name: "policy-file", section: "policies", value: &c.PolicyFile, usage: "named policies (TOML) for POLICY.THROTTLE; reloaded on SIGHUP", hidden: true},
+		{name: "cluster-enabled", section: "cluster", value: &c.ClusterEnabled,
+			usage: "run as a Redis Cluster node: redirect keys of other nodes' slots (-MOVED); set the topology with CLUSTERX SETNODES"},
+		{name: "cluster-node-id", section: "cluster", value: &c.ClusterNodeID,
+			usage: "this node's id, 40 hex digits (empty: the one kept in --data-dir, else a random one; CLUSTERX SETNODEID changes it)"},
+		{name: "cluster-announce-ip", section: "cluster", value: &c.ClusterAnnounceIP,
+			usage: "the address this node gives for itself before a topology lists it (clients are sent to the topology's addresses)"},
+		{name: "cluster-announce-port", section: "cluster", value: &c.ClusterAnnouncePort,
+			usage: "the port this node gives for itself (0: the port it listens on)"},
+		{name: "cluster-announce-hostname", section: "cluster", value: &c.ClusterAnnounceHostname,
+			usage: "the host name CLUSTER SLOTS, SHARDS and NODES show for this node"},
 		{name: "enable-debug-command", section: "sluice", value: &c.EnableDebug, usage: "allow DEBUG (freezing the clock: for tests only)"},
 	}
 }

@@ -2,9 +2,12 @@ package server
 
 import (
 	"crypto/tls"
+	"fmt"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/commands"
 	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/replication"
@@ -21,6 +24,8 @@ type state struct {
 	// dur is the data directory once recovery opened and loaded it (see
 	// recovery.go); nil until then, and always without Config.DataDir.
 	dur atomic.Pointer[durability]
+	// cluster is this node's cluster state; nil when cluster mode is off.
+	cluster *cluster.State
 }
 
 // newState builds the keyspace and puts a command server on top: cc
@@ -31,7 +36,9 @@ type state struct {
 // answers -LOADING). The keyspace also emits every change to the
 // replication backlog (one ordered stream, two consumers); replTLS is how a
 // replica dials its primary. Replication starts with startReplication.
-func newState(cfg Config, cc commands.Config, replTLS *tls.Config) *state {
+// With cluster mode on, it opens the node's cluster state (kept in the data
+// directory, beside the store's files).
+func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, error) {
 	st := &state{clock: clock.NewSettable(clock.NewSystem())}
 	var journal keyspace.Journal // nil in memory, not a typed nil
 	if cfg.DataDir != "" {
@@ -47,8 +54,15 @@ func newState(cfg Config, cc commands.Config, replTLS *tls.Config) *state {
 		MinReplicas: cfg.MinReplicasToWrite, MinReplicasMaxLag: cfg.MinReplicasMaxLag,
 	})
 	cc.Keys, cc.Clock, cc.Replication = st.keys, st.clock, st.repl
+	if cfg.ClusterEnabled {
+		var err error
+		if cc.Cluster, err = openCluster(cfg, cc.Logger); err != nil {
+			return nil, err
+		}
+	}
+	st.cluster = cc.Cluster
 	st.cmds = commands.NewServer(cc)
-	return st
+	return st, nil
 }
 
 // startReplication starts the replication heartbeat and, with --replicaof,
@@ -71,10 +85,26 @@ func (j journalRef) Record(c keyspace.Change) {
 	}
 }
 
-// sweepStep reclaims a slice of the expired state and samples the Go
-// heap for --maxmemory; the sweeper calls it every Config.SweepInterval.
+// openCluster opens this node's cluster state, kept in the data directory
+// when there is one, and logs the node's id and topology version.
+func openCluster(cfg Config, log *slog.Logger) (*cluster.State, error) {
+	st, err := cluster.Open(cluster.Options{Dir: cfg.DataDir, NodeID: cfg.ClusterNodeID, Announce: cluster.Announce{
+		IP: cfg.ClusterAnnounceIP, Port: cfg.ClusterAnnouncePort, Hostname: cfg.ClusterAnnounceHostname}})
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-enabled: %w", err)
+	}
+	v := st.View()
+	log.Info("cluster mode", slog.String("node_id", v.ID), slog.Int64("topology_version", v.Version()),
+		slog.Bool("kept", cfg.DataDir != ""))
+	return st, nil
+}
+
+// sweepStep reclaims a slice of the expired state, drops a slice of the
+// keys of slots a cluster node lost, and samples the Go heap for
+// --maxmemory; the sweeper calls it every Config.SweepInterval.
 func (st *state) sweepStep() {
 	st.keys.SweepStep(st.clock.Now())
+	st.cmds.DropStep()
 	st.cmds.SampleMemory()
 }
 

@@ -138,7 +138,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 // section of --help, chained so that --help lists them in this order: the
 // set returned is the last, named sluice; its parents follow.
 func newFlagSet(cfg *config) (*ff.FlagSet, map[string]*setting, error) {
-	sections := []string{"actions", "observability", "policies", "replication", "persistence", "security", "limits", "sluice"}
+	sections := []string{"actions", "observability", "policies", "replication", "cluster", "persistence", "security", "limits", "sluice"}
 	all := append(cfg.Config.Settings(), cfg.ownSettings()...)
 	all = append(all, server.Setting{Name: "config", Section: "actions", Value: &cfg.File,
 		Usage: "config file: one 'name value' line per setting, as in redis.conf (or give its path first)", Example: "/etc/sluice/sluice.conf"})
