@@ -106,7 +106,7 @@ class SluiceStorage(Storage, MovingWindowSupport):
 
     def reset(self) -> Optional[int]:
         """Deletes every key of limits' namespace (``LIMITER*``), as limits'
-        Redis storage does; needs a Sluice that serves SCAN."""
+        Redis storage does, found with SCAN."""
         try:
             keys = list(self.storage.scan_iter(match=_NAMESPACE + "*", count=1000))
         except redis.ResponseError as e:
