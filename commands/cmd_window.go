@@ -69,5 +69,8 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	writeResult(c, s.keys.Take(algo, args[1], s.clock.Now(), l, q))
+	now := s.clock.Now()
+	r := s.keys.Take(algo, args[1], now, l, q)
+	s.recordDecision(c, s.srcWindow, args[1], r.Limited, now)
+	writeResult(c, r)
 }

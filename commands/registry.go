@@ -89,6 +89,7 @@ func commandTable() []*Command {
 		multiCommands(),
 		windowCommands(),
 		policyCommands(),
+		topCommands(),
 		leaseCommands(),
 		keyCommands(),
 		connectionCommands(),

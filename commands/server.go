@@ -11,6 +11,7 @@ import (
 	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/resp"
+	"github.com/sluicehq/sluice/topkeys"
 )
 
 // Version is Sluice's version, reported by INFO, HELLO and --version.
@@ -52,6 +53,12 @@ type Config struct {
 	// MaxLeasesPerKey caps LEASE.ACQUIRE's max; 0 means
 	// DefaultMaxLeasesPerKey.
 	MaxLeasesPerKey int64
+	// TopKeys counts decisions by key for THROTTLE.TOP and the status
+	// page; nil makes one of topkeys' default sizes, unless NoTopKeys.
+	TopKeys *topkeys.Recorder
+	// NoTopKeys records no decision by key; THROTTLE.TOP then replies an
+	// error.
+	NoTopKeys bool
 	// Sleep waits out the delay an AUTH earns after its address failed
 	// too often (see authGuard); nil is time.Sleep. Tests pass one that
 	// records the delays and moves Clock instead.
@@ -97,6 +104,11 @@ type Server struct {
 	// to see the refusal without a second network.
 	isLocal func(addr string) bool
 
+	// top counts decisions by key (nil with NoTopKeys); src* are the
+	// commands' sources in it (cmd_top.go).
+	top                                             *topkeys.Recorder
+	srcThrottle, srcCLThrottle, srcWindow, srcMulti topkeys.Source
+
 	heapSample  atomic.Int64  // the Go heap's objects when last sampled (memory.go)
 	oomRejected atomic.Uint64 // calls refused with -OOM
 }
@@ -136,6 +148,7 @@ func NewServer(cfg Config) *Server {
 		isLocal:  isLoopback,
 	}
 	s.throttleCmd, s.clThrottleCmd = s.cmds.byName["throttle"], s.cmds.byName["cl.throttle"]
+	s.initTopKeys()
 	s.waitDurable = s.waitDurableFn
 	if p := cfg.Persistence; p != nil && p.RepliesWait() {
 		s.durable = p

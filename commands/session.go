@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/resp"
+	"github.com/sluicehq/sluice/topkeys"
 )
 
 // session is the per-connection state kept in resp.Conn's context.
@@ -24,6 +25,7 @@ type session struct {
 	commands atomic.Uint64
 	scratch  [maxNameLen]byte // lower-casing buffer for dispatch
 	sample   uint32           // calls since the last latency sample
+	topKeys  topkeys.Sampler  // which decisions THROTTLE.TOP records (cmd_top.go)
 	// authFailed counts failed AUTH on this connection (see
 	// authConnFailures); only the connection's goroutine touches it.
 	authFailed int

@@ -4,6 +4,9 @@ import (
 	"math/bits"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicehq/sluice/resp"
+	"github.com/sluicehq/sluice/topkeys"
 )
 
 // Latency is a histogram of command execution times in power-of-two
@@ -91,5 +94,22 @@ func (s *Server) countDecision(name []byte, limited bool) {
 		cmd.limited.Add(1)
 	} else {
 		cmd.allowed.Add(1)
+	}
+}
+
+// recordDecision counts one decision of src on key for THROTTLE.TOP and
+// the status page (cmd_top.go), through the connection's sampler: a busy
+// connection records one decision in topkeys.SampleEvery. Nothing without
+// top keys.
+func (s *Server) recordDecision(c *resp.Conn, src topkeys.Source, key []byte, limited bool, now int64) {
+	if s.top == nil {
+		return
+	}
+	sess, ok := c.Context().(*session)
+	if !ok || sess.topKeys.Pass(now) {
+		return
+	}
+	if w := sess.topKeys.Next(s.top, now); w > 0 {
+		s.top.RecordN(src, key, outcomeOf(limited), now, w)
 	}
 }

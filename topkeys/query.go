@@ -77,7 +77,7 @@ func (r *Recorder) Top(q Query) Result {
 				if !want(sl.src) || (q.Accept != nil && !q.Accept(sl.key, sl.truncated)) {
 					continue
 				}
-				counts[id{string(sl.key), sl.truncated}] += sl.count
+				counts[id{string(sl.key), sl.truncated}] += sm.counts[k]
 			}
 		}
 		sh.mu.Unlock()
@@ -189,9 +189,9 @@ func (r *Recorder) Rates(now int64, window time.Duration) Rates {
 	return out
 }
 
-// counterBytes is what one counter costs beside its key: the slot, its
-// heap entry and at most 4 bytes of index.
-const counterBytes = int64(unsafe.Sizeof(slot{})) + 2 + 4
+// counterBytes is what one counter costs beside its key: the count, the
+// slot and at most 4 bytes of index.
+const counterBytes = 8 + int64(unsafe.Sizeof(slot{})) + 4
 
 // MaxMemory is the most bytes Memory can report: every counter of every
 // summary in use with a key of MaxKeyLen bytes (rounded up to 16), and
@@ -214,7 +214,7 @@ func (r *Recorder) Memory() int64 {
 			n += int64(cap(b.totals)) * 16
 			for k := range b.byOut {
 				sm := &b.byOut[k]
-				n += int64(cap(sm.slots))*int64(unsafe.Sizeof(slot{})) + int64(cap(sm.heap))*2 + int64(len(sm.index))*2
+				n += int64(cap(sm.counts))*8 + int64(cap(sm.slots))*int64(unsafe.Sizeof(slot{})) + int64(len(sm.index))*2
 				for _, sl := range sm.slots[:cap(sm.slots)] {
 					n += int64(cap(sl.key))
 				}

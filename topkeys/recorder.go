@@ -1,7 +1,7 @@
 // Package topkeys owns the approximate count of rate-limit decisions by key
 // over the last minutes: which keys were refused (or admitted) most, for
-// THROTTLE.TOP and the status page, and the exact number of decisions of
-// each command and policy, for the status page's charts.
+// THROTTLE.TOP and the status page, and the number of decisions of each
+// command and policy, for the status page's charts.
 //
 // # Structure
 //
@@ -12,15 +12,16 @@
 // limited), a space-saving summary of Options.Capacity (32) counters. An
 // item is a key together with its source (the command, or the policy, that
 // decided). [Recorder.Top] merges the summaries of the buckets a window
-// covers; [Recorder.Rates] reads the exact per-source totals of each
-// bucket.
+// covers; [Recorder.Rates] reads the per-source totals of each bucket
+// (exact for decisions recorded one by one, see Sampler).
 //
 // # Error bound
 //
-// Over a window, a key's reported count c and its true count t satisfy
-// |c − t| ≤ E, where E is the sum, over the window's buckets, of the
-// smallest counter of the key's shard's summary when that summary is full
-// (0 when it is not). Each such smallest counter is at most the bucket's
+// Over a window, a key's reported count c and its recorded count t (its
+// decisions, or their weighted sample: see below) satisfy |c − t| ≤ E,
+// where E is the sum, over the window's buckets, of the smallest counter
+// of the key's shard's summary when that summary is full (0 when it is
+// not). Each such smallest counter is at most the bucket's
 // decisions in that shard divided by Capacity, so E ≤ n/Capacity where n is
 // the decisions of that outcome in the window that fell in the key's shard
 // (about N/(Shards·Capacity) for N decisions spread evenly: N/512 by
@@ -32,21 +33,28 @@
 // # Memory
 //
 // Bounded by [Recorder.MaxMemory]: Shards × (MaxWindow/BucketWidth + 1) ×
-// 2 × Capacity counters of at most 54 + MaxKeyLen bytes each (slot, heap
-// and index entries, and the key), 5.8 MB with the defaults and 128-byte
-// keys (2.6 MB with 32-byte keys); plus 16 bytes per source, bucket and
-// shard for the exact totals, at most 2 MB with MaxSources 256 and a few
-// KB with a few policies: under 8 MB in all. Summaries are allocated as
+// 2 × Capacity counters of at most 52 + MaxKeyLen bytes each (count, slot
+// and index entries, and the key), 5.7 MB with the defaults and 128-byte
+// keys (2.7 MB with 32-byte keys); plus 16 bytes per source, bucket and
+// shard for the totals, at most 2 MB with MaxSources 256 and a few KB with
+// a few policies: 7.75 MB in all at most. Summaries are allocated as
 // buckets fill, so an idle server holds almost none of it.
 //
-// # Cost
+// # Cost and sampling
 //
 // Recording a decision hashes the key, takes one shard's mutex and, for a
-// key already counted, increments its counter and restores the heap order
-// (usually one comparison); it allocates nothing. A new key that replaces
-// another reuses the slot's key buffer, allocating only when the new key is
-// longer than any the slot held. Every decision is recorded: there is no
-// sampling, so the totals are exact and the error bound above holds.
+// key already counted, adds to its counter; it allocates nothing. A new key
+// that replaces another scans the summary's counts for the smallest and
+// reuses the slot's key buffer, allocating only when the new key is longer
+// than any the slot held. That is still a few cache misses, so busy
+// connections are sampled ([Sampler]): each connection's first
+// ExactPerBucket (1024) decisions of a bucket are recorded one by one, and
+// past them each with probability 1/SampleEvery (1/16) and weight 16.
+// Counts stay unbiased; a key's decisions from busy connections add a
+// sampling error of about √(16·t) for t of them (one standard deviation:
+// 4% of 10,000) to the bound above. Passing over a decision is three
+// comparisons. BenchmarkTopKeysCost in package commands measures the whole
+// cost on THROTTLE through the network.
 package topkeys
 
 import (
@@ -187,7 +195,11 @@ type sourceName struct {
 type shard struct {
 	mu      sync.Mutex
 	buckets []bucket // the ring
-	_       [40]byte // keep neighbouring shards' mutexes off one cache line
+	// cur is the bucket last recorded into, covering [curFrom, curTo):
+	// Record finds it with two comparisons instead of two divisions.
+	cur            *bucket
+	curFrom, curTo int64
+	_              [72]byte // 128 bytes a shard: neighbours' mutexes on other cache lines
 }
 
 // bucket is one BucketWidth of one shard.
@@ -266,6 +278,12 @@ func (r *Recorder) hash(src Source, key []byte) uint64 {
 
 // Record counts one decision of src on key at now (Unix ns).
 func (r *Recorder) Record(src Source, key []byte, o Outcome, now int64) {
+	r.RecordN(src, key, o, now, 1)
+}
+
+// RecordN counts w decisions of src on key at now (Unix ns): a sampled
+// decision standing for w.
+func (r *Recorder) RecordN(src Source, key []byte, o Outcome, now int64, w uint64) {
 	truncated := len(key) > r.opt.MaxKeyLen
 	if truncated {
 		key = key[:r.opt.MaxKeyLen]
@@ -277,12 +295,12 @@ func (r *Recorder) Record(src Source, key []byte, o Outcome, now int64) {
 	if int(src) >= len(b.totals) {
 		b.totals = growTotals(b.totals, int(src)+1, r.opt.MaxSources)
 	}
-	b.totals[src][o&1]++
+	b.totals[src][o&1] += w
 	sm := &b.byOut[o&1]
 	if sm.index == nil {
 		*sm = newSummary(r.opt.Capacity)
 	}
-	sm.add(h, src, key, truncated)
+	sm.add(h, src, key, truncated, w)
 	sh.mu.Unlock()
 }
 
@@ -299,6 +317,9 @@ func (r *Recorder) epochOf(now int64) int64 {
 // older (or, after the clock moved back, a newer) time. The caller holds
 // sh.mu.
 func (r *Recorder) bucketAt(sh *shard, now int64) *bucket {
+	if now >= sh.curFrom && now < sh.curTo {
+		return sh.cur
+	}
 	e := r.epochOf(now)
 	i := e % r.nbucket
 	if i < 0 {
@@ -311,6 +332,7 @@ func (r *Recorder) bucketAt(sh *shard, now int64) *bucket {
 		b.byOut[1].reset()
 		clear(b.totals)
 	}
+	sh.cur, sh.curFrom, sh.curTo = b, e*r.width, (e+1)*r.width
 	return b
 }
 

@@ -7,30 +7,30 @@ import "bytes"
 // 2005): at most capacity counters, each naming an item (a source and a
 // key). An item already counted is incremented; a new one takes a free
 // counter, or else replaces the item with the smallest count and inherits
-// that count plus one. So a counted item's count is at most its true count
-// plus the smallest count, an item not counted occurred at most the
+// that count plus its own. So a counted item's count is at most its true
+// count plus the smallest count, an item not counted occurred at most the
 // smallest count times, and the smallest count is at most n/capacity after
-// n increments.
+// increments adding up to n (weighted increments keep these guarantees).
 //
-// The counters form a min-heap on count (heap holds slot numbers), found
-// by an open-addressing index on the item's hash. Nothing allocates once
-// the slots exist, except a key longer than the buffer its slot already
-// holds.
+// Items are found by an open-addressing index on their hash. The counts
+// sit in one array apart from the rest: incrementing touches one word, and
+// finding the smallest count, which only a replacement needs, scans
+// capacity contiguous words (no heap to maintain on every increment).
+// Nothing allocates once the slots exist, except a key longer than the
+// buffer its slot already holds.
 type summary struct {
-	slots []slot   // len grows to capacity, then stays
-	heap  []uint16 // slot numbers, a min-heap on count
-	index []uint16 // linear probing on hash; 0 empty, else slot number + 1
-	n     uint64   // increments since the last reset
+	counts []uint64 // by slot; len grows to capacity, then stays
+	slots  []slot   // the items, len(slots) == len(counts)
+	index  []uint16 // linear probing on hash; 0 empty, else slot number + 1
+	n      uint64   // increments since the last reset
 }
 
-// slot is one counter.
+// slot is one counter's item.
 type slot struct {
 	hash      uint64
-	count     uint64
 	key       []byte // at most Options.MaxKeyLen bytes
 	src       Source
-	pos       uint16 // index of the slot in heap
-	truncated bool   // key is the first MaxKeyLen bytes of a longer key
+	truncated bool // key is the first MaxKeyLen bytes of a longer key
 }
 
 // newSummary makes an empty summary of capacity counters (at most 1<<15).
@@ -40,65 +40,69 @@ func newSummary(capacity int) summary {
 		size <<= 1
 	}
 	return summary{
-		slots: make([]slot, 0, capacity),
-		heap:  make([]uint16, 0, capacity),
-		index: make([]uint16, size),
+		counts: make([]uint64, 0, capacity),
+		slots:  make([]slot, 0, capacity),
+		index:  make([]uint16, size),
 	}
 }
 
 // reset forgets every item, keeping the slots' buffers for reuse.
 func (s *summary) reset() {
+	s.counts = s.counts[:0]
 	s.slots = s.slots[:0]
-	s.heap = s.heap[:0]
 	clear(s.index)
 	s.n = 0
+}
+
+// smallest returns the slot with the smallest count.
+func (s *summary) smallest() int {
+	at, least := 0, s.counts[0]
+	for i, c := range s.counts[1:] {
+		if c < least {
+			at, least = i+1, c
+		}
+	}
+	return at
 }
 
 // min is the smallest count when every counter is taken, else 0: the most
 // an item's count in this summary can be off by.
 func (s *summary) min() uint64 {
-	if len(s.slots) < cap(s.slots) || len(s.heap) == 0 {
+	if len(s.counts) == 0 || len(s.counts) < cap(s.counts) {
 		return 0
 	}
-	return s.slots[s.heap[0]].count
+	return s.counts[s.smallest()]
 }
 
-// add counts one occurrence of the item (src, key), whose hash is h.
-func (s *summary) add(h uint64, src Source, key []byte, truncated bool) {
-	s.n++
+// add counts w occurrences of the item (src, key), whose hash is h.
+func (s *summary) add(h uint64, src Source, key []byte, truncated bool, w uint64) {
+	s.n += w
 	mask := uint64(len(s.index) - 1)
 	i := h & mask
 	for ; s.index[i] != 0; i = (i + 1) & mask {
-		sl := &s.slots[s.index[i]-1]
+		id := s.index[i] - 1
+		sl := &s.slots[id]
 		if sl.hash == h && sl.src == src && sl.truncated == truncated && bytes.Equal(sl.key, key) {
-			sl.count++
-			s.down(int(sl.pos))
+			s.counts[id] += w
 			return
 		}
 	}
-	if n := len(s.slots); n < cap(s.slots) {
+	var id int
+	if n := len(s.counts); n < cap(s.counts) {
+		id = n
+		s.counts = append(s.counts, w)
 		s.slots = s.slots[:n+1]
-		sl := &s.slots[n]
-		sl.hash, sl.count, sl.src, sl.truncated = h, 1, src, truncated
-		sl.key = setKey(sl.key, key)
-		sl.pos = uint16(len(s.heap))
-		s.heap = append(s.heap, uint16(n))
-		s.index[i] = uint16(n + 1)
-		s.up(int(sl.pos))
-		return
+	} else { // replace the item with the smallest count
+		id = s.smallest()
+		s.unindex(s.slots[id].hash, uint16(id))
+		s.counts[id] += w
+		for i = h & mask; s.index[i] != 0; i = (i + 1) & mask {
+		}
 	}
-	// Replace the item with the smallest count.
-	id := s.heap[0]
 	sl := &s.slots[id]
-	s.unindex(sl.hash, id)
-	sl.hash, sl.count, sl.src, sl.truncated = h, sl.count+1, src, truncated
-	sl.key = append(sl.key[:0], key...)
-	i = h & mask
-	for s.index[i] != 0 {
-		i = (i + 1) & mask
-	}
-	s.index[i] = id + 1
-	s.down(0)
+	sl.hash, sl.src, sl.truncated = h, src, truncated
+	sl.key = setKey(sl.key, key)
+	s.index[i] = uint16(id + 1)
 }
 
 // unindex removes slot id, whose hash is h, from the index, shifting back
@@ -128,46 +132,6 @@ func (s *summary) unindex(h uint64, id uint16) {
 				break
 			}
 		}
-	}
-}
-
-func (s *summary) less(a, b int) bool {
-	return s.slots[s.heap[a]].count < s.slots[s.heap[b]].count
-}
-
-func (s *summary) swap(a, b int) {
-	s.heap[a], s.heap[b] = s.heap[b], s.heap[a]
-	s.slots[s.heap[a]].pos = uint16(a)
-	s.slots[s.heap[b]].pos = uint16(b)
-}
-
-func (s *summary) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
-			return
-		}
-		s.swap(i, p)
-		i = p
-	}
-}
-
-func (s *summary) down(i int) {
-	n := len(s.heap)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		c := l
-		if r := l + 1; r < n && s.less(r, l) {
-			c = r
-		}
-		if !s.less(c, i) {
-			return
-		}
-		s.swap(i, c)
-		i = c
 	}
 }
 
