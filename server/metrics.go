@@ -125,7 +125,9 @@ type metricsServer struct {
 	ready atomic.Bool
 }
 
-func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profiling bool) (*metricsServer, error) {
+// startMetrics serves the metrics listener at addr; status, when not nil,
+// serves the status page (status.go) at / and /status.json.
+func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profiling bool, status http.Handler) (*metricsServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -141,6 +143,10 @@ func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profi
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if status != nil {
+		mux.Handle("GET /{$}", status)
+		mux.Handle("GET /status.json", status)
+	}
 	if profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		// Not pprof.Cmdline: the command line can hold --requirepass, and

@@ -86,6 +86,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		MaxMemory:       int64(cfg.MaxMemory),
 		MaxMultiLimits:  cfg.MaxMultiLimits,
 		MaxLeasesPerKey: cfg.MaxLeasesPerKey,
+		NoTopKeys:       !cfg.TopKeys,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -109,7 +110,7 @@ func (s *Server) open() error {
 	}
 	if s.cfg.MetricsAddr != "" {
 		reg := newRegistry(s.state.cmds, s.net, s.state.dur)
-		if s.metrics, err = startMetrics(s.cfg.MetricsAddr, reg, s.log, s.cfg.Pprof); err != nil {
+		if s.metrics, err = startMetrics(s.cfg.MetricsAddr, reg, s.log, s.cfg.Pprof, s.statusPage()); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 	}
