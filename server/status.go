@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
 	"html/template"
@@ -159,10 +160,14 @@ func (p *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Nothing is loaded from anywhere, not even from this host.
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := statusTemplate.Execute(w, d); err != nil {
+	var page bytes.Buffer // rendered whole first: a failure is a 500, not half a page
+	if err := statusTemplate.Execute(&page, d); err != nil {
 		p.log.Error("status page: rendering failed", slog.Any("err", err))
+		http.Error(w, "500 internal server error: the status page failed to render (see the server log)", http.StatusInternalServerError)
+		return
 	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(page.Bytes())
 }
 
 // statusData is everything the page shows, also served as JSON.
@@ -193,7 +198,7 @@ type statusPersistence struct {
 	Unsynced      uint64  `json:"unsynced_changes"`
 	LastSyncAge   float64 `json:"last_sync_age_seconds"` // -1 before the first sync
 	WriteErrors   uint64  `json:"write_errors"`
-	DiskBytes     uint64  `json:"disk_bytes"`
+	DiskBytes     int64   `json:"disk_bytes"`
 	Failed        string  `json:"failed,omitempty"` // why it stopped writing
 	LastSyncShown string  `json:"-"`
 }
@@ -239,7 +244,7 @@ func (p *statusPage) collect(u *acl.User) statusData {
 	if p.dur != nil {
 		ps := p.dur.store.Stats()
 		sp := &statusPersistence{Dir: ps.Dir, Mode: ps.Mode.String(), Unsynced: ps.Recorded - min(ps.Synced, ps.Recorded),
-			LastSyncAge: -1, WriteErrors: ps.WriteErrors, DiskBytes: ps.DiskBytes, LastSyncShown: "never"}
+			LastSyncAge: -1, WriteErrors: ps.WriteErrors, DiskBytes: int64(ps.DiskBytes), LastSyncShown: "never"}
 		if !ps.LastSync.IsZero() {
 			age := time.Since(ps.LastSync)
 			sp.LastSyncAge, sp.LastSyncShown = age.Seconds(), age.Round(time.Millisecond).String()+" ago"
@@ -254,7 +259,7 @@ func (p *statusPage) collect(u *acl.User) statusData {
 	}
 	d.Top = p.top(u, now)
 	if r := p.cmds.TopKeys(); r != nil {
-		d.Charts, d.ChartSpan = charts(r.Rates(now, statusChartSpan)), statusChartSpan.String()
+		d.Charts, d.ChartSpan = charts(r.Rates(now, statusChartSpan)), strconv.Itoa(int(statusChartSpan.Minutes()))+" min"
 	}
 	return d
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sluicehq/sluice/topkeys"
 )
@@ -19,10 +18,11 @@ const (
 	chartPad    = 4
 )
 
-// statusChart is one source's rates, one value per bucket (oldest first,
-// the last one the bucket still filling, its rate over its elapsed part).
+// statusChart is one source's rates, one value per bucket that is over
+// (oldest first): the bucket still filling is left out, its rate not yet
+// known.
 type statusChart struct {
-	Title   string    `json:"title"` // "command throttle", "policy api", "all"
+	Title   string    `json:"title"` // "command throttle", "policy api", "all commands and policies"
 	Allowed []float64 `json:"allowed_per_second"`
 	Limited []float64 `json:"limited_per_second"`
 	// For the SVG: the polylines' points and the y axis's top.
@@ -41,18 +41,12 @@ func charts(r topkeys.Rates) []statusChart {
 	if len(r.Series) == 0 {
 		return nil
 	}
-	n := len(r.Series[0].Allowed)
+	n := len(r.Series[0].Allowed) - 1 // without the current bucket
 	width := r.Width.Seconds()
-	// The current bucket has only run for part of its width.
-	last := max(float64(r.Now-(r.Start+int64(n-1)*int64(r.Width)))/float64(time.Second), 1)
 	perSecond := func(counts []uint64) []float64 {
-		out := make([]float64, len(counts))
-		for i, c := range counts {
-			d := width
-			if i == len(counts)-1 {
-				d = min(last, width)
-			}
-			out[i] = float64(c) / d
+		out := make([]float64, n)
+		for i, c := range counts[:n] {
+			out[i] = float64(c) / width
 		}
 		return out
 	}

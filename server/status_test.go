@@ -112,6 +112,7 @@ func TestStatusPageUnderLoad(t *testing.T) {
 		assert.Contains(t, hdr.Get("Content-Security-Policy"), "default-src 'none'")
 		assert.Regexp(t, `(?s)<table id="top-limited">.*<td class="key">`+regexp.QuoteMeta(abuser)+`</td>`, body)
 		assert.Contains(t, body, "<polyline class=\"limited\"")
+		assert.True(t, strings.HasSuffix(body, "</html>\n"), "the whole page rendered")
 		wg.Wait()
 	}
 	load("a", 1500)
@@ -122,20 +123,18 @@ func TestStatusPageUnderLoad(t *testing.T) {
 	require.NotEmpty(t, d.Charts)
 	all := d.Charts[0]
 	assert.Equal(t, "all commands and policies", all.Title)
-	assert.Len(t, all.Limited, 31, "5 minutes of 10 s buckets and the current one")
-	assert.Greater(t, all.Limited[30], 0.0)
+	assert.Len(t, all.Limited, 30, "5 minutes of 10 s buckets")
+	assert.Zero(t, all.Limited[29], "the bucket still filling is not charted")
 	assert.Equal(t, "command throttle", d.Charts[1].Title)
 
-	// Ten seconds on, the refusals move one bucket left and new ones fill
-	// the current bucket.
+	// Ten seconds on, the first bucket is over: its refusals are the
+	// charts' last point, a rate over its 10 s.
 	require.NoError(t, c.Do(ctx, "DEBUG", "CLOCK", "SET", statusEpoch+int64(10*time.Second)).Err())
 	load("b", 500)
 	d2 := statusJSON(t, base)
-	// The same refusals one step left, now a rate over a whole 10 s
-	// bucket; while it was current, over the 1 s a just-begun bucket is
-	// given at least.
-	assert.InDelta(t, all.Limited[30]/10, d2.Charts[0].Limited[29], 0.001, "the earlier bucket, one step left")
-	assert.Greater(t, d2.Charts[0].Limited[30], 0.0)
+	assert.InDelta(t, float64(d.Top.Limited[0].Count)/10, d2.Charts[0].Limited[29], 1, "the refusals of the first bucket, per second")
+	assert.Equal(t, d2.Charts[0].Limited[29], d2.Charts[1].Limited[29], "all of them from THROTTLE")
+	assert.Zero(t, d2.Charts[0].Limited[28])
 	assert.Equal(t, "primary (standalone)", d2.Sections[0].Rows[0][1], "the replication hook's section")
 	assert.Nil(t, d2.Persistence, "in memory")
 }
@@ -157,6 +156,7 @@ func TestStatusPageLoadsNothingElse(t *testing.T) {
 	assert.NotContains(t, body, "@import")
 	assert.NotContains(t, body, "url(")
 	assert.Contains(t, body, "fsync everysec", "the persistence card")
+	assert.True(t, strings.HasSuffix(body, "</html>\n"), "the whole page rendered")
 	assert.Less(t, len(body), 64<<10, "small")
 	d := statusJSON(t, base)
 	require.NotNil(t, d.Persistence)
