@@ -2,7 +2,9 @@
 # Installs every client the tests in compat/ and examples/ drive, so none of
 # them skips: redis-cli and redis-benchmark (redis-tools; redis-server for the
 # bench comparisons), redis-py and Flask for Debian's /usr/bin/python3, and
-# the locked Node clients (ioredis, node-redis) in compat/node/node_modules.
+# the locked Node clients (ioredis, node-redis) in compat/node/node_modules,
+# promtool (Debian's prometheus package) for the checks of deploy/, and
+# chromium for the status page's browser test in server/.
 # Node.js 20+ with npm must already be on the machine (Debian's nodejs is 18).
 #
 # Run as root from anywhere: compat/ci-deps.sh. Then run the tests with
@@ -11,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-for pkg in redis-tools redis-server python3-redis python3-flask; do
+for pkg in redis-tools redis-server python3-redis python3-flask prometheus chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -27,6 +27,7 @@ type collector struct {
 	commands, decisions, latency, keys, expired  *prometheus.Desc
 	connected, connections, rejected, errorsDesc *prometheus.Desc
 	lagOps, lagSeconds, walSyncs, diskBytes      *prometheus.Desc
+	persistenceInfo                              *prometheus.Desc
 	usedMemory, maxMemory, queryBuffers, evicted *prometheus.Desc
 }
 
@@ -36,19 +37,20 @@ func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability) *coll
 	}
 	return &collector{
 		cmds: cmds, net: rs, dur: dur,
-		lagOps:      d("persistence_unsynced_changes", "Changes recorded but not yet known to be on stable storage."),
-		lagSeconds:  d("persistence_last_sync_age_seconds", "Seconds since the journal was last synced."),
-		walSyncs:    d("persistence_fsyncs_total", "Journal syncs (fdatasync)."),
-		diskBytes:   d("persistence_disk_bytes", "Bytes the data directory uses."),
-		commands:    d("commands_total", "Commands executed, by command.", "command"),
-		decisions:   d("throttle_decisions_total", "THROTTLE decisions, by command and decision.", "command", "decision"),
-		latency:     d("command_duration_seconds", "Command execution time inside the server (one call in 16 is timed)."),
-		keys:        d("keys", "Keys holding throttle state (including expired ones not yet swept)."),
-		expired:     d("expired_keys_total", "Keys reclaimed by the expiry sweep."),
-		connected:   d("connected_clients", "Open client connections."),
-		connections: d("connections_total", "Client connections accepted."),
-		rejected:    d("rejected_connections_total", "Connections refused (maxclients, per-IP cap)."),
-		errorsDesc:  d("errors_total", "Errors by kind.", "kind"),
+		lagOps:          d("persistence_unsynced_changes", "Changes recorded but not yet known to be on stable storage."),
+		lagSeconds:      d("persistence_last_sync_age_seconds", "Seconds since the journal was last synced."),
+		walSyncs:        d("persistence_fsyncs_total", "Journal syncs (fdatasync)."),
+		diskBytes:       d("persistence_disk_bytes", "Bytes the data directory uses."),
+		persistenceInfo: d("persistence_info", "1, with the --fsync mode as a label (alerts on sync lag skip fsync no).", "fsync"),
+		commands:        d("commands_total", "Commands executed, by command.", "command"),
+		decisions:       d("throttle_decisions_total", "THROTTLE decisions, by command and decision.", "command", "decision"),
+		latency:         d("command_duration_seconds", "Command execution time inside the server (one call in 16 is timed)."),
+		keys:            d("keys", "Keys holding throttle state (including expired ones not yet swept)."),
+		expired:         d("expired_keys_total", "Keys reclaimed by the expiry sweep."),
+		connected:       d("connected_clients", "Open client connections."),
+		connections:     d("connections_total", "Client connections accepted."),
+		rejected:        d("rejected_connections_total", "Connections refused (maxclients, per-IP cap)."),
+		errorsDesc:      d("errors_total", "Errors by kind.", "kind"),
 
 		usedMemory:   d("used_memory_bytes", "Memory --maxmemory counts: the Go heap's objects plus the keyspace's tables mapped off the heap (INFO used_memory)."),
 		maxMemory:    d("maxmemory_bytes", "The --maxmemory bound (0: none)."),
@@ -60,7 +62,7 @@ func newCollector(cmds *commands.Server, rs *resp.Server, dur *durability) *coll
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc, c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes,
-		c.usedMemory, c.maxMemory, c.queryBuffers, c.evicted} {
+		c.usedMemory, c.maxMemory, c.queryBuffers, c.evicted, c.persistenceInfo} {
 		ch <- d
 	}
 }
@@ -113,6 +115,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(c.walSyncs, ps.Fsyncs)
 		ch <- prometheus.MustNewConstMetric(c.diskBytes, prometheus.GaugeValue, float64(ps.DiskBytes))
+		ch <- prometheus.MustNewConstMetric(c.persistenceInfo, prometheus.GaugeValue, 1, ps.Mode.String())
 	}
 }
 
@@ -165,6 +168,15 @@ func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profi
 		}
 	}()
 	return m, nil
+}
+
+// MetricsAddr is the metrics listener's address (with MetricsAddr port 0,
+// the port it found), or nil without one.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metrics == nil {
+		return nil
+	}
+	return s.metrics.ln.Addr()
 }
 
 func (m *metricsServer) shutdown(ctx context.Context) {
