@@ -113,8 +113,8 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 		}
 		limited = s.keys.TakeMulti(p.Algorithm.Window(), checks, now, q, results)
 	}
-	if s.top != nil {
-		s.recordDecision(c, s.top.Source(topkeys.Policy, p.Name), key, limited, now)
+	if w := s.topWeight(c, now); w > 0 { // the policy's source looked up only when recorded
+		s.top.RecordN(s.top.Source(topkeys.Policy, p.Name), key, outcomeOf(limited), now, w)
 	}
 	o := overall(limited, results)
 	if !headers {

@@ -57,13 +57,18 @@ func (s *Server) initTopKeys() {
 // TopKeys is the decision sketch THROTTLE.TOP reads; nil with NoTopKeys.
 func (s *Server) TopKeys() *topkeys.Recorder { return s.top }
 
-// topWeight is the weight to record a decision of c's at now with: 0 (not
-// recorded), 1, or topkeys.SampleEvery for a busy connection.
-func topWeight(r *topkeys.Recorder, c *resp.Conn, now int64) uint64 {
-	if sess, ok := c.Context().(*session); ok {
-		return sess.topKeys.Next(r, now)
+// topWeight is the weight to record a decision of c's at now with: 0 (top
+// keys off, or the connection's sampler passes over it), 1, or
+// topkeys.SampleEvery for a busy connection. Passing over is inlined.
+func (s *Server) topWeight(c *resp.Conn, now int64) uint64 {
+	if s.top == nil {
+		return 0
 	}
-	return 1
+	sess, ok := c.Context().(*session)
+	if !ok || sess.topKeys.Pass(now) {
+		return 0
+	}
+	return sess.topKeys.Next(s.top, now)
 }
 
 func outcomeOf(limited bool) topkeys.Outcome {
@@ -77,10 +82,7 @@ func outcomeOf(limited bool) topkeys.Outcome {
 // admitted; refused, the keys whose own limit refused are counted as
 // limited (the others were not charged and are not counted).
 func (s *Server) recordMulti(c *resp.Conn, src topkeys.Source, checks []keyspace.Check, limited bool, results []gcra.Result, now int64) {
-	if s.top == nil {
-		return
-	}
-	w := topWeight(s.top, c, now)
+	w := s.topWeight(c, now)
 	if w == 0 {
 		return
 	}

@@ -98,18 +98,9 @@ func (s *Server) countDecision(name []byte, limited bool) {
 }
 
 // recordDecision counts one decision of src on key for THROTTLE.TOP and
-// the status page (cmd_top.go), through the connection's sampler: a busy
-// connection records one decision in topkeys.SampleEvery. Nothing without
-// top keys.
+// the status page (cmd_top.go), through the connection's sampler.
 func (s *Server) recordDecision(c *resp.Conn, src topkeys.Source, key []byte, limited bool, now int64) {
-	if s.top == nil {
-		return
-	}
-	sess, ok := c.Context().(*session)
-	if !ok || sess.topKeys.Pass(now) {
-		return
-	}
-	if w := sess.topKeys.Next(s.top, now); w > 0 {
+	if w := s.topWeight(c, now); w > 0 {
 		s.top.RecordN(src, key, outcomeOf(limited), now, w)
 	}
 }
