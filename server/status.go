@@ -121,10 +121,7 @@ func (p *statusPage) authorize(w http.ResponseWriter, r *http.Request) (*acl.Use
 	if ok {
 		u = p.cmds.Authenticate(r.RemoteAddr, name, pw)
 	}
-	if u == nil {
-		if ok {
-			p.log.Warn("status page: authentication failed", slog.String("client", r.RemoteAddr), slog.String("user", name))
-		}
+	if u == nil { // counted with AUTH's failures (INFO, metrics); not logged, which a guesser could flood
 		w.Header().Set("WWW-Authenticate", `Basic realm="sluice", charset="UTF-8"`)
 		http.Error(w, "401 unauthorized: give a Sluice user's name and password (the default user's password for "+
 			"--requirepass)", http.StatusUnauthorized)
