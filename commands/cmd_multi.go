@@ -62,12 +62,14 @@ func throttleMulti(s *Server, c *resp.Conn, args [][]byte) {
 		checks = append(checks, keyspace.Check{Key: args[i], Limit: l})
 	}
 	results := make([]gcra.Result, len(checks))
-	limited, err := s.keys.ThrottleMulti(checks, s.clock.Now(), q, results)
+	now := s.clock.Now()
+	limited, err := s.keys.ThrottleMulti(checks, now, q, results)
 	if err != nil {
 		c.WriteError(errorReply(err))
 		return
 	}
 	s.decisions.count(decidedMulti, limited)
+	s.recordMulti(c, s.srcMulti, checks, limited, results, now)
 	c.WriteArray(1 + len(results))
 	writeResult(c, overall(limited, results))
 	for _, r := range results {

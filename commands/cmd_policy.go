@@ -9,6 +9,7 @@ import (
 	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/resp"
+	"github.com/sluicehq/sluice/topkeys"
 )
 
 // policyCommands declares POLICY.THROTTLE, POLICY.LIST and POLICY.GET.
@@ -111,6 +112,9 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 			checks[i] = keyspace.WindowCheck{Key: policyStateKey(p.Name, i, key), Limit: l}
 		}
 		limited = s.keys.TakeMulti(p.Algorithm.Window(), checks, now, q, results)
+	}
+	if w := s.topWeight(c, now); w > 0 { // the policy's source looked up only when recorded
+		s.top.RecordN(s.top.Source(topkeys.Policy, p.Name), key, outcomeOf(limited), now, w)
 	}
 	o := overall(limited, results)
 	s.countPolicy(p, limited)

@@ -42,12 +42,18 @@ func throttle(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	r, err := s.keys.Throttle(args[1], s.clock.Now(), l, q)
+	now := s.clock.Now()
+	r, err := s.keys.Throttle(args[1], now, l, q)
 	if err != nil {
 		c.WriteError(errorReply(err))
 		return
 	}
 	s.countThrottle(args[0], r.Limited)
+	src := s.srcThrottle
+	if len(args[0]) == len("cl.throttle") {
+		src = s.srcCLThrottle
+	}
+	s.recordDecision(c, src, args[1], r.Limited, now)
 	writeResult(c, r)
 }
 

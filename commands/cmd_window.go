@@ -69,11 +69,13 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	r := s.keys.Take(algo, args[1], s.clock.Now(), l, q)
+	now := s.clock.Now()
+	r := s.keys.Take(algo, args[1], now, l, q)
 	kind := decidedWindowSliding
 	if algo == window.Fixed {
 		kind = decidedWindowFixed
 	}
 	s.decisions.count(kind, r.Limited)
+	s.recordDecision(c, s.srcWindow, args[1], r.Limited, now)
 	writeResult(c, r)
 }

@@ -91,6 +91,7 @@ func commandTable() []*Command {
 		multiCommands(),
 		windowCommands(),
 		policyCommands(),
+		topCommands(),
 		leaseCommands(),
 		counterCommands(),
 		slidingLogCommands(),

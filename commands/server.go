@@ -12,6 +12,7 @@ import (
 	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/resp"
+	"github.com/sluicehq/sluice/topkeys"
 )
 
 // Version is Sluice's version, reported by INFO, HELLO and --version.
@@ -61,6 +62,12 @@ type Config struct {
 	// and CLUSTERX read and set it. nil runs standalone (cluster mode off).
 	// Call DropStep periodically when it is set.
 	Cluster *cluster.State
+	// TopKeys counts decisions by key for THROTTLE.TOP and the status
+	// page; nil makes one of topkeys' default sizes, unless NoTopKeys.
+	TopKeys *topkeys.Recorder
+	// NoTopKeys records no decision by key; THROTTLE.TOP then replies an
+	// error.
+	NoTopKeys bool
 	// Sleep waits out the delay an AUTH earns after its address failed
 	// too often (see authGuard); nil is time.Sleep. Tests pass one that
 	// records the delays and moves Clock instead.
@@ -115,6 +122,10 @@ type Server struct {
 	cluster   *cluster.State
 	redirects atomic.Uint64 // -MOVED replies
 	slotDrop  slotDrop      // removing the keys of slots this node lost
+	// top counts decisions by key (nil with NoTopKeys); src* are the
+	// commands' sources in it (cmd_top.go).
+	top                                             *topkeys.Recorder
+	srcThrottle, srcCLThrottle, srcWindow, srcMulti topkeys.Source
 
 	heapSample  atomic.Int64  // the Go heap's objects when last sampled (memory.go)
 	oomRejected atomic.Uint64 // calls refused with -OOM
@@ -156,6 +167,7 @@ func NewServer(cfg Config) *Server {
 		repl:     cfg.Replication,
 		cluster:  cfg.Cluster,
 	}
+	s.initTopKeys()
 	s.waitDurable = s.waitDurableFn
 	if p := cfg.Persistence; p != nil && p.RepliesWait() {
 		s.durable = p

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/acl"
 	"github.com/sluicehq/sluice/resp"
+	"github.com/sluicehq/sluice/topkeys"
 )
 
 // session is the per-connection state kept in resp.Conn's context.
@@ -29,6 +30,7 @@ type session struct {
 	// writing is set while a state-changing command runs (see
 	// writeAllowed).
 	writing atomic.Bool
+	topKeys topkeys.Sampler // which decisions THROTTLE.TOP records (cmd_top.go)
 	// authFailed counts failed AUTH on this connection (see
 	// authConnFailures); only the connection's goroutine touches it.
 	authFailed int

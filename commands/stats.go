@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicehq/sluice/resp"
+	"github.com/sluicehq/sluice/topkeys"
 )
 
 // Latency is a histogram of command execution times in power-of-two
@@ -201,4 +204,12 @@ func (s *Server) countThrottle(name []byte, limited bool) {
 		kind = decidedCLThrottle
 	}
 	s.decisions.count(kind, limited)
+}
+
+// recordDecision counts one decision of src on key for THROTTLE.TOP and
+// the status page (cmd_top.go), through the connection's sampler.
+func (s *Server) recordDecision(c *resp.Conn, src topkeys.Source, key []byte, limited bool, now int64) {
+	if w := s.topWeight(c, now); w > 0 {
+		s.top.RecordN(src, key, outcomeOf(limited), now, w)
+	}
 }

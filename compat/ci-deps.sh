@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs every client the tests in compat/, clients/ and examples/ drive, so
-# none of them skips: redis-cli and redis-benchmark (redis-tools; redis-server
-# for the bench comparisons), redis-py, Flask, Flask-Limiter, limits, gunicorn,
-# venv and pip for Debian's /usr/bin/python3, and the locked Node packages
-# (ioredis, node-redis, express) in compat/node, clients/node and
-# examples/express.
+# Installs every client the tests in compat/, clients/, examples/, deploy/
+# and server/ drive, so none of them skips: redis-cli and redis-benchmark
+# (redis-tools; redis-server for the bench comparisons), redis-py, Flask,
+# Flask-Limiter, limits, gunicorn, venv and pip for Debian's /usr/bin/python3,
+# the locked Node packages (ioredis, node-redis, express) in compat/node,
+# clients/node and examples/express, promtool (Debian's prometheus package)
+# for the checks of deploy/, and chromium for the status page's browser test.
 # Node.js 20+ with npm must already be on the machine (Debian's nodejs is 18).
 #
 # Run as root from anywhere: compat/ci-deps.sh. Then run the tests with
@@ -13,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-for pkg in redis-tools redis-server python3-redis python3-flask python3-flask-limiter python3-limits gunicorn python3-venv python3-pip; do
+for pkg in redis-tools redis-server python3-redis python3-flask python3-flask-limiter python3-limits gunicorn python3-venv python3-pip prometheus chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

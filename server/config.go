@@ -200,6 +200,15 @@ type Config struct {
 	// Pprof also serves Go profiles at /debug/pprof/ on the metrics
 	// listener (needs MetricsAddr). Default false.
 	Pprof bool
+	// TopKeys records decisions by key for THROTTLE.TOP and the status
+	// page (a sketch of bounded memory; busy connections sampled).
+	// Default true.
+	TopKeys bool
+	// StatusPage serves the status page at / on the metrics listener
+	// (needs MetricsAddr): to loopback clients only while no password is
+	// set, else to clients giving a user's name and password (HTTP Basic).
+	// Default true.
+	StatusPage bool
 }
 
 // Default returns the default configuration: an in-memory server on
@@ -222,6 +231,8 @@ func Default() Config {
 		MaxPendingReply:   resp.DefaultMaxPendingReply,
 		WriteTimeout:      resp.DefaultWriteTimeout,
 		ProtectedMode:     true,
+		TopKeys:           true,
+		StatusPage:        true,
 		TLSAuthClients:    "yes",
 		Fsync:             persistence.EverySec.String(),
 		FoldBytes:         persistence.DefaultFoldBytes,

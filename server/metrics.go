@@ -28,6 +28,7 @@ type collector struct {
 	expired                                      *prometheus.Desc
 	connected, connections, rejected, errorsDesc *prometheus.Desc
 	lagOps, lagSeconds, walSyncs, diskBytes      *prometheus.Desc
+	persistenceInfo                              *prometheus.Desc
 	usedMemory, maxMemory, queryBuffers, evicted *prometheus.Desc
 }
 
@@ -37,11 +38,12 @@ func newCollector(st *state, rs *resp.Server) *collector {
 	}
 	return &collector{
 		cmds: st.cmds, net: rs, state: st,
-		lagOps:     d("persistence_unsynced_changes", "Changes recorded but not yet known to be on stable storage."),
-		lagSeconds: d("persistence_last_sync_age_seconds", "Seconds since the journal was last synced."),
-		walSyncs:   d("persistence_fsyncs_total", "Journal syncs (fdatasync)."),
-		diskBytes:  d("persistence_disk_bytes", "Bytes the data directory uses."),
-		commands:   d("commands_total", "Commands executed, by command.", "command"),
+		lagOps:          d("persistence_unsynced_changes", "Changes recorded but not yet known to be on stable storage."),
+		lagSeconds:      d("persistence_last_sync_age_seconds", "Seconds since the journal was last synced."),
+		walSyncs:        d("persistence_fsyncs_total", "Journal syncs (fdatasync)."),
+		diskBytes:       d("persistence_disk_bytes", "Bytes the data directory uses."),
+		persistenceInfo: d("persistence_info", "1, with the --fsync mode as a label (alerts on sync lag skip fsync no).", "fsync"),
+		commands:        d("commands_total", "Commands executed, by command.", "command"),
 		decisions: d("throttle_decisions_total", "Rate-limit decisions (INFO decisionstats), by command, algorithm and decision.",
 			"command", "algorithm", "decision"),
 		policies:    d("policy_decisions_total", "POLICY.THROTTLE decisions (INFO decisionstats), by policy, algorithm and decision.", "policy", "algorithm", "decision"),
@@ -63,7 +65,7 @@ func newCollector(st *state, rs *resp.Server) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.commands, c.decisions, c.policies, c.latency, c.keys, c.expired, c.connected, c.connections, c.rejected, c.errorsDesc,
-		c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes, c.usedMemory, c.maxMemory, c.queryBuffers, c.evicted} {
+		c.lagOps, c.lagSeconds, c.walSyncs, c.diskBytes, c.usedMemory, c.maxMemory, c.queryBuffers, c.evicted, c.persistenceInfo} {
 		ch <- d
 	}
 }
@@ -120,6 +122,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(c.walSyncs, ps.Fsyncs)
 		ch <- prometheus.MustNewConstMetric(c.diskBytes, prometheus.GaugeValue, float64(ps.DiskBytes))
+		ch <- prometheus.MustNewConstMetric(c.persistenceInfo, prometheus.GaugeValue, 1, ps.Mode.String())
 	}
 }
 
@@ -132,7 +135,9 @@ type metricsServer struct {
 	ready atomic.Bool
 }
 
-func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profiling bool) (*metricsServer, error) {
+// startMetrics serves the metrics listener at addr; status, when not nil,
+// serves the status page (status.go) at / and /status.json.
+func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profiling bool, status http.Handler) (*metricsServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -148,6 +153,10 @@ func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profi
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if status != nil {
+		mux.Handle("GET /{$}", status)
+		mux.Handle("GET /status.json", status)
+	}
 	if profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		// Not pprof.Cmdline: the command line can hold --requirepass, and
@@ -166,6 +175,15 @@ func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profi
 		}
 	}()
 	return m, nil
+}
+
+// MetricsAddr is the metrics listener's address (with MetricsAddr port 0,
+// the port it found), or nil without one.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metrics == nil {
+		return nil
+	}
+	return s.metrics.ln.Addr()
 }
 
 func (m *metricsServer) shutdown(ctx context.Context) {

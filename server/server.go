@@ -102,6 +102,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		MaxMemory:       int64(cfg.MaxMemory),
 		MaxMultiLimits:  cfg.MaxMultiLimits,
 		MaxLeasesPerKey: cfg.MaxLeasesPerKey,
+		NoTopKeys:       !cfg.TopKeys,
 	}, replTLS)
 	if err != nil {
 		closeAll(s.lns)
@@ -127,7 +128,7 @@ func (s *Server) open() error {
 	if s.cfg.MetricsAddr != "" {
 		reg := newRegistry(s.state, s.net)
 		reg.MustRegister(newReplicationCollector(s.state.repl))
-		if s.metrics, err = startMetrics(s.cfg.MetricsAddr, reg, s.log, s.cfg.Pprof); err != nil {
+		if s.metrics, err = startMetrics(s.cfg.MetricsAddr, reg, s.log, s.cfg.Pprof, s.statusPage()); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 	}
