@@ -38,7 +38,7 @@ type exposition map[string][]map[string]string
 func scrape(t *testing.T) exposition {
 	t.Helper()
 	cfg := server.Default()
-	cfg.Port, cfg.Shards = 0, 4
+	cfg.ListenAddr, cfg.Shards = "127.0.0.1:0", 4
 	cfg.DataDir = t.TempDir()
 	cfg.Fsync = "always" // a sync before the first reply: the sync age is served from then on
 	cfg.MaxMemory = 1 << 30
@@ -47,6 +47,15 @@ func scrape(t *testing.T) exposition {
 	require.NoError(t, err)
 	go func() { _ = s.Serve() }()
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	// The data directory is recovered after the port opens: wait for /readyz.
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + s.MetricsAddr().String() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 20*time.Second, 5*time.Millisecond, "the server becomes ready")
 	c := redis.NewClient(&redis.Options{Addr: s.Addr().String()})
 	t.Cleanup(func() { _ = c.Close() })
 	for range 3 {

@@ -135,7 +135,8 @@ func TestStatusPageUnderLoad(t *testing.T) {
 	assert.InDelta(t, float64(d.Top.Limited[0].Count)/10, d2.Charts[0].Limited[29], 1, "the refusals of the first bucket, per second")
 	assert.Equal(t, d2.Charts[0].Limited[29], d2.Charts[1].Limited[29], "all of them from THROTTLE")
 	assert.Zero(t, d2.Charts[0].Limited[28])
-	assert.Equal(t, "primary (standalone)", d2.Sections[0].Rows[0][1], "the replication hook's section")
+	assert.Equal(t, [2]string{"role", "primary"}, d2.Sections[0].Rows[0], "the replication section")
+	assert.Contains(t, d2.Sections[0].Rows, [2]string{"cluster", "disabled"})
 	assert.Nil(t, d2.Persistence, "in memory")
 }
 
