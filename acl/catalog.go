@@ -35,9 +35,9 @@ func (cat Catalog) knows(r rule) bool {
 	return slices.ContainsFunc(cat, func(c Command) bool { return slices.Contains(c.Categories, "@"+r.category) })
 }
 
-// beyondConnection reports whether u may run a command of cat that is not
+// grantsMoreThanConnection reports whether u may run a command of cat that is not
 // about the connection itself (@connection: PING, ECHO, CLIENT ...).
-func (cat Catalog) beyondConnection(u *User) bool {
+func (cat Catalog) grantsMoreThanConnection(u *User) bool {
 	for _, c := range cat {
 		if c.Parent == "" && slices.ContainsFunc(cat, func(sub Command) bool { return sub.Parent == c.Name }) {
 			continue // a container runs nothing itself: its subcommands are checked

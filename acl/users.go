@@ -84,7 +84,7 @@ func (us *Users) Defines(name string) bool { return us.defined[name] }
 // @connection.
 func (us *Users) OpenDefault(cat Catalog) bool {
 	d := us.Default()
-	return d.Enabled && d.NoPass && cat.beyondConnection(d)
+	return d.Enabled && d.NoPass && cat.grantsMoreThanConnection(d)
 }
 
 // Default is the default user.

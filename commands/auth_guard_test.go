@@ -89,7 +89,7 @@ func TestAuthGuardBurst(t *testing.T) {
 	assert.Equal(t, 9, refused)
 }
 
-func TestAuthGuardForgetsBeyondMaxAddrs(t *testing.T) {
+func TestAuthGuardForgetsPastMaxAddrs(t *testing.T) {
 	var g authGuard
 	for i := 0; i < authMaxAddrs+100; i++ {
 		ip := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
