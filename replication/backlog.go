@@ -3,6 +3,7 @@ package replication
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluicehq/sluice/keyspace"
 )
@@ -33,11 +34,16 @@ var ErrDropped = errors.New("replica fell too far behind the replication stream"
 type Backlog struct {
 	size, limit int64
 
-	mu      sync.Mutex
-	blocks  []*block // retained, oldest first; the last is being filled
-	spare   []*block // emptied blocks, reused
-	end     int64    // the stream's end offset: bytes ever appended
-	muted   bool     // Record ignores the keyspace (a replica)
+	mu     sync.Mutex
+	blocks []*block // retained, oldest first; the last is being filled
+	spare  []*block // emptied blocks, reused
+	end    int64    // the stream's end offset: bytes ever appended
+	muted  bool     // Record ignores the keyspace (a replica)
+	// idle is set until the first replica connects or the node first
+	// follows a primary: until then Record returns at once, so a server
+	// that never replicates pays nothing per change (Redis, too, creates
+	// its backlog when the first replica attaches).
+	idle    atomic.Bool
 	readers []*Reader
 	scratch []byte // one record being encoded, under mu
 }
@@ -52,12 +58,23 @@ type block struct {
 // bytes and dropping readers that fall more than limit bytes behind
 // (limit is raised to size when lower).
 func NewBacklog(size, limit int64) *Backlog {
-	return &Backlog{size: max(size, 1), limit: max(limit, size, 1)}
+	b := &Backlog{size: max(size, 1), limit: max(limit, size, 1)}
+	b.idle.Store(true)
+	return b
 }
 
-// Record appends c to the stream, unless muted. It implements
+// activate ends idleness: every later change is recorded. A replica's
+// full resync reads the stream's offset after this, and a change that
+// still saw the backlog idle had released its key's shard lock before the
+// snapshot took it, so the snapshot holds it: nothing falls between.
+func (b *Backlog) activate() { b.idle.Store(false) }
+
+// Record appends c to the stream, unless idle or muted. It implements
 // keyspace.Journal.
 func (b *Backlog) Record(c keyspace.Change) {
+	if b.idle.Load() {
+		return
+	}
 	b.mu.Lock()
 	if !b.muted {
 		b.scratch = appendChange(b.scratch[:0], c)
@@ -197,6 +214,7 @@ func (b *Backlog) Status() BacklogStatus {
 // setMuted makes Record ignore the keyspace (true: this node is a replica)
 // or append it (false: a primary).
 func (b *Backlog) setMuted(v bool) {
+	b.activate() // a node that ever followed a primary keeps its stream going
 	b.mu.Lock()
 	b.muted = v
 	b.mu.Unlock()

@@ -31,8 +31,21 @@ func readAll(t *testing.T, r *Reader) []byte {
 
 // TestBacklogReadsTheStream: a reader gets exactly the encoded records,
 // across blocks, and offsets count their bytes.
+// TestBacklogIdleUntilAReplica: a backlog records nothing until the first
+// replica connects (or the node follows a primary), so a server that never
+// replicates pays nothing per change.
+func TestBacklogIdleUntilAReplica(t *testing.T) {
+	b := NewBacklog(1<<20, 1<<20)
+	b.Record(keyspace.Change{Op: keyspace.Set, Kind: keyspace.GCRA, Key: []byte("k"), Expires: 1})
+	assert.Zero(t, b.Offset())
+	b.activate()
+	b.Record(keyspace.Change{Op: keyspace.Set, Kind: keyspace.GCRA, Key: []byte("k"), Expires: 1})
+	assert.Positive(t, b.Offset())
+}
+
 func TestBacklogReadsTheStream(t *testing.T) {
 	b := NewBacklog(1<<20, 1<<20)
+	b.activate() // as the first replica does
 	r, from, ok := b.newReader(-1)
 	require.True(t, ok)
 	assert.Zero(t, from)
@@ -62,6 +75,7 @@ func TestBacklogReadsTheStream(t *testing.T) {
 func TestBacklogKeepsSizeAndResumes(t *testing.T) {
 	const size = 3 * blockSize
 	b := NewBacklog(size, size)
+	b.activate() // as the first replica does
 	var stream []byte
 	for i := range 20000 {
 		b.Record(change(i))
@@ -83,6 +97,7 @@ func TestBacklogKeepsSizeAndResumes(t *testing.T) {
 // limit; past it, it is dropped and the memory given back.
 func TestBacklogSlowReader(t *testing.T) {
 	b := NewBacklog(blockSize, 8*blockSize)
+	b.activate() // as the first replica does
 	r, _, _ := b.newReader(-1)
 	for i := 0; b.Offset() < 6*blockSize; i++ {
 		b.Record(change(i))
@@ -104,6 +119,7 @@ func TestBacklogSlowReader(t *testing.T) {
 // at the primary's offset and drops the readers.
 func TestBacklogReset(t *testing.T) {
 	b := NewBacklog(1<<20, 1<<20)
+	b.activate() // as the first replica does
 	r, _, _ := b.newReader(-1)
 	b.Record(change(1))
 	b.reset(1000)
@@ -118,6 +134,7 @@ func TestBacklogReset(t *testing.T) {
 // reuses the blocks it gave back.
 func TestBacklogRecordAllocatesNothing(t *testing.T) {
 	b := NewBacklog(4*blockSize, 4*blockSize)
+	b.activate() // as the first replica does
 	c := change(123456)
 	for range 10000 {
 		b.Record(c)
@@ -128,6 +145,7 @@ func TestBacklogRecordAllocatesNothing(t *testing.T) {
 // BenchmarkBacklogRecord is the cost replication adds to every change.
 func BenchmarkBacklogRecord(b *testing.B) {
 	bl := NewBacklog(DefaultBacklogSize, DefaultBufferLimit)
+	bl.activate() // as the first replica does
 	c := change(123456)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -95,6 +95,7 @@ func (n *Node) ServeReplica(nc net.Conn, buffered []byte, h Hello) {
 	l.ack.Store(-1)
 	l.setState(stateSnapshot) // before Status or FAILOVER can see the link
 
+	n.b.activate() // before the offset a full resync starts from is read
 	n.mu.Lock()
 	if n.closed || n.replid == "?" {
 		n.mu.Unlock()
