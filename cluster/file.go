@@ -20,6 +20,10 @@ import (
 //	<the topology, in the CLUSTERX SETNODES text>
 const FileName = "cluster.conf"
 
+// TempFileName is where a new FileName is written and synced before it
+// replaces the old one. Both may be in the data directory at any time.
+const TempFileName = FileName + ".tmp"
+
 func filePath(dir string) string {
 	if dir == "" {
 		return ""
@@ -99,7 +103,7 @@ func writeFile(path string, v *View) error {
 	if t := v.Topology; t != nil {
 		fmt.Fprintf(&b, "version %d\n%s\n", t.Version, t.Text())
 	}
-	tmp := path + ".tmp"
+	tmp := filepath.Join(filepath.Dir(path), TempFileName)
 	if err := writeSynced(tmp, b.String()); err != nil {
 		return fmt.Errorf("cluster state: %w", err)
 	}

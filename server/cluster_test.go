@@ -322,6 +322,21 @@ func TestClusterSlotMoveAllowsOneBurst(t *testing.T) {
 
 // TestClusterStateKeptInDataDir: a node's id and topology survive a
 // restart, so it serves its slots at once.
+// TestClusterFilesBesideANewStore: a new data directory holding the
+// cluster's files is recovered, not refused as foreign: cluster.conf, and
+// cluster.conf.tmp, which CLUSTERX SETNODES writes while the store opens
+// (both run during loading) or a crash left behind.
+func TestClusterFilesBesideANewStore(t *testing.T) {
+	dir := t.TempDir()
+	kept := []byte("id " + clusterIDs[0] + "\n")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, cluster.FileName), kept, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, cluster.TempFileName), kept, 0o600))
+	cfg := testConfig()
+	cfg.ClusterEnabled, cfg.DataDir = true, dir
+	_, err := startRecovered(t, cfg, io.Discard)
+	require.NoError(t, err)
+}
+
 func TestClusterStateKeptInDataDir(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig()
@@ -339,8 +354,8 @@ func TestClusterStateKeptInDataDir(t *testing.T) {
 	_ = c.Close()
 	require.NoError(t, s.Shutdown(ctx))
 
-	s = start(t, cfg, &bytes.Buffer{})
-	go func() { _ = s.Serve() }()
+	s, err = startRecovered(t, cfg, io.Discard) // EXISTS answers -LOADING until recovered
+	require.NoError(t, err)
 	c = redis.NewClient(&redis.Options{Addr: s.Addr().String()})
 	defer c.Close()
 	assert.Equal(t, id, c.Do(ctx, "CLUSTER", "MYID").Val())

@@ -33,7 +33,7 @@ func openDurability(cfg Config, log *slog.Logger, progress func(persistence.Prog
 	if err != nil {
 		return nil, err
 	}
-	store, err := persistence.Open(persistence.Options{Dir: cfg.DataDir, Mode: mode, FoldBytes: cfg.FoldBytes, Logger: log, Progress: progress, OtherFiles: []string{cluster.FileName},
+	store, err := persistence.Open(persistence.Options{Dir: cfg.DataDir, Mode: mode, FoldBytes: cfg.FoldBytes, Logger: log, Progress: progress, OtherFiles: []string{cluster.FileName, cluster.TempFileName},
 		RefuseTruncated: !cfg.JournalLoadTruncated, AcceptCorruption: cfg.JournalAcceptCorruption})
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)
