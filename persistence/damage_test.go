@@ -130,7 +130,10 @@ func TestTornTailOfTheNewestSegment(t *testing.T) {
 	_, err = s.Load(m, epoch)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
-	assert.Equal(t, 5, lostStates(acked, m.snapshot()), "the last record: 5 changes")
+	// The writer takes whatever was recorded when it wakes: the last record
+	// holds the last group of 5 changes, or part of it on a busy machine.
+	lost := lostStates(acked, m.snapshot())
+	assert.True(t, lost >= 1 && lost <= 5, "the last record's changes only, 1 to 5: %d lost", lost)
 	assert.Contains(t, logs(), "level=WARN")
 	assert.Contains(t, logs(), "torn record")
 	assert.Contains(t, logs(), "file="+seg)
