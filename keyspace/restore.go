@@ -97,38 +97,12 @@ func (ks *Keyspace) restore(c Change, now int64, journal bool) error {
 			ks.journalRestored(c, set, found)
 		}
 	case Window:
-		_, found := s.windows[string(c.Key)]
-		switch {
-		case set:
-			if s.windows == nil {
-				s.windows = map[string]windowEntry{}
-			}
-			s.windows[string(c.Key)] = we
-			if !found {
-				s.added(Window, c.Key, h)
-			}
-		case found:
-			delete(s.windows, string(c.Key))
-			s.removed(Window, c.Key, h)
-		}
+		found := restoreIn(s, &s.windows, Window, c.Key, h, set, we)
 		if journal {
 			ks.journalRestored(c, set, found)
 		}
 	case Lease:
-		_, found := s.leases[string(c.Key)]
-		switch {
-		case set:
-			if s.leases == nil {
-				s.leases = map[string][]lease.Lease{}
-			}
-			s.leases[string(c.Key)] = ls
-			if !found {
-				s.added(Lease, c.Key, h)
-			}
-		case found:
-			delete(s.leases, string(c.Key))
-			s.removed(Lease, c.Key, h)
-		}
+		found := restoreIn(s, &s.leases, Lease, c.Key, h, set, ls)
 		if journal {
 			if set {
 				// Only the live leases were stored: journal those.
@@ -138,43 +112,38 @@ func (ks *Keyspace) restore(c Change, now int64, journal bool) error {
 			ks.journalRestored(c, set, found)
 		}
 	case Counter:
-		_, found := s.counters[string(c.Key)]
-		switch {
-		case set:
-			if s.counters == nil {
-				s.counters = map[string]counter.State{}
-			}
-			s.counters[string(c.Key)] = cs
-			if !found {
-				s.added(Counter, c.Key, h)
-			}
-		case found:
-			delete(s.counters, string(c.Key))
-			s.removed(Counter, c.Key, h)
-		}
+		found := restoreIn(s, &s.counters, Counter, c.Key, h, set, cs)
 		if journal {
 			ks.journalRestored(c, set, found)
 		}
 	case Log:
-		_, found := s.logs[string(c.Key)]
-		switch {
-		case set:
-			if s.logs == nil {
-				s.logs = map[string]logEntry{}
-			}
-			s.logs[string(c.Key)] = le
-			if !found {
-				s.added(Log, c.Key, h)
-			}
-		case found:
-			delete(s.logs, string(c.Key))
-			s.removed(Log, c.Key, h)
-		}
+		found := restoreIn(s, &s.logs, Log, c.Key, h, set, le)
 		if journal {
 			ks.journalRestored(c, set, found)
 		}
 	}
 	return nil
+}
+
+// restoreIn stores v under key in *m when set, else removes key from it,
+// keeping the shard's name count, and reports whether key was there. It
+// serves every kind kept in a Go map. Called with s.mu held.
+func restoreIn[V any](s *shard, m *map[string]V, k Kind, key []byte, h uint64, set bool, v V) (found bool) {
+	_, found = (*m)[string(key)]
+	switch {
+	case set:
+		if *m == nil {
+			*m = map[string]V{}
+		}
+		(*m)[string(key)] = v
+		if !found {
+			s.added(k, key, h)
+		}
+	case found:
+		delete(*m, string(key))
+		s.removed(k, key, h)
+	}
+	return found
 }
 
 // Range calls fn with a Set change for every kind of state of every key,
