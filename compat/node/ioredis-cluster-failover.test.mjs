@@ -4,9 +4,12 @@
 // 0-5460, 5461-10921, 10922-16383 and sets SLUICE_CLUSTER_ADDRS,
 // SLUICE_KILL_PID (the first node's process) and SLUICE_CLUSTER_MAP_V2 (the
 // second node also serves 0-5460). With its default options the client
-// follows on its own: the command sent to the dead node fails with
-// "Connection is closed.", on which ioredis refreshes its slots after
-// retryDelayOnFailover and sends the command again.
+// follows on its own: once the dead node's connection has ended, a command
+// for its slots goes to a random master, which serves or redirects it; a
+// command caught by the closing connection fails with "Connection is
+// closed.", on which ioredis refreshes its slots after retryDelayOnFailover
+// and sends the command to a random master again. Its slot map may stay
+// stale meanwhile (no periodic refresh by default).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -47,9 +50,8 @@ test('ioredis Cluster follows a map change after its node died, with default opt
       await r.call('CLUSTERX', 'SETNODES', process.env.SLUICE_CLUSTER_MAP_V2, 2);
       r.disconnect();
     }
-    // The first command after the change is served, by the new node, with a fresh key.
+    // The first command after the change is served, by the new node (a fresh key).
     assert.deepEqual((await c.call('THROTTLE', key, 9, 10, 60)).slice(0, 3), [0, 10, 9]);
-    assert.equal(c.slots[Number(await c.call('CLUSTER', 'KEYSLOT', key))][0], `${nodes[1].host}:${nodes[1].port}`);
   } finally {
     c.disconnect();
   }
