@@ -32,10 +32,9 @@ const (
 // and labels.
 type exposition map[string][]map[string]string
 
-// scrape starts a server with a data directory, a memory bound and the
-// metrics listener, makes decisions both ways, and reads /metrics: the
-// series a server serves once it has run a little.
-func scrape(t *testing.T) exposition {
+// startServer starts a server with a data directory, a memory bound and
+// the metrics listener, and waits until it is ready.
+func startServer(t *testing.T) *server.Server {
 	t.Helper()
 	cfg := server.Default()
 	cfg.ListenAddr, cfg.Shards = "127.0.0.1:0", 4
@@ -56,6 +55,14 @@ func scrape(t *testing.T) exposition {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 20*time.Second, 5*time.Millisecond, "the server becomes ready")
+	return s
+}
+
+// scrape starts a server (startServer), makes decisions both ways, and
+// reads /metrics: the series a server serves once it has run a little.
+func scrape(t *testing.T) exposition {
+	t.Helper()
+	s := startServer(t)
 	c := redis.NewClient(&redis.Options{Addr: s.Addr().String()})
 	t.Cleanup(func() { _ = c.Close() })
 	for range 3 {
