@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"io"
+	"syscall"
 )
 
 // Sizes used by the request reader that are not configurable.
@@ -423,6 +424,19 @@ func (rd *reader) fill(src io.Reader) (int, error) {
 		rd.w += n
 	}
 	return n, err
+}
+
+// fillFD is fill for a raw non-blocking socket: one read system call.
+// syscall.EAGAIN means no bytes were waiting; (0, nil) is end of file.
+func (rd *reader) fillFD(fd int) (int, error) {
+	if err := rd.makeRoom(); err != nil {
+		return 0, err
+	}
+	n, err := syscall.Read(fd, rd.buf[rd.w:])
+	if n > 0 {
+		rd.w += n
+	}
+	return max(n, 0), err
 }
 
 // makeRoom guarantees free space after w: it rewinds an empty buffer,
