@@ -44,8 +44,8 @@ type KernelCounts struct {
 	Syscalls        float64 `json:"syscalls_per_req"`
 	Reads           float64 `json:"reads_per_req"`
 	ReadsEAGAIN     float64 `json:"eagain_reads_per_req"` // reads that found nothing
-	Writes          float64 `json:"writes_per_req"` // write + writev
-	EpollWaits      float64 `json:"epoll_waits_per_req"` // epoll_wait + epoll_pwait
+	Writes          float64 `json:"writes_per_req"`       // write + writev
+	EpollWaits      float64 `json:"epoll_waits_per_req"`  // epoll_wait + epoll_pwait
 	ContextSwitches float64 `json:"context_switches_per_req"`
 }
 
