@@ -51,6 +51,7 @@ type Conn struct {
 	// Readiness-driven reads (see serveReady).
 	raw      syscall.RawConn // nil: plain net.Conn reads
 	mustRead bool            // the socket may hold unread bytes: read before waiting
+	fd       int             // the socket while in onReadable, else -1: flush writes to it directly
 	stop     error           // why serveReady's callback left the read loop
 	killed   atomic.Bool     // Close was called
 	looping  atomic.Bool     // serveReady is inside RawConn.Read
@@ -91,6 +92,7 @@ func newConn(s *Server, nc net.Conn) *Conn {
 		idleMark: now,
 		idleGran: min(maxIdleGranularity, lim.IdleTimeout/8),
 		raw:      raw,
+		fd:       -1,
 	}
 	c.proto.Store(2)
 	c.authed.Store(!lim.AuthRequired)
@@ -286,6 +288,8 @@ func (c *Conn) serveReady() {
 // wait until the socket is readable (or a deadline passes), true to leave
 // the loop with the reason in c.stop.
 func (c *Conn) onReadable(fd uintptr) bool {
+	c.fd = int(fd)
+	defer func() { c.fd = -1 }()
 	for {
 		if !c.mustRead {
 			c.mustRead = true // when woken, read
@@ -534,7 +538,13 @@ func (c *Conn) flush() bool {
 	if c.killed.Load() {
 		return false // checked after the deadline: Close's past one may have been overwritten
 	}
-	n, err := c.nc.Write(c.wbuf)
+	var n int
+	var err error
+	if c.fd >= 0 {
+		n, err = c.writeReady()
+	} else {
+		n, err = c.nc.Write(c.wbuf)
+	}
 	if n > 0 {
 		c.srv.bytesOut.Add(uint64(n))
 	}
@@ -546,6 +556,26 @@ func (c *Conn) flush() bool {
 		return false
 	}
 	return true
+}
+
+// writeReady writes the reply buffer straight to the socket from inside
+// onReadable; what the socket does not take at once is written with
+// net.Conn.Write, which waits for writability under the write deadline.
+func (c *Conn) writeReady() (int, error) {
+	off := 0
+	for off < len(c.wbuf) {
+		n, err := writeRaw(c.fd, c.wbuf[off:])
+		off += n
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN || (err == nil && n == 0):
+			m, err := c.nc.Write(c.wbuf[off:])
+			return off + m, err
+		case err != nil:
+			return off, err
+		}
+	}
+	return off, nil
 }
 
 // armRead sets the read deadline needed before the next Read (idle,

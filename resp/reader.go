@@ -3,7 +3,6 @@ package resp
 import (
 	"bytes"
 	"io"
-	"syscall"
 )
 
 // Sizes used by the request reader that are not configurable.
@@ -432,11 +431,9 @@ func (rd *reader) fillFD(fd int) (int, error) {
 	if err := rd.makeRoom(); err != nil {
 		return 0, err
 	}
-	n, err := syscall.Read(fd, rd.buf[rd.w:])
-	if n > 0 {
-		rd.w += n
-	}
-	return max(n, 0), err
+	n, err := readRaw(fd, rd.buf[rd.w:])
+	rd.w += n
+	return n, err
 }
 
 // makeRoom guarantees free space after w: it rewinds an empty buffer,

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package resp
+
+import "syscall"
+
+// readRaw and writeRaw are read(2) and write(2) on a non-blocking socket
+// inside serveReady (see rawio_linux.go).
+func readRaw(fd int, p []byte) (int, error) {
+	n, err := syscall.Read(fd, p)
+	return max(n, 0), err
+}
+
+func writeRaw(fd int, p []byte) (int, error) {
+	n, err := syscall.Write(fd, p)
+	return max(n, 0), err
+}
