@@ -69,7 +69,7 @@ type Conn struct {
 func newConn(s *Server, nc net.Conn) *Conn {
 	lim := &s.lim
 	var raw syscall.RawConn
-	if !s.plainReads {
+	if readyReads && !s.plainReads {
 		raw = rawConnOf(nc)
 	}
 	now := time.Now()

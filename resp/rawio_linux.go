@@ -5,6 +5,9 @@ import (
 	"unsafe"
 )
 
+// readyReads says whether plain sockets are served by serveReady.
+const readyReads = true
+
 // readRaw and writeRaw are read(2) and write(2) on a non-blocking socket
 // inside serveReady. They use RawSyscall, which does not tell the
 // scheduler about the call: such a call cannot block, and the

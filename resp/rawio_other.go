@@ -1,17 +1,12 @@
-//go:build !linux
+//go:build !unix
 
 package resp
 
-import "syscall"
+import "errors"
 
-// readRaw and writeRaw are read(2) and write(2) on a non-blocking socket
-// inside serveReady (see rawio_linux.go).
-func readRaw(fd int, p []byte) (int, error) {
-	n, err := syscall.Read(fd, p)
-	return max(n, 0), err
-}
+// readyReads says whether plain sockets are served by serveReady: not on
+// this platform, where every connection reads with net.Conn.Read.
+const readyReads = false
 
-func writeRaw(fd int, p []byte) (int, error) {
-	n, err := syscall.Write(fd, p)
-	return max(n, 0), err
-}
+func readRaw(int, []byte) (int, error)  { return 0, errors.ErrUnsupported }
+func writeRaw(int, []byte) (int, error) { return 0, errors.ErrUnsupported }
