@@ -44,7 +44,7 @@
 // complete command already buffered, appending replies to the reply
 // buffer; flush it with a single Write; then read once. A read that did
 // not fill the buffer drained the socket, so on a plain TCP or Unix socket
-// the connection first waits on the runtime's poller until the socket is
+// (on Unix-like systems) the connection first waits on the runtime's poller until the socket is
 // readable and only then reads (through syscall.RawConn), instead of
 // net.Conn.Read's read-first, which fails with EAGAIN once per round trip.
 // An unpipelined request therefore costs one read and one write system
