@@ -65,6 +65,16 @@ type Config struct {
 	// (Redis's min-replicas-to-write and min-replicas-max-lag).
 	MinReplicas       int
 	MinReplicasMaxLag time.Duration
+	// Checkpoint, when set, is told which stream the keyspace holds, each
+	// time a replica has applied more of it: the primary's replication ID
+	// and the offset applied, after every change up to that offset was
+	// applied (and so handed, in order, to the keyspace's journals). ID "?"
+	// says the keyspace follows no stream: a full resync is loading, or the
+	// node was promoted and takes writes of its own. The server journals it
+	// with the data, so that a replica restarted on its data directory
+	// resumes with a partial resync (see Resume). It is called from one
+	// goroutine at a time and must not block.
+	Checkpoint func(replid string, offset int64)
 	// PingPeriod is how often a primary sends its replicas a heartbeat
 	// carrying its wall clock, and a replica acknowledges its offset.
 	// Default 1s.
@@ -94,6 +104,11 @@ type Node struct {
 	replica atomic.Bool
 	gate    atomic.Int32 // a Gate, set by refreshGate under mu
 	failing *failover    // the FAILOVER in progress, under mu; nil: none
+	// resumeID and resumeAt, set by Resume, name the stream the keyspace
+	// held at start; while the stream's offset is still resumeAt (nothing
+	// changed since), following a primary resumes from them. Under mu.
+	resumeID string
+	resumeAt int64
 
 	syncFull       atomic.Uint64 // full resyncs served
 	syncPartialOK  atomic.Uint64 // partial resyncs served
@@ -146,6 +161,26 @@ func newReplID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Resume tells a node started on a data directory which stream its
+// keyspace holds: the stream replid, applied up to offset at least (the
+// last Checkpoint before the node stopped; after a crash the keyspace may
+// hold a little more of the same stream, which a replay from offset
+// applies again harmlessly, see docs/replication.md). Call it before
+// Start. A replica (PrimaryHost) then asks its primary to continue from
+// there; a primary takes writes of its own, so the checkpoint on disk is
+// withdrawn at Start, but a REPLICAOF before anything changed still
+// resumes from it.
+func (n *Node) Resume(replid string, offset int64) {
+	if replid == "" || replid == "?" || offset < 0 {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.b.reset(offset)
+	n.b.activate() // so that any change moves the offset (see ReplicaOf)
+	n.resumeID, n.resumeAt = replid, offset
+}
+
 // Start starts the heartbeat (a primary pings its replicas every
 // PingPeriod and drops those silent for Timeout) and, with PrimaryHost,
 // starts following that primary.
@@ -154,9 +189,30 @@ func (n *Node) Start() {
 		return
 	}
 	go n.heartbeat()
-	if n.cfg.PrimaryHost != "" {
+	n.mu.Lock()
+	resumeID, resumeAt := n.resumeID, n.resumeAt
+	n.mu.Unlock()
+	switch {
+	case n.cfg.PrimaryHost != "" && resumeID != "":
+		n.log.Info("replication: the data directory holds the primary's stream; asking to continue from it",
+			slog.String("replid", resumeID), slog.Int64("offset", resumeAt))
+		n.mu.Lock()
+		n.replid = resumeID
+		n.mu.Unlock()
+		n.ReplicaOf(n.cfg.PrimaryHost, n.cfg.PrimaryPort)
+	case n.cfg.PrimaryHost != "":
 		n.forget() // nothing of its own to continue from
 		n.ReplicaOf(n.cfg.PrimaryHost, n.cfg.PrimaryPort)
+	case resumeID != "":
+		n.checkpoint("?", -1) // writes of its own are coming
+	}
+}
+
+// checkpoint tells Config.Checkpoint, if set, which stream the keyspace
+// holds.
+func (n *Node) checkpoint(replid string, offset int64) {
+	if n.cfg.Checkpoint != nil {
+		n.cfg.Checkpoint(replid, offset)
 	}
 }
 
@@ -247,6 +303,12 @@ func (n *Node) ReplicaOf(host string, port int) (already bool) {
 		n.mu.Lock()
 		n.replica.Store(true)
 		n.refreshGate()
+		if n.resumeID != "" && n.b.Offset() == n.resumeAt {
+			// Nothing changed since the start: the keyspace still holds
+			// the stream it was restarted with.
+			n.replid = n.resumeID
+		}
+		n.resumeID = ""
 		n.mu.Unlock()
 		n.b.setMuted(true)
 	}
@@ -278,6 +340,7 @@ func (n *Node) Promote() (already bool) {
 		return true
 	}
 	f.halt()
+	n.checkpoint("?", -1) // before any write of its own
 	n.mu.Lock()
 	end := n.b.Offset()
 	if n.replid != "?" {

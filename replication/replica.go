@@ -252,6 +252,7 @@ func (f *follower) fullSync(nc net.Conn, br *bufio.Reader, replid string, start 
 	f.n.mu.Lock()
 	f.n.replid = "?"
 	f.n.mu.Unlock()
+	f.n.checkpoint("?", -1) // before the Flush: the data matches no stream until loaded
 	f.n.closeLinks()
 	began := time.Now()
 	line, err := readLine(br)
@@ -293,6 +294,7 @@ func (f *follower) fullSync(nc net.Conn, br *bufio.Reader, replid string, start 
 	f.n.replid, f.n.replid2, f.n.secondOffset = replid, noReplID, -1
 	f.n.b.reset(start)
 	f.n.mu.Unlock()
+	f.n.checkpoint(replid, start)
 	f.n.linkFullSyncs.Add(1)
 	f.n.log.Info("replication: full resync from primary loaded", slog.String("primary", f.addr()),
 		slog.Int("keys", n), slog.Int64("bytes", size), slog.Int64("offset", start), slog.Duration("took", time.Since(began)))
@@ -322,6 +324,7 @@ func (f *follower) stream(nc net.Conn, br *bufio.Reader) error {
 			if used > 0 {
 				f.n.b.appendRaw(buf[:used])
 				buf = buf[:copy(buf, buf[used:])]
+				f.n.checkpointApplied()
 			}
 			if aerr != nil {
 				if errors.Is(aerr, errCorrupt) {
@@ -397,8 +400,22 @@ func (n *Node) continued(id string) {
 	}
 	n.mu.Unlock()
 	if changed {
+		n.checkpointApplied()
 		n.closeLinks()
 	}
+}
+
+// checkpointApplied tells Checkpoint the stream a replica applied so far.
+// Called by the follower only, after applying: the offset covers nothing
+// not yet applied.
+func (n *Node) checkpointApplied() {
+	if n.cfg.Checkpoint == nil {
+		return
+	}
+	n.mu.Lock()
+	replid, offset := n.replid, n.b.Offset()
+	n.mu.Unlock()
+	n.checkpoint(replid, offset)
 }
 
 // forget drops this node's replication ID, so that its next PSYNC asks
