@@ -54,6 +54,10 @@ type follower struct {
 	clockOffset atomic.Int64 // ns: this node's wall clock minus the primary's, at its last heartbeat
 	clockKnown  atomic.Bool
 	clockWarned atomic.Bool // a warning about the offset was logged and still holds
+	// pingClock and pingAt are the newest heartbeat applied: the primary's
+	// wall clock in it, and this node's when it was applied (Unix ns; 0:
+	// none yet). Lag derives from them.
+	pingClock, pingAt atomic.Int64
 	wmu         sync.Mutex  // writes to the primary (acknowledgements)
 	// failover makes PSYNC say FAILOVER, telling the primary (a replica of
 	// this node's until then) to promote itself, until one PSYNC succeeds.
@@ -374,7 +378,10 @@ func (f *follower) apply(b []byte) (used, changes int, getAck bool, err error) {
 // observeClock records the offset of this node's wall clock from the
 // primary's heartbeat, warning when it passes clockWarn.
 func (f *follower) observeClock(primary int64) {
-	off := time.Duration(time.Now().UnixNano() - primary)
+	now := time.Now().UnixNano()
+	f.pingClock.Store(primary)
+	f.pingAt.Store(now)
+	off := time.Duration(now - primary)
 	f.clockOffset.Store(int64(off))
 	f.clockKnown.Store(true)
 	far := off > clockWarn || off < -clockWarn
@@ -384,6 +391,25 @@ func (f *follower) observeClock(primary int64) {
 	} else if !far {
 		f.clockWarned.Store(false)
 	}
+}
+
+// lag is how far this replica's data trails its primary at now, from the
+// newest heartbeat applied (produced at the primary's clock c, applied at
+// this node's a): a-c when it was applied, or, once the next heartbeat is
+// overdue, now-c-period, since the replica holds nothing the primary did
+// after c. Both clocks are wall clocks: their offset adds to it. known is
+// false before the first heartbeat.
+func (f *follower) lag(now time.Time) (lag time.Duration, known bool) {
+	a := f.pingAt.Load()
+	if a == 0 {
+		return 0, false
+	}
+	c := f.pingClock.Load()
+	d := time.Duration(a - c)
+	if over := time.Duration(now.UnixNano()-c) - f.n.cfg.PingPeriod; over > d {
+		d = over
+	}
+	return max(d, 0), true
 }
 
 // continued takes note of a partial resync: a primary answering with

@@ -1,7 +1,9 @@
 package replication_test
 
 import (
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"testing"
 
@@ -100,4 +102,38 @@ func TestPromotedReplicaDoesNotResume(t *testing.T) {
 	assert.Equal(t, "1", again.info("replication")["slave_full_syncs"])
 	assert.EqualValues(t, 0, again.must("EXISTS", "mine"), "the promoted node's own write is not the primary's")
 	sameState(t, primary, again, w.keys)
+}
+
+// TestReplicaLagMs: INFO's master_repl_lag_ms and the lag gauge on
+// /metrics are small on a healthy link, grow past a second while the link
+// delivers nothing (the primary's heartbeats are overdue), and come back
+// once it delivers again.
+func TestReplicaLagMs(t *testing.T) {
+	primary := startNode(t, nil)
+	replica := startNode(t, func(c *server.Config) { c.MetricsAddr = "127.0.0.1:0" })
+	p := startProxy(t, primary.addr)
+	follow(t, replica, "127.0.0.1", p.port())
+	lag := func() int64 {
+		v, err := strconv.ParseInt(replica.info("replication")["master_repl_lag_ms"], 10, 64)
+		require.NoError(t, err)
+		return v
+	}
+	eventually(t, func() bool { v := lag(); return v >= 0 && v < 1000 }, "a heartbeat applied, lag under a second")
+	assert.Regexp(t, `(?m)^sluice_replication_lag_seconds \d`, metrics(t, replica))
+
+	p.setStalled(true)
+	eventually(t, func() bool { return lag() >= 1500 }, "the lag grows while the link delivers nothing")
+	p.setStalled(false)
+	eventually(t, func() bool { return lag() < 1000 }, "the lag comes back")
+}
+
+// metrics reads a node's /metrics.
+func metrics(t testing.TB, n *node) string {
+	t.Helper()
+	resp, err := http.Get("http://" + n.srv.MetricsAddr().String() + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
 }
