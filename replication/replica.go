@@ -58,7 +58,7 @@ type follower struct {
 	// wall clock in it, and this node's when it was applied (Unix ns; 0:
 	// none yet). Lag derives from them.
 	pingClock, pingAt atomic.Int64
-	wmu         sync.Mutex  // writes to the primary (acknowledgements)
+	wmu               sync.Mutex // writes to the primary (acknowledgements)
 	// failover makes PSYNC say FAILOVER, telling the primary (a replica of
 	// this node's until then) to promote itself, until one PSYNC succeeds.
 	failover bool

@@ -20,19 +20,19 @@ type Status struct {
 	FailoverState string
 
 	// A replica's link to its primary.
-	PrimaryHost    string
-	PrimaryPort    int
-	LinkState      string        // connect, connecting, handshake, sync, connected
-	LastIO         time.Duration // since the primary last sent anything; -1: never
-	ClockOffset    time.Duration // this node's wall clock minus the primary's
-	ClockKnown     bool          // a heartbeat measured ClockOffset
+	PrimaryHost string
+	PrimaryPort int
+	LinkState   string        // connect, connecting, handshake, sync, connected
+	LastIO      time.Duration // since the primary last sent anything; -1: never
+	ClockOffset time.Duration // this node's wall clock minus the primary's
+	ClockKnown  bool          // a heartbeat measured ClockOffset
 	// Lag is how far the replica's data trails its primary's (see
 	// follower.lag): the age of the newest heartbeat applied when it was
 	// applied, or the time since the next one was due. LagKnown is false
 	// before the first heartbeat.
-	Lag      time.Duration
-	LagKnown bool
-	SyncInProgress bool          // loading a snapshot
+	Lag            time.Duration
+	LagKnown       bool
+	SyncInProgress bool // loading a snapshot
 
 	SyncFull       uint64 // full resyncs served (sync_full)
 	SyncPartialOK  uint64 // partial resyncs served (sync_partial_ok)
