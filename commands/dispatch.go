@@ -113,12 +113,20 @@ func (s *Server) keysAllowed(u *acl.User, cmd *Command, args [][]byte) bool {
 // one wait. Handlers need not know. A change recorded meanwhile by another
 // connection can make a refusal wait too, which costs time, never safety.
 // Otherwise (in memory, everysec, no) this is one nil check.
+//
+// With --min-replicas-ack N the same barrier also waits until N replicas
+// acknowledged the change (the replication stream's offset moved), the
+// replies of every connection sharing the acknowledgements.
 func (s *Server) run(cmd *Command, sess *session, c *resp.Conn, args [][]byte) {
 	cmd.calls.Add(1)
-	p := s.durable
+	p, a := s.durable, s.acks
 	var recorded uint64
+	var offset int64
 	if p != nil {
 		recorded = p.Recorded()
+	}
+	if a != nil {
+		offset = a.StreamOffset()
 	}
 	if sess.sample++; sess.sample%latencySampleEvery != 0 {
 		cmd.Handler(s, c, args)
@@ -127,7 +135,7 @@ func (s *Server) run(cmd *Command, sess *session, c *resp.Conn, args [][]byte) {
 		cmd.Handler(s, c, args)
 		s.latency.observe(time.Since(start))
 	}
-	if p != nil && p.Recorded() != recorded {
+	if (p != nil && p.Recorded() != recorded) || (a != nil && a.StreamOffset() != offset) {
 		c.Barrier(s.waitDurable)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -23,6 +24,9 @@ const (
 	DefaultMinReplicasMaxLag = 10 * time.Second
 	// DefaultBacklogSize is repl-backlog-size's default, as Redis's.
 	DefaultBacklogSize = 1 << 20
+	// DefaultAckTimeout is how long an admitting reply waits for
+	// AckReplicas acknowledgements by default.
+	DefaultAckTimeout = time.Second
 	// DefaultBufferLimit is how far a replica may fall behind before it is
 	// disconnected, as Redis's client-output-buffer-limit for replicas.
 	DefaultBufferLimit = 256 << 20
@@ -65,6 +69,12 @@ type Config struct {
 	// (Redis's min-replicas-to-write and min-replicas-max-lag).
 	MinReplicas       int
 	MinReplicasMaxLag time.Duration
+	// AckReplicas, when positive, makes AwaitAcks wait until that many
+	// replicas acknowledged every change recorded before it, for at most
+	// AckTimeout (default 1s): the command layer holds each reply that
+	// changed state until then (--min-replicas-ack).
+	AckReplicas int
+	AckTimeout  time.Duration
 	// Checkpoint, when set, is told which stream the keyspace holds, each
 	// time a replica has applied more of it: the primary's replication ID
 	// and the offset applied, after every change up to that offset was
@@ -109,6 +119,9 @@ type Node struct {
 	// changed since), following a primary resumes from them. Under mu.
 	resumeID string
 	resumeAt int64
+	// getAckAt is the offset before the newest GETACK AwaitAcks appended:
+	// a waiter whose changes end at or before it needs no other.
+	getAckAt atomic.Int64
 
 	syncFull       atomic.Uint64 // full resyncs served
 	syncPartialOK  atomic.Uint64 // partial resyncs served
@@ -136,6 +149,9 @@ func New(cfg Config) *Node {
 	if cfg.PingPeriod <= 0 {
 		cfg.PingPeriod = DefaultPingPeriod
 	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = DefaultAckTimeout
+	}
 	if cfg.MinReplicasMaxLag <= 0 {
 		cfg.MinReplicasMaxLag = DefaultMinReplicasMaxLag
 	}
@@ -147,6 +163,11 @@ func New(cfg Config) *Node {
 	}
 	n.listenPort.Store(int32(cfg.ListenPort))
 	n.refreshGate()
+	if cfg.AckReplicas > 0 {
+		// Every change must move the offset, replicas or none, so that
+		// its reply waits (see AwaitAcks).
+		n.b.activate()
+	}
 	return n
 }
 
@@ -420,6 +441,61 @@ func (n *Node) Wait(numreplicas int, timeout time.Duration) int {
 		count, acked = n.countAcked(target)
 		if count >= numreplicas || n.isClosed() {
 			return count
+		}
+	}
+}
+
+// ErrNotAcked is AwaitAcks's error: fewer than AckReplicas replicas
+// acknowledged the changes within AckTimeout.
+var ErrNotAcked = errors.New("not enough replicas acknowledged the change in time")
+
+// StreamOffset is the offset of the end of the replication stream, read
+// without a lock: a command that moved it recorded a change (or a
+// heartbeat went out meanwhile).
+func (n *Node) StreamOffset() int64 { return n.b.endA.Load() }
+
+// AckReplicas is Config.AckReplicas: how many replicas AwaitAcks waits
+// for; 0: it returns at once.
+func (n *Node) AckReplicas() int { return n.cfg.AckReplicas }
+
+// AwaitAcks returns once AckReplicas replicas have acknowledged every
+// change recorded before the call, or ErrNotAcked after AckTimeout (or
+// once the node closes or becomes a replica meanwhile). On a replica it
+// returns at once: it makes no changes of its own. Waiters share the acknowledgements: a GETACK is appended only
+// when none already follows the changes waited for, so a burst of replies
+// costs one round trip to the replicas (group acknowledgement).
+func (n *Node) AwaitAcks() error {
+	want := n.cfg.AckReplicas
+	if want <= 0 || n.replica.Load() {
+		return nil // a replica's stream moves with its primary's changes, not its own
+	}
+	target := n.StreamOffset()
+	count, acked := n.countAcked(target)
+	if count >= want {
+		return nil
+	}
+	if n.getAckAt.Load() < target {
+		at := n.b.appendGetAck()
+		for {
+			old := n.getAckAt.Load()
+			if old >= at || n.getAckAt.CompareAndSwap(old, at) {
+				break
+			}
+		}
+	}
+	t := time.NewTimer(n.cfg.AckTimeout)
+	defer t.Stop()
+	for {
+		if n.isClosed() || n.replica.Load() {
+			return ErrNotAcked
+		}
+		select {
+		case <-acked:
+		case <-t.C:
+			return ErrNotAcked
+		}
+		if count, acked = n.countAcked(target); count >= want {
+			return nil
 		}
 	}
 }

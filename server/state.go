@@ -54,6 +54,7 @@ func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, erro
 		MasterUser: cfg.MasterUser, MasterAuth: cfg.MasterAuth, Timeout: cfg.ReplTimeout, TLS: replTLS,
 		PrimaryHost: host, PrimaryPort: port,
 		MinReplicas: cfg.MinReplicasToWrite, MinReplicasMaxLag: cfg.MinReplicasMaxLag,
+		AckReplicas: cfg.MinReplicasAck, AckTimeout: cfg.MinReplicasAckTimeout,
 		Checkpoint: st.checkpoint,
 	})
 	cc.Keys, cc.Clock, cc.Replication = st.keys, st.clock, st.repl
