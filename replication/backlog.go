@@ -39,8 +39,8 @@ type Backlog struct {
 	spare  []*block // emptied blocks, reused
 	end    int64    // the stream's end offset: bytes ever appended
 	// endA mirrors end, readable without mu (Node.StreamOffset).
-	endA atomic.Int64
-	muted  bool     // Record ignores the keyspace (a replica)
+	endA  atomic.Int64
+	muted bool // Record ignores the keyspace (a replica)
 	// idle is set until the first replica connects or the node first
 	// follows a primary: until then Record returns at once, so a server
 	// that never replicates pays nothing per change (Redis, too, creates
