@@ -492,11 +492,16 @@ func (n *Node) AwaitAcks() error {
 		select {
 		case <-acked:
 		case <-t.C:
-			return ErrNotAcked
+			acked = nil
 		}
-		if count, acked = n.countAcked(target); count >= want {
+		count, next := n.countAcked(target)
+		if count >= want {
 			return nil
 		}
+		if acked == nil {
+			return ErrNotAcked
+		}
+		acked = next
 	}
 }
 
