@@ -88,3 +88,33 @@ func TestAuxIsNeverAheadOfTheData(t *testing.T) {
 		assert.Contains(t, got, fmt.Sprintf("k%d", i), "the field counts k%d: it must be there", i)
 	}
 }
+
+// TestAuxDroppedAfterAcceptedCorruption: a record lost in the middle of
+// the journal (accepted with AcceptCorruption) may hold changes a later
+// field counts: every field is dropped, even one folded before.
+func TestAuxDroppedAfterAcceptedCorruption(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Always)
+	m := newModel(s)
+	s.RecordAux("count", []byte("0"))
+	require.NoError(t, s.foldNow()) // a field in Pebble already
+	for i := range 400 {
+		m.tat(fmt.Sprintf("k%d", i), epoch+int64(i+1)*sec)
+		s.RecordAux("count", []byte(strconv.Itoa(i+1)))
+		if i%5 == 4 {
+			require.NoError(t, s.Wait())
+		}
+	}
+	nums := journalSegments(t, s)
+	require.Len(t, nums, 1)
+	require.NoError(t, s.Close())
+	seg := filepath.Join(dir, journalDir, segmentName(nums[0]))
+	b, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	b[contentLen(b)/2] ^= 0x10
+	require.NoError(t, os.WriteFile(seg, b, 0o600))
+
+	s = openWith(t, Options{Dir: dir, AcceptCorruption: true})
+	_, ok := auxCount(t, s)
+	assert.False(t, ok)
+}
