@@ -282,6 +282,8 @@ func (s *Store) fold(read func(each func(rec []byte) error) error, to uint64, re
 	// loss of records other than a torn tail, a field may describe changes
 	// that are gone: every field is dropped.
 	if s.auxLost {
+		// Only this fold's: fields recorded later follow a resync.
+		s.auxLost = false
 		if err := b.DeleteRange([]byte(auxPrefix), prefixEnd(auxPrefix), nil); err != nil {
 			return out, err
 		}
