@@ -175,7 +175,7 @@ type Config struct {
 	// MinReplicasAck, when positive, holds every reply of a command that
 	// changed state until that many replicas acknowledged the change, for
 	// at most MinReplicasAckTimeout; past it the reply is an error
-	// (NOREPLICAS). Default 0: replies never wait for replicas.
+	// (NOREPLICAS); 0: replies never wait for replicas. Default 0.
 	MinReplicasAck int
 	// MinReplicasAckTimeout bounds how long a reply waits for
 	// MinReplicasAck acknowledgements. Default 1s.
