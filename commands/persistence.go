@@ -40,19 +40,26 @@ type ReplicaAcks interface {
 	AwaitAcks() error
 }
 
-// waitDurableFn is the barrier a command that recorded a change sets,
-// bound once at NewServer: the sync (fsync always), then the replicas'
-// acknowledgements (--min-replicas-ack), whichever are asked for.
+// waitDurableFn is the barrier a command that recorded a change sets
+// with fsync always, bound once at NewServer.
 func (s *Server) waitDurableFn() error {
+	if err := s.durable.Wait(); err != nil {
+		return errors.New(errNotDurable(err))
+	}
+	return nil
+}
+
+// awaitReplies is the barrier of a state-changing command that moved the
+// replication stream with --min-replicas-ack: the sync first (fsync
+// always), then the replicas' acknowledgements.
+func (s *Server) awaitReplies() error {
 	if s.durable != nil {
-		if err := s.durable.Wait(); err != nil {
-			return errors.New(errNotDurable(err))
+		if err := s.waitDurableFn(); err != nil {
+			return err
 		}
 	}
-	if s.acks != nil {
-		if err := s.acks.AwaitAcks(); err != nil {
-			return errors.New(errNotAcked(s.acks.AckReplicas()))
-		}
+	if err := s.acks.AwaitAcks(); err != nil {
+		return errors.New(errNotAcked(s.acks.AckReplicas()))
 	}
 	return nil
 }

@@ -24,7 +24,8 @@ func offset(t testing.TB, n *node) int64 {
 // admitting reply leaves only once the replica acknowledged the change:
 // right after each reply the replica already serves the key. With the
 // link stalled, a reply is withheld after the primary made the change,
-// and released, as a success, once the link delivers again.
+// and released, as a success, once the link delivers again, while reads
+// and peeks are answered at once.
 func TestAdmittingRepliesWaitForReplicas(t *testing.T) {
 	primary := startNode(t, func(c *server.Config) { c.MinReplicasAck, c.MinReplicasAckTimeout = 1, 30*time.Second })
 	replica := startNode(t, nil)
@@ -50,6 +51,10 @@ func TestAdmittingRepliesWaitForReplicas(t *testing.T) {
 	default:
 	}
 	assert.EqualValues(t, 0, replica.must("EXISTS", "held"))
+	// Reads and peeks change nothing of their own: they are answered at
+	// once, whatever the stream does meanwhile.
+	assert.EqualValues(t, 1, primary.must("EXISTS", "held"))
+	assert.Equal(t, int64(0), primary.must("THROTTLE", "held", 5, 1, 60, 0).([]any)[0])
 	p.setStalled(false)
 	select {
 	case err := <-reply:
