@@ -82,8 +82,8 @@ type Config struct {
 	// says the keyspace follows no stream: a full resync is loading, or the
 	// node was promoted and takes writes of its own. The server journals it
 	// with the data, so that a replica restarted on its data directory
-	// resumes with a partial resync (see Resume). It is called from one
-	// goroutine at a time and must not block.
+	// resumes with a partial resync (see Resume). It must be safe for
+	// concurrent use and must not block.
 	Checkpoint func(replid string, offset int64)
 	// PingPeriod is how often a primary sends its replicas a heartbeat
 	// carrying its wall clock, and a replica acknowledges its offset.
