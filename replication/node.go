@@ -324,14 +324,17 @@ func (n *Node) ReplicaOf(host string, port int) (already bool) {
 		n.mu.Lock()
 		n.replica.Store(true)
 		n.refreshGate()
+		n.mu.Unlock()
+		n.b.setMuted(true)
+		n.mu.Lock()
 		if n.resumeID != "" && n.b.Offset() == n.resumeAt {
-			// Nothing changed since the start: the keyspace still holds
-			// the stream it was restarted with.
+			// Nothing changed since the start (read once muted: a change
+			// recorded before that moved the offset): the keyspace still
+			// holds the stream it was restarted with.
 			n.replid = n.resumeID
 		}
 		n.resumeID = ""
 		n.mu.Unlock()
-		n.b.setMuted(true)
 	}
 	n.closeLinks()
 	f = newFollower(n, host, port)
