@@ -236,9 +236,11 @@ func (s *Server) Serve() error {
 // ready ends loading: commands run, the sweep starts, "sluice ready" is
 // logged and /readyz answers ready. Called with s.mu held.
 func (s *Server) ready() {
+	// Replication first: a replica's gate is closed, and the stream
+	// position of a restart is read, before any command can change state.
+	s.state.startReplication(s.Addr().(*net.TCPAddr).Port)
 	s.state.cmds.SetLoading(nil)
 	s.sweep = startSweeper(s.cfg.SweepInterval, s.state.sweepStep)
-	s.state.startReplication(s.Addr().(*net.TCPAddr).Port)
 	s.logReady()
 	s.metrics.setReady(true)
 }
