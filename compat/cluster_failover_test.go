@@ -11,16 +11,18 @@ import (
 // TestClusterRedisPyAfterPrimaryLoss runs
 // python/test_redis_cluster_failover.py: the script kills node 0 (SIGKILL)
 // while redis-py's RedisCluster holds a map where it serves 0-5460, and
-// pushes version 2, which gives those slots to node 1. Debian's redis-py 4.3.4 fails to reload its map
-// (the script's doc says why) and a new client serves the key: what
-// README's Failover table tells redis-py users.
+// pushes version 2, which gives those slots to node 1. Debian's redis-py
+// 4.3.4 fails to reload its map (the script's doc says why), the Python
+// package's sluice_ratelimit.cluster.RedisCluster reloads it and serves, and
+// a new redis-py client serves the key: what README's Failover table tells
+// redis-py users.
 func TestClusterRedisPyAfterPrimaryLoss(t *testing.T) {
 	requirePython(t, "redis", "python3-redis")
 	pc := startProcessCluster(t)
 	v2 := mapWithoutNode0(pc)
 	out, err := run(t, 60*time.Second, []string{"SLUICE_CLUSTER_ADDRS=" + strings.Join(pc.addrs, ","),
 		"SLUICE_CLUSTER_MAP_V2=" + strings.Join(v2, "\n"), "SLUICE_KILL_PID=" + strconv.Itoa(pc.nodes[0].cmd.Process.Pid),
-		"PYTHONDONTWRITEBYTECODE=1"},
+		"PYTHONDONTWRITEBYTECODE=1", "PYTHONPATH=../../clients/python"},
 		"python", systemPython, "-m", "unittest", "-v", "test_redis_cluster_failover")
 	if err != nil || !strings.Contains(out, "\nOK") {
 		t.Fatalf("redis-py RedisCluster failover test failed: %v\n%s", err, lastLines(out, 40))

@@ -7,6 +7,8 @@ protocol, and a ``sluice://`` storage for the limits library.
   sluice_ratelimit`` registers the ``sluice://`` storage and the ``gcra``
   strategy (see :mod:`sluice_ratelimit.storage`), so an app switches with
   ``storage_uri="sluice://host:6379"``.
+- :mod:`sluice_ratelimit.cluster`: redis-py's ``RedisCluster`` with its
+  slot-map reload after a node's death fixed for redis-py 4.3.
 - :mod:`sluice_ratelimit.testing`: a pytest/unittest-friendly helper that
   starts a real Sluice on a free loopback port with a frozen clock.
 """
