@@ -43,6 +43,7 @@ func startCluster(t *testing.T) *testCluster {
 	for _, id := range clusterIDs {
 		cfg := testConfig()
 		cfg.ClusterEnabled, cfg.ClusterNodeID, cfg.EnableDebug = true, id, true
+		cfg.MetricsAddr = "127.0.0.1:0"
 		s := start(t, cfg, &bytes.Buffer{})
 		go func() { _ = s.Serve() }()
 		tc.nodes = append(tc.nodes, s)
