@@ -398,7 +398,7 @@ func clusterxImport(s *Server, c *resp.Conn, args [][]byte) {
 		mg.mu.Unlock()
 		log.Info("importing slot")
 	default:
-		_, _, err := s.cluster.Imported(slot, state == 1)
+		_, cur, err := s.cluster.Imported(slot, state == 1)
 		if err != nil {
 			c.WriteError("ERR " + err.Error())
 			return
@@ -411,8 +411,10 @@ func clusterxImport(s *Server, c *resp.Conn, args [][]byte) {
 			log.Info("slot imported: this node serves it until a topology says otherwise",
 				"records", totals.keys, "bytes", totals.bytes)
 		} else {
-			log.Warn("importing slot failed; dropping what was copied", "records", totals.keys)
-			s.deleteSlotKeys(slot)
+			if !cur.Holds(slot) { // not when a topology gave it here meanwhile
+				log.Warn("importing slot failed; dropping what was copied", "records", totals.keys)
+				s.deleteSlotKeys(slot)
+			}
 		}
 	}
 	c.WriteSimple("OK")

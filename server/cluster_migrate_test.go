@@ -170,7 +170,7 @@ func TestClusterMigrateSlotUnderLoad(t *testing.T) {
 	// remaining count is what the admitted requests left.
 	info0, err := n0.Info(ctx, "cluster").Result()
 	require.NoError(t, err)
-	t.Logf("node 0: %s", strings.ReplaceAll(info0, "\r\n", " "))
+	t.Logf("node 0: %s; writes refused for %v", strings.ReplaceAll(info0, "\r\n", " "), tc.nodes[0].state.cmds.ClusterStats().LastWritesRefused)
 	for w := range workers {
 		for j := range keysEach {
 			v, err := cc.Do(ctx, "THROTTLE", key(w, j), limit-1, limit, 3600, 0).Slice()
