@@ -122,10 +122,14 @@ func (st *State) Migrated(slot int, dst *Node) (*View, error) {
 
 // Importing marks slot as being imported: this node keeps the keys
 // another node copies here (its drop pass leaves them) but does not serve
-// the slot yet. A slot this node serves cannot be imported.
+// the slot yet. Only a master of the topology imports, and not a slot it
+// serves.
 func (st *State) Importing(slot int) (*View, error) {
 	return st.changeMoves(func(v *View, m *moves) error {
-		if v.serves.Has(slot) {
+		switch {
+		case v.Self == nil || v.Self.Role != Master:
+			return errors.New("slave can't import slot")
+		case v.serves.Has(slot):
 			return errors.New("can't import slot which belongs to me")
 		}
 		m.importing = slot + 1

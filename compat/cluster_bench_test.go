@@ -15,8 +15,9 @@ import (
 
 // BenchmarkClusterThroughput measures how throughput grows with the number
 // of nodes: clusters of 1, 2 and 3 sluice processes, each with
-// GOMAXPROCS=1, take the same pipelined THROTTLE load from go-redis
-// ClusterClients (keys spread over every slot), the clusters taking turns
+// GOMAXPROCS=1, take the same pipelined THROTTLE load from a go-redis
+// ClusterClient (8 workers, pipelines of 64 keys of one hashtag, the tags
+// spread over every slot), the clusters taking turns
 // in each round, in one run. It reports each cluster's requests per
 // second and, per round, the ratio of 2 and 3 nodes to 1 node, as the
 // median over rounds: the machine is shared, so only ratios measured
@@ -36,9 +37,14 @@ func BenchmarkClusterThroughput(b *testing.B) {
 	for n := 1; n <= 3; n++ {
 		clients = append(clients, startBenchCluster(b, n))
 	}
-	keys := make([]string, 4096)
+	// A pipeline's keys share a hashtag, so it goes to one node, as one
+	// client's batch for one user would; the tags spread the pipelines
+	// over every node.
+	keys := make([][]string, 1024)
 	for i := range keys {
-		keys[i] = "bench:" + strconv.Itoa(i)
+		for j := range pipeline {
+			keys[i] = append(keys[i], "{bench"+strconv.Itoa(i)+"}:"+strconv.Itoa(j))
+		}
 	}
 	ctx := context.Background()
 	run := func(cc *redis.ClusterClient) float64 {
@@ -55,8 +61,8 @@ func BenchmarkClusterThroughput(b *testing.B) {
 				defer wg.Done()
 				for i := range next {
 					cmds, err := cc.Pipelined(ctx, func(p redis.Pipeliner) error {
-						for j := range pipeline {
-							p.Do(ctx, "THROTTLE", keys[(i*pipeline+j)%len(keys)], 999999, 999999, 1, 1)
+						for _, k := range keys[i%len(keys)] {
+							p.Do(ctx, "THROTTLE", k, 999999, 999999, 1, 1)
 						}
 						return nil
 					})
