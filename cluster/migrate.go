@@ -138,11 +138,18 @@ func (st *State) Importing(slot int) (*View, error) {
 }
 
 // Imported ends importing slot: with ok this node serves it from now on
-// (until a topology says otherwise); without, it forgets the import (and
-// its drop pass removes the keys). It returns the views before and after.
+// (until a topology says otherwise); without, it forgets the import, even
+// one that ended with ok (the caller removes the keys). It returns the
+// views before and after.
 func (st *State) Imported(slot int, ok bool) (old, cur *View, err error) {
 	old = st.View()
 	cur, err = st.changeMoves(func(_ *View, m *moves) error {
+		if !ok && m.imported.Has(slot) {
+			// The source gave up after it told this node to serve the
+			// slot (its request timed out): it serves the slot again.
+			m.imported[slot>>6] &^= 1 << (slot & 63)
+			return nil
+		}
 		if m.importing != slot+1 {
 			return fmt.Errorf("slot %d is not being imported", slot)
 		}

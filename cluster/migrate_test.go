@@ -100,3 +100,23 @@ func TestSlotMoveMarks(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, cur.Serves(200) && cur.MigratedTo(200) == nil)
 }
+
+// TestImportAbandonedAfterSuccess: a source that gave up after telling
+// the destination to serve the slot (its IMPORT 1 timed out) sends IMPORT
+// 2, and the destination stops serving the slot.
+func TestImportAbandonedAfterSuccess(t *testing.T) {
+	dst, err := Open(Options{NodeID: id1})
+	require.NoError(t, err)
+	_, _, err = dst.SetNodes(threeMasters, 1, false)
+	require.NoError(t, err)
+	_, err = dst.Importing(7)
+	require.NoError(t, err)
+	_, cur, err := dst.Imported(7, true)
+	require.NoError(t, err)
+	require.True(t, cur.Serves(7))
+	_, cur, err = dst.Imported(7, false)
+	require.NoError(t, err)
+	require.False(t, cur.Serves(7) || cur.Holds(7))
+	_, _, err = dst.Imported(7, false)
+	require.ErrorContains(t, err, "slot 7 is not being imported")
+}

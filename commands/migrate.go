@@ -39,6 +39,10 @@ const (
 	migrateTailLimit = 64 << 20
 	// migrateTimeout bounds each exchange with the destination.
 	migrateTimeout = 30 * time.Second
+	// migrateFinalTimeout bounds the step that refuses the slot's writes:
+	// a destination that stops answering then fails the migration and the
+	// slot's writes are served here again.
+	migrateFinalTimeout = 5 * time.Second
 )
 
 // errTryAgain is Kvrocks's reply to a write of a slot whose last changes
@@ -257,14 +261,14 @@ func (s *Server) migrate(m *migration) {
 func (s *Server) migrateSlot(m *migration) (records, bytes int, refused time.Duration, err error) {
 	opts := &redis.Options{
 		Addr: m.dst.Addr, Username: s.cfg.MigrateUser, Password: s.cfg.MigratePassword, TLSConfig: s.cfg.MigrateTLS,
-		Protocol: 2, MaxRetries: -1, PoolSize: 1, DisableIdentity: true,
+		Protocol: 2, MaxRetries: -1, PoolSize: 1, DisableIdentity: true, ContextTimeoutEnabled: true,
 		DialTimeout: 5 * time.Second, ReadTimeout: migrateTimeout, WriteTimeout: migrateTimeout,
 	}
 	dst := redis.NewClient(opts)
 	defer dst.Close()
 	ctx := context.Background()
 	slot := strconv.Itoa(m.slot)
-	send := func(recs chunks) error {
+	send := func(ctx context.Context, recs chunks) error {
 		for _, b := range recs {
 			if err := dst.Do(ctx, "CLUSTERX", "APPLY", slot, b).Err(); err != nil {
 				return fmt.Errorf("CLUSTERX APPLY on %s: %w", m.dst.Addr, err)
@@ -300,7 +304,7 @@ func (s *Server) migrateSlot(m *migration) (records, bytes int, refused time.Dur
 			records++
 		}
 	})
-	if err := send(copied); err != nil {
+	if err := send(ctx, copied); err != nil {
 		return records, bytes, 0, err
 	}
 	for range migrateTailRounds {
@@ -308,7 +312,7 @@ func (s *Server) migrateSlot(m *migration) (records, bytes int, refused time.Dur
 		if err != nil {
 			return records, bytes, 0, err
 		}
-		if err := send(recs); err != nil {
+		if err := send(ctx, recs); err != nil {
 			return records, bytes, 0, err
 		}
 		if recs.size() < migrateTailSmall {
@@ -330,12 +334,14 @@ func (s *Server) migrateSlot(m *migration) (records, bytes int, refused time.Dur
 		}
 	}()
 	s.awaitSlotWriters()
+	final, cancel := context.WithTimeout(ctx, migrateFinalTimeout)
+	defer cancel()
 	recs, err := tail.take()
 	if err == nil {
-		err = send(recs)
+		err = send(final, recs)
 	}
 	if err == nil {
-		err = dst.Do(ctx, "CLUSTERX", "IMPORT", slot, 1).Err()
+		err = dst.Do(final, "CLUSTERX", "IMPORT", slot, 1).Err()
 		if err != nil {
 			err = fmt.Errorf("CLUSTERX IMPORT %s 1 on %s: %w", slot, m.dst.Addr, err)
 		}

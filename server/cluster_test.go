@@ -344,7 +344,9 @@ func TestClusterStateKeptInDataDir(t *testing.T) {
 	cfg.ClusterEnabled, cfg.DataDir = true, dir
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
-	go func() { _ = s.Serve() }()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	require.NoError(t, recovered(t, s, served)) // THROTTLE answers -LOADING until then
 	c := redis.NewClient(&redis.Options{Addr: s.Addr().String()})
 	ctx := context.Background()
 	id, err := c.Do(ctx, "CLUSTER", "MYID").Text()
