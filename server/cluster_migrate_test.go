@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -338,4 +339,56 @@ func TestClusterMetrics(t *testing.T) {
 	cfg.MetricsAddr = "127.0.0.1:0"
 	s := start(t, cfg, &bytes.Buffer{})
 	assert.Equal(t, []string{"sluice_cluster_enabled 0"}, scrape(t, s, "sluice_cluster_"))
+}
+
+// TestClusterMigratedStateKeptOnDisk: with --data-dir, what a migration
+// copied is journalled by the destination and what the source dropped
+// after SETSLOT is journalled as deleted: restarted, node 1 holds the
+// slot's state and node 0 none of it.
+func TestClusterMigratedStateKeptOnDisk(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir()}
+	cfgs := make([]Config, 2)
+	tc := startClusterWith(t, func(i int, cfg Config) *Server {
+		if i > 1 {
+			return nil
+		}
+		cfg.DataDir = dirs[i]
+		cfgs[i] = cfg
+		s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		require.NoError(t, err)
+		served := make(chan error, 1)
+		go func() { served <- s.Serve() }()
+		require.NoError(t, recovered(t, s, served))
+		return s
+	})
+	ctx := context.Background()
+	cc := tc.client(t)
+	setClock(t, cc, 1893456000000000000)
+	tag, slot := tagOn(tc, 0)
+	for i, k := range []string{":a", ":b", ":c"} {
+		require.NoError(t, cc.Do(ctx, "THROTTLE", tag+k, 9, 10, 60, i+1).Err())
+	}
+	require.NoError(t, cc.Do(ctx, "THROTTLE.WINDOW", tag+":w", 5, 60).Err())
+	want := slotState(tc.nodes[0], slot)
+	require.Len(t, want, 4)
+	n0 := redis.NewClient(&redis.Options{Addr: tc.addrs[0], MaxRetries: -1})
+	defer n0.Close()
+	require.NoError(t, n0.Do(ctx, "CLUSTERX", "MIGRATE", slot, clusterIDs[1], "SYNC").Err())
+	for _, a := range tc.addrs {
+		c := redis.NewClient(&redis.Options{Addr: a, MaxRetries: -1})
+		require.NoError(t, c.Do(ctx, "CLUSTERX", "SETSLOT", slot, "NODE", clusterIDs[1], 2).Err())
+		_ = c.Close()
+	}
+	require.NoError(t, n0.Do(ctx, "DEBUG", "SWEEP").Err())
+	require.Empty(t, slotState(tc.nodes[0], slot))
+	for i := range 2 {
+		require.NoError(t, tc.nodes[i].Shutdown(ctx))
+		s, err := startRecovered(t, cfgs[i], io.Discard)
+		require.NoError(t, err)
+		if i == 0 {
+			assert.Empty(t, slotState(s, slot), "node 0 journalled the drop")
+		} else {
+			assert.Equal(t, want, slotState(s, slot), "node 1 journalled the copy")
+		}
+	}
 }
