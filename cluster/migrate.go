@@ -29,8 +29,8 @@ var (
 // the node serves and holds without changing the topology. Never changed
 // once a View holds them.
 type moves struct {
-	forbidden int           // 1 + the slot whose writes are refused while its tail drains; 0: none
-	importing int           // 1 + the slot whose keys another node copies here; 0: none
+	forbidden Bitmap        // slots whose writes are refused while their tail drains
+	importing Bitmap        // slots whose keys another node copies here
 	migrated  map[int]*Node // slots handed to another master, by that master
 	imported  Bitmap        // slots taken from another master, served before the topology says so
 }
@@ -45,10 +45,23 @@ func (m *moves) clone() moves {
 	return c
 }
 
+// del removes slot from b.
+func (b *Bitmap) del(slot int) { b[slot>>6] &^= 1 << (slot & 63) }
+
+// all reports whether f holds for every slot of r.
+func (r Range) all(f func(slot int) bool) bool {
+	for s := r.First; s <= r.Last; s++ {
+		if !f(s) {
+			return false
+		}
+	}
+	return true
+}
+
 // WriteForbidden reports whether writes to slot are refused now: its
 // keys are being handed to another node and the last changes drain
 // (Kvrocks's TRYAGAIN). Reads are served meanwhile.
-func (v *View) WriteForbidden(slot int) bool { return v.moves.forbidden == slot+1 }
+func (v *View) WriteForbidden(slot int) bool { return v.moves.forbidden.Has(slot) }
 
 // MigratedTo is the master slot was handed to, which serves it before the
 // topology says so; nil when slot was not handed over.
@@ -57,14 +70,13 @@ func (v *View) MigratedTo(slot int) *Node { return v.moves.migrated[slot] }
 // ServedCount is the number of slots this node serves now.
 func (v *View) ServedCount() int { return v.serves.Count() }
 
-// Importing is the slot whose keys another node copies here, -1 when
-// none.
-func (v *View) Importing() int { return v.moves.importing - 1 }
+// Importing reports whether another node copies the keys of slot here.
+func (v *View) Importing(slot int) bool { return v.moves.importing.Has(slot) }
 
-// CanMigrate checks that this node may hand slot to the master with id
-// dst: it serves slot as a master, dst is another master of the
+// CanMigrate checks that this node may hand the slots of r to the master
+// with id dst: it serves them as a master, dst is another master of the
 // topology. It returns dst's node.
-func (v *View) CanMigrate(slot int, dst string) (*Node, error) {
+func (v *View) CanMigrate(r Range, dst string) (*Node, error) {
 	if v.Topology == nil || v.Self == nil || v.Self.Role != Master {
 		return nil, ErrNotMaster
 	}
@@ -72,7 +84,7 @@ func (v *View) CanMigrate(slot int, dst string) (*Node, error) {
 	switch {
 	case n == nil:
 		return nil, ErrNoNode
-	case !v.serves.Has(slot) || v.Topology.Owner(slot) != v.Self:
+	case !r.all(func(s int) bool { return v.serves.Has(s) && v.Topology.Owner(s) == v.Self }):
 		return nil, ErrNotServed
 	case n == v.Self:
 		return nil, ErrToMyself
@@ -82,81 +94,80 @@ func (v *View) CanMigrate(slot int, dst string) (*Node, error) {
 	return n, nil
 }
 
-// ForbidWrites starts refusing writes to slot (which this node must
-// serve): the last step of handing it to another node. It returns the
-// view after.
-func (st *State) ForbidWrites(slot int) (*View, error) {
+// ForbidWrites starts refusing writes to the slots of r (which this node
+// must serve): the last step of handing them to another node. It returns
+// the view after.
+func (st *State) ForbidWrites(r Range) (*View, error) {
 	return st.changeMoves(func(v *View, m *moves) error {
-		if !v.serves.Has(slot) {
+		if !r.all(v.serves.Has) {
 			return ErrNotServed
 		}
-		m.forbidden = slot + 1
+		r.all(func(s int) bool { m.forbidden.add(s); return true })
 		return nil
 	})
 }
 
-// AllowWrites ends ForbidWrites when handing the slot over failed; it
-// does nothing when the slot is no longer forbidden.
-func (st *State) AllowWrites(slot int) {
+// AllowWrites ends ForbidWrites when handing the slots over failed.
+func (st *State) AllowWrites(r Range) {
 	_, _ = st.changeMoves(func(_ *View, m *moves) error {
-		if m.forbidden == slot+1 {
-			m.forbidden = 0
-		}
+		r.all(func(s int) bool { m.forbidden.del(s); return true })
 		return nil
 	})
 }
 
-// Migrated hands slot, whose writes ForbidWrites refused, to dst: from
-// now on this node redirects it there. ErrMoving when a new topology
-// came meanwhile (the slot's fate is then that topology's).
-func (st *State) Migrated(slot int, dst *Node) (*View, error) {
+// Migrated hands the slots of r, whose writes ForbidWrites refused, to
+// dst: from now on this node redirects them there. ErrMoving when a new
+// topology came meanwhile (the slots' fate is then that topology's).
+func (st *State) Migrated(r Range, dst *Node) (*View, error) {
 	return st.changeMoves(func(v *View, m *moves) error {
-		if m.forbidden != slot+1 || v.Topology.Owner(slot) != v.Self {
+		if !r.all(func(s int) bool { return m.forbidden.Has(s) && v.Topology.Owner(s) == v.Self }) {
 			return ErrMoving
 		}
-		m.forbidden = 0
-		m.migrated[slot] = dst
+		r.all(func(s int) bool { m.forbidden.del(s); m.migrated[s] = dst; return true })
 		return nil
 	})
 }
 
-// Importing marks slot as being imported: this node keeps the keys
-// another node copies here (its drop pass leaves them) but does not serve
-// the slot yet. Only a master of the topology imports, and not a slot it
-// serves.
-func (st *State) Importing(slot int) (*View, error) {
+// Importing marks the slots of r as being imported: this node keeps the
+// keys another node copies here (its drop pass leaves them) but does not
+// serve the slots yet. Only a master of the topology imports, and no slot
+// it serves.
+func (st *State) Importing(r Range) (*View, error) {
 	return st.changeMoves(func(v *View, m *moves) error {
 		switch {
 		case v.Self == nil || v.Self.Role != Master:
 			return errors.New("slave can't import slot")
-		case v.serves.Has(slot):
+		case !r.all(func(s int) bool { return !v.serves.Has(s) }):
 			return errors.New("can't import slot which belongs to me")
 		}
-		m.importing = slot + 1
+		r.all(func(s int) bool { m.importing.add(s); return true })
 		return nil
 	})
 }
 
-// Imported ends importing slot: with ok this node serves it from now on
-// (until a topology says otherwise); without, it forgets the import, even
-// one that ended with ok (the caller removes the keys). It returns the
-// views before and after.
-func (st *State) Imported(slot int, ok bool) (old, cur *View, err error) {
+// Imported ends importing the slots of r: with ok this node serves them
+// from now on (until a topology says otherwise); without, it forgets the
+// import, even one that ended with ok (the caller removes the keys). It
+// returns the views before and after.
+func (st *State) Imported(r Range, ok bool) (old, cur *View, err error) {
 	old = st.View()
 	cur, err = st.changeMoves(func(_ *View, m *moves) error {
-		if !ok && m.imported.Has(slot) {
+		if !ok && r.all(m.imported.Has) {
 			// The source gave up after it told this node to serve the
-			// slot (its request timed out): it serves the slot again.
-			m.imported[slot>>6] &^= 1 << (slot & 63)
+			// slots (its request timed out): it serves them again.
+			r.all(func(s int) bool { m.imported.del(s); return true })
 			return nil
 		}
-		if m.importing != slot+1 {
-			return fmt.Errorf("slot %d is not being imported", slot)
+		if !r.all(m.importing.Has) {
+			return fmt.Errorf("slot %s is not being imported", r)
 		}
-		m.importing = 0
-		if ok {
-			m.imported.add(slot)
-		}
+		r.all(func(s int) bool {
+			m.importing.del(s)
+			if ok {
+				m.imported.add(s)
+			}
+			return true
+		})
 		return nil
 	})
 	return old, cur, err
@@ -197,10 +208,8 @@ func (st *State) SetSlot(r Range, nodeID string, version int64) (old, cur *View,
 	m := old.moves.clone()
 	for s := r.First; s <= r.Last; s++ {
 		delete(m.migrated, s)
-		m.imported[s>>6] &^= 1 << (s & 63)
-		if m.forbidden == s+1 {
-			m.forbidden = 0
-		}
+		m.imported.del(s)
+		m.forbidden.del(s)
 	}
 	cur, err = st.publish(newView(old.ID, t, m))
 	return old, cur, err

@@ -86,20 +86,17 @@ func newView(id string, t *Topology, m moves) *View {
 func (v *View) applyMoves() {
 	m := &v.moves
 	for s := range m.migrated {
-		v.serves[s>>6] &^= 1 << (s & 63)
+		v.serves.del(s)
 	}
-	if f := m.forbidden - 1; f >= 0 {
-		v.serves[f>>6] &^= 1 << (f & 63)
+	for i, w := range m.forbidden {
+		v.serves[i] &^= w
 	}
 	if v.Self.Role != Master {
 		return
 	}
-	for i, w := range m.imported {
-		v.serves[i] |= w
-		v.holds[i] |= w
-	}
-	if m.importing > 0 {
-		v.holds.add(m.importing - 1)
+	for i := range m.imported {
+		v.serves[i] |= m.imported[i]
+		v.holds[i] |= m.imported[i] | m.importing[i]
 	}
 }
 

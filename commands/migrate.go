@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +76,7 @@ func (t *SlotTail) Record(c keyspace.Change) {
 
 // tailBuf is one migration's captured changes.
 type tailBuf struct {
-	slot   int
+	slots  cluster.Range
 	slotOf func([]byte) int
 	mu     sync.Mutex
 	recs   chunks
@@ -105,7 +104,7 @@ func (cs chunks) size() int {
 }
 
 func (b *tailBuf) record(c keyspace.Change) {
-	if c.Op != keyspace.Flush && b.slotOf(c.Key) != b.slot {
+	if c.Op != keyspace.Flush && !inRange(b.slots, b.slotOf(c.Key)) {
 		return
 	}
 	b.mu.Lock()
@@ -130,9 +129,12 @@ func (b *tailBuf) take() (chunks, error) {
 	return r, b.err
 }
 
+// inRange reports whether slot is one of r's.
+func inRange(r cluster.Range, slot int) bool { return r.First <= slot && slot <= r.Last }
+
 // migration is one CLUSTERX MIGRATE, shown by CLUSTER INFO.
 type migration struct {
-	slot  int
+	slots cluster.Range
 	dst   *cluster.Node
 	state atomic.Pointer[string] // "start", "success", "fail" (Kvrocks's words)
 	done  chan struct{}
@@ -144,8 +146,8 @@ type migration struct {
 type migrations struct {
 	mu       sync.Mutex
 	out      *migration
-	inSlot   int    // the last slot imported, -1 before any
-	inState  string // "start", "success", "error" (Kvrocks's words)
+	inSlots  cluster.Range // the last slots imported
+	inState  string        // "start", "success", "error" (Kvrocks's words); "" before any
 	inTotals struct{ keys, bytes int }
 	// migrations from this node by outcome, and the time the last
 	// successful one refused the slot's writes
@@ -155,13 +157,14 @@ type migrations struct {
 
 func (m *migration) setState(s string) { m.state.Store(&s) }
 
-// clusterxMigrate serves CLUSTERX MIGRATE slot node-id [SYNC|ASYNC].
+// clusterxMigrate serves CLUSTERX MIGRATE slot|first-last node-id
+// [SYNC|ASYNC].
 func clusterxMigrate(s *Server, c *resp.Conn, args [][]byte) {
 	v := clusterView(s, c)
 	if v == nil {
 		return
 	}
-	slot, ok := parseSlot(args[2])
+	slots, ok := parseSlotRange(string(args[2]))
 	if !ok {
 		c.WriteError(errInvalidSlot)
 		return
@@ -184,17 +187,17 @@ func clusterxMigrate(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError("ERR slot migration is not available on this node")
 		return
 	}
-	dst, err := v.CanMigrate(slot, string(args[3]))
+	dst, err := v.CanMigrate(slots, string(args[3]))
 	if err != nil {
 		c.WriteError(errKvrocks(err))
 		return
 	}
-	m := &migration{slot: slot, dst: dst, done: make(chan struct{})}
+	m := &migration{slots: slots, dst: dst, done: make(chan struct{})}
 	m.setState("start")
 	s.migrations.mu.Lock()
 	if cur := s.migrations.out; cur != nil && *cur.state.Load() == "start" {
 		s.migrations.mu.Unlock()
-		c.WriteError(fmt.Sprintf("ERR There is already a migrating slot (%d)", cur.slot))
+		c.WriteError(fmt.Sprintf("ERR There is already a migrating slot (%s)", cur.slots))
 		return
 	}
 	s.migrations.out = m
@@ -206,7 +209,7 @@ func clusterxMigrate(s *Server, c *resp.Conn, args [][]byte) {
 	}
 	<-m.done
 	if m.err != nil {
-		c.WriteError(errCluster(fmt.Errorf("migrating slot %d failed: %w", slot, m.err)))
+		c.WriteError(errCluster(fmt.Errorf("migrating slot %s failed: %w", slots, m.err)))
 		return
 	}
 	c.WriteSimple("OK")
@@ -232,7 +235,7 @@ func errKvrocks(err error) string {
 // drains, hand the slot over. It logs the outcome and the time writes were
 // refused.
 func (s *Server) migrate(m *migration) {
-	log := s.log.With("slot", m.slot, "destination", m.dst.ID, "destination_addr", m.dst.Addr)
+	log := s.log.With("slots", m.slots.String(), "destination", m.dst.ID, "destination_addr", m.dst.Addr)
 	log.Info("migrating slot")
 	start := time.Now()
 	keys, bytes, refused, err := s.migrateSlot(m)
@@ -267,7 +270,7 @@ func (s *Server) migrateSlot(m *migration) (records, bytes int, refused time.Dur
 	dst := redis.NewClient(opts)
 	defer dst.Close()
 	ctx := context.Background()
-	slot := strconv.Itoa(m.slot)
+	slot := m.slots.String()
 	send := func(ctx context.Context, recs chunks) error {
 		for _, b := range recs {
 			if err := dst.Do(ctx, "CLUSTERX", "APPLY", slot, b).Err(); err != nil {
@@ -292,14 +295,14 @@ func (s *Server) migrateSlot(m *migration) (records, bytes int, refused time.Dur
 	// again after the copy ends in the same state (as a replica's full
 	// resync does).
 	slotOf := s.storedKeySlot()
-	tail := &tailBuf{slot: m.slot, slotOf: slotOf}
+	tail := &tailBuf{slots: m.slots, slotOf: slotOf}
 	if !s.tail.cur.CompareAndSwap(nil, tail) {
 		return 0, 0, 0, errors.New("another migration is capturing changes")
 	}
 	defer s.tail.cur.Store(nil)
 	var copied chunks
 	s.keys.Range(func(c keyspace.Change) {
-		if slotOf(c.Key) == m.slot {
+		if inRange(m.slots, slotOf(c.Key)) {
 			copied.add(c)
 			records++
 		}
@@ -324,13 +327,13 @@ func (s *Server) migrateSlot(m *migration) (records, bytes int, refused time.Dur
 	// command that routed before the refusal is still running, nothing
 	// changes the slot here any more.
 	forbidden := time.Now()
-	if _, err := s.cluster.ForbidWrites(m.slot); err != nil {
+	if _, err := s.cluster.ForbidWrites(m.slots); err != nil {
 		return records, bytes, 0, err
 	}
 	handed := false
 	defer func() {
 		if !handed {
-			s.cluster.AllowWrites(m.slot)
+			s.cluster.AllowWrites(m.slots)
 		}
 	}()
 	s.awaitSlotWriters()
@@ -350,7 +353,7 @@ func (s *Server) migrateSlot(m *migration) (records, bytes int, refused time.Dur
 		return records, bytes, time.Since(forbidden), err
 	}
 	imported = true
-	if _, err := s.cluster.Migrated(m.slot, m.dst); err != nil {
+	if _, err := s.cluster.Migrated(m.slots, m.dst); err != nil {
 		return records, bytes, time.Since(forbidden), err
 	}
 	handed = true
@@ -379,16 +382,17 @@ func (s *Server) awaitSlotWriters() {
 	}
 }
 
-// clusterxImport serves CLUSTERX IMPORT slot 0|1|2 (Kvrocks's CLUSTER
-// IMPORT: start, success, failure), which the migrating node sends here.
-// Start keeps the keys of slot from then on (after removing any it held);
-// success serves the slot; failure forgets the import and its keys.
+// clusterxImport serves CLUSTERX IMPORT slot|first-last 0|1|2 (Kvrocks's
+// CLUSTER IMPORT: start, success, failure), which the migrating node sends
+// here. Start keeps the keys of the slots from then on (after removing
+// any it held); success serves them; failure forgets the import and its
+// keys.
 func clusterxImport(s *Server, c *resp.Conn, args [][]byte) {
 	v := clusterView(s, c)
 	if v == nil {
 		return
 	}
-	slot, ok := parseSlot(args[2])
+	slots, ok := parseSlotRange(string(args[2]))
 	if !ok {
 		c.WriteError(errInvalidSlot)
 		return
@@ -398,21 +402,21 @@ func clusterxImport(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError("ERR Invalid import state: want 0 (start), 1 (success) or 2 (failed)")
 		return
 	}
-	log := s.log.With("slot", slot, "client", sessionOf(c).addr)
+	log := s.log.With("slots", slots.String(), "client", sessionOf(c).addr)
 	mg := &s.migrations
 	switch state {
 	case 0:
-		if _, err := s.cluster.Importing(slot); err != nil {
+		if _, err := s.cluster.Importing(slots); err != nil {
 			c.WriteError(errKvrocks(err))
 			return
 		}
-		s.deleteSlotKeys(slot)
+		s.deleteSlotKeys(slots, nil)
 		mg.mu.Lock()
-		mg.inSlot, mg.inState, mg.inTotals = slot, "start", struct{ keys, bytes int }{}
+		mg.inSlots, mg.inState, mg.inTotals = slots, "start", struct{ keys, bytes int }{}
 		mg.mu.Unlock()
 		log.Info("importing slot")
 	default:
-		_, cur, err := s.cluster.Imported(slot, state == 1)
+		_, cur, err := s.cluster.Imported(slots, state == 1)
 		if err != nil {
 			c.WriteError("ERR " + err.Error())
 			return
@@ -425,20 +429,23 @@ func clusterxImport(s *Server, c *resp.Conn, args [][]byte) {
 			log.Info("slot imported: this node serves it until a topology says otherwise",
 				"records", totals.keys, "bytes", totals.bytes)
 		} else {
-			if !cur.Holds(slot) { // not when a topology gave it here meanwhile
-				log.Warn("importing slot failed; dropping what was copied", "records", totals.keys)
-				s.deleteSlotKeys(slot)
-			}
+			log.Warn("importing slot failed; dropping what was copied", "records", totals.keys)
+			s.deleteSlotKeys(slots, cur.Holds) // not a slot a topology gave here meanwhile
 		}
 	}
 	c.WriteSimple("OK")
 }
 
-// deleteSlotKeys removes every key of slot now.
-func (s *Server) deleteSlotKeys(slot int) {
+// deleteSlotKeys removes every key of the slots of r now, but those of
+// the slots keep reports (nil: none).
+func (s *Server) deleteSlotKeys(r cluster.Range, keep func(slot int) bool) {
 	slotOf, now := s.storedKeySlot(), s.clock.Now()
+	drop := func(key []byte) bool {
+		slot := slotOf(key)
+		return inRange(r, slot) && (keep == nil || !keep(slot))
+	}
 	for i := range s.keys.Shards() {
-		s.keys.DeleteIf(i, func(key []byte) bool { return slotOf(key) == slot }, now)
+		s.keys.DeleteIf(i, drop, now)
 	}
 }
 
@@ -451,20 +458,22 @@ func clusterxApply(s *Server, c *resp.Conn, args [][]byte) {
 	if v == nil {
 		return
 	}
-	slot, ok := parseSlot(args[2])
+	slots, ok := parseSlotRange(string(args[2]))
 	if !ok {
 		c.WriteError(errInvalidSlot)
 		return
 	}
-	if v.Importing() != slot {
-		c.WriteError(fmt.Sprintf("ERR slot %d is not being imported (CLUSTERX IMPORT %d 0 first)", slot, slot))
-		return
+	for sl := slots.First; sl <= slots.Last; sl++ {
+		if !v.Importing(sl) {
+			c.WriteError(fmt.Sprintf("ERR slot %d is not being imported (CLUSTERX IMPORT %s 0 first)", sl, slots))
+			return
+		}
 	}
 	slotOf := s.storedKeySlot()
 	n := 0
 	err := replication.DecodeRecords(args[3], func(ch keyspace.Change) error {
-		if slotOf(ch.Key) != slot {
-			return fmt.Errorf("key %q is not in slot %d", truncate(ch.Key, 64), slot)
+		if !inRange(slots, slotOf(ch.Key)) {
+			return fmt.Errorf("key %q is not in slot %s", truncate(ch.Key, 64), slots)
 		}
 		n++
 		return nil
@@ -543,10 +552,10 @@ func (s *Server) migrationInfo(b *strings.Builder) {
 	mg.mu.Lock()
 	defer mg.mu.Unlock()
 	if m := mg.out; m != nil {
-		fmt.Fprintf(b, "migrating_slot: %d\r\ndestination_node: %s\r\nmigrating_state: %s\r\n", m.slot, m.dst.ID, *m.state.Load())
+		fmt.Fprintf(b, "migrating_slot: %s\r\ndestination_node: %s\r\nmigrating_state: %s\r\n", m.slots, m.dst.ID, *m.state.Load())
 	}
 	if mg.inState != "" {
-		fmt.Fprintf(b, "importing_slot: %d\r\nimport_state: %s\r\n", mg.inSlot, mg.inState)
+		fmt.Fprintf(b, "importing_slot: %s\r\nimport_state: %s\r\n", mg.inSlots, mg.inState)
 	}
 }
 

@@ -185,7 +185,6 @@ func NewServer(cfg Config) *Server {
 		cluster:  cfg.Cluster,
 		tail:     cfg.SlotTail,
 	}
-	s.migrations.inSlot = -1
 	s.initTopKeys()
 	s.waitDurable = s.waitDurableFn
 	if p := cfg.Persistence; p != nil && p.RepliesWait() {

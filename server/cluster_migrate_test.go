@@ -213,6 +213,8 @@ func TestClusterMigrateRefusals(t *testing.T) {
 		{[]any{"MIGRATE", mine, "nothex"}, "ERR Can't find the destination node id"},
 		{[]any{"MIGRATE", theirs, clusterIDs[1]}, "ERR Can't migrate slot which doesn't belong to me"},
 		{[]any{"MIGRATE", mine, clusterIDs[0]}, "ERR Can't migrate slot to myself"},
+		{[]any{"MIGRATE", "5460-5461", clusterIDs[1]}, "ERR Can't migrate slot which doesn't belong to me"},
+		{[]any{"MIGRATE", "5-", clusterIDs[1]}, "ERR Invalid slot"},
 		{[]any{"MIGRATE", mine, clusterIDs[1], "NOW"}, "ERR syntax error"},
 		{[]any{"SETSLOT", mine, "NODE", clusterIDs[1], 1}, "ERR Invalid cluster version: 1 must be the current version 1 + 1"},
 		{[]any{"SETSLOT", mine, "NODE", clusterIDs[1], 3}, "ERR Invalid cluster version: 3 must be the current version 1 + 1"},
@@ -300,7 +302,7 @@ func TestClusterMetrics(t *testing.T) {
 	assert.ErrorContains(t, n0.Do(ctx, "THROTTLE.MULTI", 1, "a", 1, 1, 1, "b", 1, 1, 1).Err(), "CROSSSLOT")
 	require.NoError(t, n0.Do(ctx, "THROTTLE", tag, 1, 1, 1).Err())
 
-	_, err := tc.nodes[0].state.cluster.ForbidWrites(slot)
+	_, err := tc.nodes[0].state.cluster.ForbidWrites(cluster.Range{First: slot, Last: slot})
 	require.NoError(t, err)
 	assert.EqualError(t, n0.Do(ctx, "THROTTLE", tag, 1, 1, 1).Err(),
 		"TRYAGAIN Can't write to slot being migrated which is in write forbidden phase")
@@ -318,7 +320,7 @@ func TestClusterMetrics(t *testing.T) {
 		"sluice_cluster_slots_served 5460",
 		"sluice_cluster_topology_version 1",
 	}, scrape(t, tc.nodes[0], "sluice_cluster_"))
-	tc.nodes[0].state.cluster.AllowWrites(slot)
+	tc.nodes[0].state.cluster.AllowWrites(cluster.Range{First: slot, Last: slot})
 
 	require.NoError(t, n0.Do(ctx, "CLUSTERX", "MIGRATE", slot, clusterIDs[1], "SYNC").Err())
 	assert.ErrorContains(t, n0.Do(ctx, "THROTTLE", tag, 1, 1, 1).Err(), "MOVED")
@@ -342,9 +344,9 @@ func TestClusterMetrics(t *testing.T) {
 }
 
 // TestClusterMigratedStateKeptOnDisk: with --data-dir, what a migration
-// copied is journalled by the destination and what the source dropped
-// after SETSLOT is journalled as deleted: restarted, node 1 holds the
-// slot's state and node 0 none of it.
+// of a range of slots copied is journalled by the destination and what
+// the source dropped after SETSLOT is journalled as deleted: restarted,
+// node 1 holds the slots' state and node 0 none of it.
 func TestClusterMigratedStateKeptOnDisk(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 	cfgs := make([]Config, 2)
@@ -373,12 +375,22 @@ func TestClusterMigratedStateKeptOnDisk(t *testing.T) {
 	require.Len(t, want, 4)
 	n0 := redis.NewClient(&redis.Options{Addr: tc.addrs[0], MaxRetries: -1})
 	defer n0.Close()
-	require.NoError(t, n0.Do(ctx, "CLUSTERX", "MIGRATE", slot, clusterIDs[1], "SYNC").Err())
+	// A range of four slots, as Kvrocks 2.9 and kvrocks-controller take it.
+	r := cluster.Range{First: slot, Last: slot + 3}
+	if r.Last > 5460 {
+		r = cluster.Range{First: slot - 3, Last: slot}
+	}
+	require.NoError(t, n0.Do(ctx, "CLUSTERX", "MIGRATE", r.String(), clusterIDs[1], "SYNC").Err())
+	info, err := n0.ClusterInfo(ctx).Result()
+	require.NoError(t, err)
+	assert.Contains(t, info, fmt.Sprintf("migrating_slot: %s\r\ndestination_node: %s\r\nmigrating_state: success\r\n", r, clusterIDs[1]))
+	assert.Equal(t, 5462+4, tc.nodes[1].state.cluster.View().ServedCount())
 	for _, a := range tc.addrs {
 		c := redis.NewClient(&redis.Options{Addr: a, MaxRetries: -1})
-		require.NoError(t, c.Do(ctx, "CLUSTERX", "SETSLOT", slot, "NODE", clusterIDs[1], 2).Err())
+		require.NoError(t, c.Do(ctx, "CLUSTERX", "SETSLOT", r.String(), "NODE", clusterIDs[1], 2).Err())
 		_ = c.Close()
 	}
+	assert.Equal(t, 5461-4, tc.nodes[0].state.cluster.View().ServedCount())
 	require.NoError(t, n0.Do(ctx, "DEBUG", "SWEEP").Err())
 	require.Empty(t, slotState(tc.nodes[0], slot))
 	for i := range 2 {
