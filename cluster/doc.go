@@ -13,6 +13,11 @@
 // replaces the view whole. With a directory, State keeps the node id and
 // the topology in a small file there, so a restarted node serves at once.
 //
+// A slot moved with its state (Kvrocks's CLUSTERX MIGRATE) marks the view
+// without changing the topology: the source stops serving the slot's
+// writes, then redirects the slot to the destination, which serves it
+// until a new topology (CLUSTERX SETSLOT, [State.SetSlot]) says so.
+//
 // The package knows nothing of sockets, commands or replies; package
 // commands words its errors.
 package cluster

@@ -20,8 +20,9 @@ type View struct {
 	// Self is this node's line in Topology; nil when the topology does not
 	// list ID (the node then serves no slot and redirects every key).
 	Self   *Node
-	serves Bitmap // slots Self serves as their master
-	holds  Bitmap // serves, or a replica's master's slots
+	serves Bitmap // slots Self serves as their master (or imported), but those migrated or write-forbidden
+	holds  Bitmap // slots whose keys Self keeps: its own, its master's for a replica, or being imported
+	moves  moves  // slot moves in progress (migrate.go)
 }
 
 // Serves reports whether this node serves slot: the hot path's one bit
@@ -53,9 +54,9 @@ func (v *View) Dropped(next *View) Bitmap {
 	return held.Without(&next.holds)
 }
 
-// newView places id in t (nil: no topology yet).
-func newView(id string, t *Topology) *View {
-	v := &View{ID: id, Topology: t}
+// newView places id in t (nil: no topology yet), with the slot moves m.
+func newView(id string, t *Topology, m moves) *View {
+	v := &View{ID: id, Topology: t, moves: m}
 	if t == nil {
 		return v
 	}
@@ -63,6 +64,7 @@ func newView(id string, t *Topology) *View {
 	if v.Self == nil {
 		return v
 	}
+	defer v.applyMoves()
 	master := v.Self
 	if v.Self.Role == Replica {
 		master = t.Node(v.Self.MasterID)
@@ -76,6 +78,26 @@ func newView(id string, t *Topology) *View {
 		}
 	}
 	return v
+}
+
+// applyMoves changes serves and holds by the slot moves: a slot migrated
+// or write-forbidden is not served (its keys are kept), an imported one
+// is, and the keys of the one being imported are kept.
+func (v *View) applyMoves() {
+	m := &v.moves
+	for s := range m.migrated {
+		v.serves.del(s)
+	}
+	for i, w := range m.forbidden {
+		v.serves[i] &^= w
+	}
+	if v.Self.Role != Master {
+		return
+	}
+	for i := range m.imported {
+		v.serves[i] |= m.imported[i]
+		v.holds[i] |= m.imported[i] | m.importing[i]
+	}
 }
 
 // Announce is how this node describes itself where the topology does not
@@ -129,7 +151,7 @@ func Open(o Options) (*State, error) {
 	if id == "" {
 		id = randomID()
 	}
-	v := newView(id, kept.topology)
+	v := newView(id, kept.topology, moves{})
 	if id != kept.id {
 		if err := writeFile(st.file, v); err != nil {
 			return nil, err
@@ -174,7 +196,7 @@ func (st *State) SetNodeID(id string) (old, cur *View, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	old = st.view.Load()
-	cur, err = st.publish(newView(id, old.Topology))
+	cur, err = st.publish(newView(id, old.Topology, old.moves))
 	return old, cur, err
 }
 
@@ -200,7 +222,13 @@ func (st *State) SetNodes(text string, version int64, force bool) (old, cur *Vie
 			return old, old, nil
 		}
 	}
-	cur, err = st.publish(newView(old.ID, t))
+	// A new topology ends the slots handed over or taken (Kvrocks does
+	// the same); a move under way keeps its marks and finds out when it
+	// ends (Migrated).
+	m := old.moves.clone()
+	clear(m.migrated)
+	m.imported = Bitmap{}
+	cur, err = st.publish(newView(old.ID, t, m))
 	return old, cur, err
 }
 

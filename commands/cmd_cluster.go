@@ -55,6 +55,15 @@ func clusterCommands() []*Command {
 					[]Arg{{Name: "node-id", Type: "string"}}, clusterxSetNodeID),
 				sub("version", 2, admin, adminCats, "Returns the topology's version, -1 before one is set.", "O(1)", nil, clusterxVersion),
 				sub("myid", 2, admin, adminCats, "Returns the ID of this node.", "O(1)", nil, clusterMyID),
+				sub("migrate", -4, admin, adminCats, "Copies the keys of a slot (or first-last) to another master, then redirects the slots there (CLUSTER INFO shows migrating_state).",
+					"O(N) where N is the number of keys this node holds", []Arg{{Name: "slot-or-range", Type: "string"}, {Name: "node-id", Type: "string"},
+						{Name: "mode", Type: "oneof", Optional: true, Args: []Arg{{Name: "sync", Type: "pure-token", Token: "SYNC"}, {Name: "async", Type: "pure-token", Token: "ASYNC"}}}}, clusterxMigrate),
+				sub("setslot", 6, admin, adminCats, "Gives a slot (or first-last) to a master in the topology at the next version.", "O(1)",
+					[]Arg{{Name: "slot-or-range", Type: "string"}, {Name: "node", Type: "pure-token", Token: "NODE"}, {Name: "node-id", Type: "string"}, {Name: "version", Type: "integer"}}, clusterxSetSlot),
+				sub("import", 4, admin, adminCats, "Starts (0), ends (1) or abandons (2) importing a slot (or first-last): sent by the migrating node.", "O(N) where N is the number of keys this node holds",
+					[]Arg{{Name: "slot-or-range", Type: "string"}, {Name: "state", Type: "integer"}}, clusterxImport),
+				sub("apply", 4, admin, adminCats, "Applies records of slots being imported: sent by the migrating node.", "O(N) where N is the number of records",
+					[]Arg{{Name: "slot-or-range", Type: "string"}, {Name: "records", Type: "string"}}, clusterxApply),
 				sub("help", 2, info, slow, "Returns helpful text about the different subcommands.", "O(1)", nil, clusterxHelp),
 			}},
 		{Name: "readonly", Arity: 1, Flags: FlagFast | FlagLoading | FlagStale, Categories: []string{"@fast", "@connection"}, Group: "cluster", Since: "0.3.0",
@@ -111,6 +120,7 @@ func clusterInfo(s *Server, c *resp.Conn, _ [][]byte) {
 	} {
 		fmt.Fprintf(&b, "%s:%v\r\n", kv.k, kv.v)
 	}
+	s.migrationInfo(&b)
 	c.WriteVerbatim("txt", b.String())
 }
 
@@ -124,6 +134,8 @@ func (s *Server) clusterInfoSection(kv func(string, any)) {
 	v := s.cluster.View()
 	kv("cluster_topology_version", v.Version())
 	kv("cluster_redirects", s.redirects.Load())
+	kv("cluster_tryagain", s.redirectsTryAgain.Load())
+	kv("cluster_crossslot", s.redirectsCrossSlot.Load())
 	kv("cluster_keys_dropped", s.slotDrop.dropped.Load())
 }
 
@@ -386,6 +398,10 @@ func clusterxHelp(_ *Server, c *resp.Conn, _ [][]byte) {
 		"SETNODEID <id>", "    Set this node's id (40 hex digits).",
 		"VERSION", "    Return the topology's version (-1 before one is set).",
 		"MYID", "    Return this node's id.",
+		"MIGRATE <slot|first-last> <node-id> [SYNC|ASYNC]", "    Copy the slots' keys to master <node-id>, then redirect the slots there (CLUSTER INFO: migrating_state).",
+		"SETSLOT <slot> NODE <node-id> <version>", "    Give <slot> (or first-last) to master <node-id> at <version>, the current version + 1.",
+		"IMPORT <slot|first-last> 0|1|2", "    Start, end or abandon importing the slots (sent by the migrating node).",
+		"APPLY <slot|first-last> <records>", "    Apply records of the slots being imported (sent by the migrating node).",
 	})
 }
 
@@ -462,9 +478,9 @@ func clusterReadwrite(s *Server, c *resp.Conn, _ [][]byte) {
 	}
 }
 
-// clusterAsking serves ASKING. Sluice moves slots whole with a new
-// topology and never answers -ASK, so ASKING changes nothing; it is
-// accepted for clients that send it.
+// clusterAsking serves ASKING. Sluice hands a slot over whole (its keys
+// copied, then -MOVED) and never answers -ASK, so ASKING changes nothing;
+// it is accepted for clients that send it.
 func clusterAsking(s *Server, c *resp.Conn, _ [][]byte) {
 	if clusterView(s, c) != nil {
 		c.WriteSimple("OK")

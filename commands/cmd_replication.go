@@ -93,15 +93,15 @@ func replicationCommands() []*Command {
 }
 
 // writeAllowed is the gate of every state-changing command (with
-// replication on): it marks the session as writing, then reads the gate,
-// in that order, so that a FAILOVER pausing writes either sees the mark
-// (and waits for the command, see awaitWrites) or is seen (and the
+// replication on). The caller has marked the session as writing; the gate
+// is read after that, so that a FAILOVER pausing writes either sees the
+// mark (and waits for the command, see awaitWrites) or is seen (and the
 // command waits for it). A replica refuses with READONLY, a primary short
-// of good replicas with NOREPLICAS; peeks (quantity 0) pass. The caller
-// clears the mark once the command has run.
+// of good replicas with NOREPLICAS; peeks (quantity 0) pass. A refusal
+// clears the mark; otherwise the caller clears it once the command has
+// run.
 func (s *Server) writeAllowed(sess *session, cmd *Command, args [][]byte, c *resp.Conn) bool {
 	for {
-		sess.writing.Store(true)
 		g := s.repl.WriteGate()
 		if g == replication.GateOpen || cmd.isPeek(args) {
 			return true
@@ -110,6 +110,7 @@ func (s *Server) writeAllowed(sess *session, cmd *Command, args [][]byte, c *res
 		switch g {
 		case replication.GatePaused:
 			s.repl.AwaitGate()
+			sess.writing.Store(true)
 			continue
 		case replication.GateNoReplicas:
 			c.WriteError(errNoReplicas)

@@ -63,21 +63,27 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 		c.WriteError(errLoading)
 		return
 	}
+	// A state-changing command is marked as writing before routing reads
+	// the cluster view and before the replication gate is read, so that a
+	// FAILOVER pausing writes, or a slot migration refusing a slot's
+	// writes, either sees the mark and waits for the command (awaitWrites,
+	// awaitSlotWriters) or is seen by it.
+	writing := cmd.Flags&FlagWrite != 0 && (s.repl != nil || s.cluster != nil)
+	if writing {
+		sess.writing.Store(true)
+	}
 	if s.cluster != nil && cmd.FirstKey != 0 {
 		if e := s.route(sess, cmd, args); e != "" {
-			s.rejected.Add(1)
-			c.WriteError(e)
+			s.refuseMarked(sess, writing, c, e)
 			return
 		}
 	}
 	if s.cfg.MaxMemory > 0 && cmd.Flags&FlagDenyOOM != 0 && s.overMemory() {
-		s.rejected.Add(1)
 		s.oomRejected.Add(1)
-		c.WriteError(errOOM)
+		s.refuseMarked(sess, writing, c, errOOM)
 		return
 	}
-	writing := cmd.Flags&FlagWrite != 0 && s.repl != nil
-	if writing && !s.writeAllowed(sess, cmd, args, c) {
+	if writing && s.repl != nil && !s.writeAllowed(sess, cmd, args, c) {
 		return
 	}
 	sess.lastCmd.Store(&cmd.Name)
@@ -85,6 +91,16 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 	if writing {
 		sess.writing.Store(false)
 	}
+}
+
+// refuseMarked answers a call refused before it ran with e, ending its
+// writing mark.
+func (s *Server) refuseMarked(sess *session, writing bool, c *resp.Conn, e string) {
+	if writing {
+		sess.writing.Store(false)
+	}
+	s.rejected.Add(1)
+	c.WriteError(e)
 }
 
 // keysAllowed checks every key of a call against the user's key patterns.

@@ -17,8 +17,9 @@
 // argument parsers, errors.go the replies, memory.go the bounds one call
 // may make the server hold (maxmemory's -OOM check at dispatch, the limits
 // of THROTTLE.MULTI and of leases), routing.go cluster mode's check at
-// dispatch (-MOVED, -CROSSSLOT) and the background drop of the keys of
-// slots a node lost.
+// dispatch (-MOVED, -CROSSSLOT, -TRYAGAIN) and the background drop of the
+// keys of slots a node lost, migrate.go moving slots with their state
+// between nodes (CLUSTERX MIGRATE, IMPORT, APPLY, SETSLOT).
 //
 // [Server] implements resp.Handler: the network layer hands it one parsed
 // command at a time and it writes the reply through the connection's

@@ -34,6 +34,7 @@ func (s *Server) route(sess *session, cmd *Command, args [][]byte) string {
 		for i := cmd.FirstKey; i <= last && i < len(args); i += max(cmd.Step, 1) {
 			k := cluster.Slot(args[i])
 			if slot >= 0 && k != slot {
+				s.redirectsCrossSlot.Add(1)
 				return errCrossSlot
 			}
 			slot = k
@@ -49,15 +50,28 @@ func (s *Server) route(sess *session, cmd *Command, args [][]byte) string {
 	return s.redirect(sess, cmd, v, slot)
 }
 
-// redirect is route's answer for a slot this node does not serve.
+// redirect is route's answer for a slot this node does not serve: the
+// owner's -MOVED, or the destination's once the slot was migrated there;
+// while a migration refuses the slot's writes, -TRYAGAIN for a write and
+// the command runs for a read.
 func (s *Server) redirect(sess *session, cmd *Command, v *cluster.View, slot int) string {
-	if v.Topology == nil {
+	switch {
+	case v.Topology == nil:
+		s.redirectsDown.Add(1)
 		return errClusterDown
-	}
-	if sess.readonly && cmd.Flags.Has(FlagReadonly) && v.Holds(slot) {
+	case v.WriteForbidden(slot):
+		if cmd.Flags&FlagWrite == 0 {
+			return ""
+		}
+		s.redirectsTryAgain.Add(1)
+		return errTryAgain
+	case sess.readonly && cmd.Flags.Has(FlagReadonly) && v.Holds(slot):
 		return ""
 	}
 	s.redirects.Add(1)
+	if dst := v.MigratedTo(slot); dst != nil {
+		return errMoved(slot, dst.Addr)
+	}
 	return errMoved(slot, v.Topology.Owner(slot).Addr)
 }
 

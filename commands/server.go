@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,16 @@ type Config struct {
 	// and CLUSTERX read and set it. nil runs standalone (cluster mode off).
 	// Call DropStep periodically when it is set.
 	Cluster *cluster.State
+	// SlotTail, in cluster mode, must be one of Keys' journals: it lets
+	// CLUSTERX MIGRATE ship what changed while it copied. nil refuses
+	// CLUSTERX MIGRATE.
+	SlotTail *SlotTail
+	// MigrateUser, MigratePassword and MigrateTLS are how CLUSTERX MIGRATE
+	// connects to the destination node: AUTH [user] password when the
+	// password is set, TLS when set (those a replica uses for its
+	// primary).
+	MigrateUser, MigratePassword string
+	MigrateTLS                   *tls.Config
 	// TopKeys counts decisions by key for THROTTLE.TOP and the status
 	// page; nil makes one of topkeys' default sizes, unless NoTopKeys.
 	TopKeys *topkeys.Recorder
@@ -124,7 +135,13 @@ type Server struct {
 	// cluster is cfg.Cluster: nil when cluster mode is off (routing.go).
 	cluster   *cluster.State
 	redirects atomic.Uint64 // -MOVED replies
-	slotDrop  slotDrop      // removing the keys of slots this node lost
+	// -TRYAGAIN, -CROSSSLOT and -CLUSTERDOWN replies (routing.go)
+	redirectsTryAgain, redirectsCrossSlot, redirectsDown atomic.Uint64
+	slotDrop                                             slotDrop // removing the keys of slots this node lost
+	// tail is cfg.SlotTail; migrations the slot moves from and to this
+	// node (migrate.go).
+	tail       *SlotTail
+	migrations migrations
 	// top counts decisions by key (nil with NoTopKeys); src* are the
 	// commands' sources in it (cmd_top.go).
 	top                                             *topkeys.Recorder
@@ -169,6 +186,7 @@ func NewServer(cfg Config) *Server {
 		isLocal:  isLoopback,
 		repl:     cfg.Replication,
 		cluster:  cfg.Cluster,
+		tail:     cfg.SlotTail,
 	}
 	s.initTopKeys()
 	s.waitDurable = s.waitDurableFn

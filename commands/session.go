@@ -27,8 +27,8 @@ type session struct {
 	sample   uint32           // calls since the last latency sample
 	// listeningPort is a replica's REPLCONF listening-port, for PSYNC.
 	listeningPort int
-	// writing is set while a state-changing command runs (see
-	// writeAllowed).
+	// writing is set while a state-changing command is routed, gated and
+	// run (see ServeRESP, writeAllowed and awaitSlotWriters).
 	writing atomic.Bool
 	topKeys topkeys.Sampler // which decisions THROTTLE.TOP records (cmd_top.go)
 	// authFailed counts failed AUTH on this connection (see

@@ -55,7 +55,7 @@ var (
 
 // sluiceBinary builds ./cmd/sluice once per test run, with the Dockerfile's
 // build command.
-func sluiceBinary(t *testing.T) string {
+func sluiceBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		var df *dockerfile
@@ -71,7 +71,7 @@ func sluiceBinary(t *testing.T) string {
 	return buildBin
 }
 
-func moduleRoot(t *testing.T) string {
+func moduleRoot(t testing.TB) string {
 	t.Helper()
 	wd, err := os.Getwd()
 	if err != nil {
@@ -95,7 +95,7 @@ var readyAddr = regexp.MustCompile(`msg="sluice ready".* addr=(\S+)`)
 
 // startSluice runs the binary on 127.0.0.1 with a free port and DEBUG
 // enabled; it is stopped with SIGTERM (and must exit 0) when the test ends.
-func startSluice(t *testing.T, extra ...string) *sluice {
+func startSluice(t testing.TB, extra ...string) *sluice {
 	t.Helper()
 	args := append([]string{"--bind", "127.0.0.1", "--port", freePort(t), "--enable-debug-command"}, extra...)
 	return startBinary(t, sluiceBinary(t), args...)
@@ -103,7 +103,7 @@ func startSluice(t *testing.T, extra ...string) *sluice {
 
 // freePort is a free port on 127.0.0.1 for --port (--port 0 turns the
 // plaintext listener off, as in Redis).
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -113,7 +113,7 @@ func freePort(t *testing.T) string {
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
-func startBinary(t *testing.T, bin string, args ...string) *sluice {
+func startBinary(t testing.TB, bin string, args ...string) *sluice {
 	t.Helper()
 	s := &sluice{cmd: exec.Command(bin, args...), log: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
 	// Everything the server writes goes to the log tail; stderr is also
@@ -160,7 +160,7 @@ func startBinary(t *testing.T, bin string, args ...string) *sluice {
 	return s
 }
 
-func (s *sluice) stop(t *testing.T) {
+func (s *sluice) stop(t testing.TB) {
 	t.Helper()
 	if s.killed {
 		return

@@ -37,14 +37,25 @@ type testCluster struct {
 
 // startCluster starts three cluster nodes and gives each the map where
 // they serve 0-5460, 5461-10922 and 10923-16383 (version 1).
-func startCluster(t *testing.T) *testCluster {
+func startCluster(t *testing.T) *testCluster { return startClusterWith(t, nil) }
+
+// startClusterWith is startCluster with node i started by start(i, cfg)
+// when that returns a server (nil: as startCluster does).
+func startClusterWith(t *testing.T, start1 func(i int, cfg Config) *Server) *testCluster {
 	t.Helper()
 	tc := &testCluster{}
-	for _, id := range clusterIDs {
+	for i, id := range clusterIDs {
 		cfg := testConfig()
 		cfg.ClusterEnabled, cfg.ClusterNodeID, cfg.EnableDebug = true, id, true
-		s := start(t, cfg, &bytes.Buffer{})
-		go func() { _ = s.Serve() }()
+		cfg.MetricsAddr = "127.0.0.1:0"
+		var s *Server
+		if start1 != nil {
+			s = start1(i, cfg)
+		}
+		if s == nil {
+			s = start(t, cfg, &bytes.Buffer{})
+			go func() { _ = s.Serve() }()
+		}
 		tc.nodes = append(tc.nodes, s)
 		tc.addrs = append(tc.addrs, s.Addr().String())
 	}
@@ -343,7 +354,9 @@ func TestClusterStateKeptInDataDir(t *testing.T) {
 	cfg.ClusterEnabled, cfg.DataDir = true, dir
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
-	go func() { _ = s.Serve() }()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	require.NoError(t, recovered(t, s, served)) // THROTTLE answers -LOADING until then
 	c := redis.NewClient(&redis.Options{Addr: s.Addr().String()})
 	ctx := context.Background()
 	id, err := c.Do(ctx, "CLUSTER", "MYID").Text()

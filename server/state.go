@@ -47,7 +47,16 @@ func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, erro
 		journal, cc.Persistence = journalRef{st}, storeView{st: st, cfg: cfg}
 	}
 	backlog := replication.NewBacklog(int64(cfg.ReplBacklogSize), int64(cfg.ReplBufferLimit))
-	st.keys = keyspace.New(cfg.Shards, keyspace.Tee(journal, backlog))
+	var stream keyspace.Journal = backlog
+	if cfg.ClusterEnabled {
+		// CLUSTERX MIGRATE ships what changed while it copied a slot (the
+		// tail passes every change on to the backlog); it connects to the
+		// destination as a replica to its primary.
+		cc.SlotTail = commands.NewSlotTail(backlog)
+		cc.MigrateUser, cc.MigratePassword, cc.MigrateTLS = cfg.MasterUser, cfg.MasterAuth, replTLS
+		stream = cc.SlotTail
+	}
+	st.keys = keyspace.New(cfg.Shards, keyspace.Tee(journal, stream))
 	host, port, _ := cfg.replicaOf() // validated
 	st.repl = replication.New(replication.Config{
 		Keys: st.keys, Backlog: backlog, Now: st.clock.Now, Logger: cc.Logger, ListenPort: cfg.Port,

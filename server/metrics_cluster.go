@@ -1,0 +1,65 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluicehq/sluice/commands"
+)
+
+// clusterCollector turns the cluster counters into Prometheus metrics at
+// scrape time. Routing counts only its refusals (the redirect path); a
+// served command pays nothing for these.
+type clusterCollector struct {
+	cmds                                *commands.Server
+	enabled, version, served, redirects *prometheus.Desc
+	dropped, migrations, lastRefused    *prometheus.Desc
+}
+
+func newClusterCollector(cmds *commands.Server) *clusterCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("sluice_cluster_"+name, help, labels, nil)
+	}
+	return &clusterCollector{
+		cmds:    cmds,
+		enabled: d("enabled", "1 when cluster mode is on (--cluster-enabled), else 0 and no other sluice_cluster_ metric."),
+		version: d("topology_version", "The topology's version (CLUSTERX VERSION, cluster_current_epoch); -1 before the first."),
+		served:  d("slots_served", "Slots this node serves now: its own in the topology, minus those migrated away or refusing writes, plus those imported."),
+		redirects: d("redirects_total", "Keyed commands refused by routing, by kind: moved (-MOVED), tryagain (-TRYAGAIN while a migrating slot drains), "+
+			"crossslot (-CROSSSLOT), clusterdown (-CLUSTERDOWN before any topology).", "kind"),
+		dropped:     d("keys_dropped_total", "Keys removed because this node no longer holds their slot."),
+		migrations:  d("migrations_total", "Slot migrations from this node (CLUSTERX MIGRATE), by result: success, fail.", "result"),
+		lastRefused: d("migration_writes_refused_seconds", "How long the last successful slot migration refused the slot's writes (-TRYAGAIN) while its last changes drained."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.enabled, c.version, c.served, c.redirects, c.dropped, c.migrations, c.lastRefused} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.cmds.ClusterStats()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	if !st.Enabled {
+		gauge(c.enabled, 0)
+		return
+	}
+	gauge(c.enabled, 1)
+	gauge(c.version, float64(st.Version))
+	gauge(c.served, float64(st.Served))
+	counter(c.redirects, st.Moved, "moved")
+	counter(c.redirects, st.TryAgain, "tryagain")
+	counter(c.redirects, st.CrossSlot, "crossslot")
+	counter(c.redirects, st.ClusterDown, "clusterdown")
+	counter(c.dropped, st.KeysDropped)
+	counter(c.migrations, st.Migrated, "success")
+	counter(c.migrations, st.MigrateFailed, "fail")
+	gauge(c.lastRefused, st.LastWritesRefused.Seconds())
+}
