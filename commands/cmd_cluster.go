@@ -125,6 +125,10 @@ func (s *Server) clusterInfoSection(kv func(string, any)) {
 	kv("cluster_topology_version", v.Version())
 	kv("cluster_redirects", s.redirects.Load())
 	kv("cluster_keys_dropped", s.slotDrop.dropped.Load())
+	kv("cluster_fenced", boolInt(s.fenced.Load()))
+	if s.clusterKV != nil {
+		s.clusterKV(kv)
+	}
 }
 
 // busPort is the cluster bus port CLUSTER NODES shows, Redis's default
@@ -407,6 +411,10 @@ func clusterxSetNodes(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errSyntax)
 		return
 	}
+	if s.manager != "" && !force {
+		c.WriteError(errClusterManaged(s.manager, true))
+		return
+	}
 	old, cur, err := s.cluster.SetNodes(string(args[2]), version, force)
 	switch {
 	case errors.Is(err, cluster.ErrVersion):
@@ -425,6 +433,10 @@ func clusterxSetNodes(s *Server, c *resp.Conn, args [][]byte) {
 // clusterxSetNodeID serves CLUSTERX SETNODEID id.
 func clusterxSetNodeID(s *Server, c *resp.Conn, args [][]byte) {
 	if clusterView(s, c) == nil {
+		return
+	}
+	if s.manager != "" {
+		c.WriteError(errClusterManaged(s.manager, false))
 		return
 	}
 	old, cur, err := s.cluster.SetNodeID(string(args[2]))

@@ -62,6 +62,13 @@ type Config struct {
 	// and CLUSTERX read and set it. nil runs standalone (cluster mode off).
 	// Call DropStep periodically when it is set.
 	Cluster *cluster.State
+	// ClusterManager, when set, names what sets the topology (e.g. "etcd
+	// (--cluster-etcd)"): CLUSTERX SETNODES is then refused unless FORCE,
+	// and CLUSTERX SETNODEID always.
+	ClusterManager string
+	// ClusterInfo, when set, adds lines to INFO's "# Cluster" (the control
+	// plane's link).
+	ClusterInfo func(kv func(string, any))
 	// TopKeys counts decisions by key for THROTTLE.TOP and the status
 	// page; nil makes one of topkeys' default sizes, unless NoTopKeys.
 	TopKeys *topkeys.Recorder
@@ -120,8 +127,11 @@ type Server struct {
 
 	// cluster is cfg.Cluster: nil when cluster mode is off (routing.go).
 	cluster   *cluster.State
-	redirects atomic.Uint64 // -MOVED replies
-	slotDrop  slotDrop      // removing the keys of slots this node lost
+	manager   string                     // cfg.ClusterManager
+	clusterKV func(kv func(string, any)) // cfg.ClusterInfo
+	fenced    atomic.Bool                // SetFenced: refuse keyed commands on served slots
+	redirects atomic.Uint64              // -MOVED replies
+	slotDrop  slotDrop                   // removing the keys of slots this node lost
 	// top counts decisions by key (nil with NoTopKeys); src* are the
 	// commands' sources in it (cmd_top.go).
 	top                                             *topkeys.Recorder
@@ -156,16 +166,18 @@ func NewServer(cfg Config) *Server {
 	}
 	cfg.MaxMemory = max(cfg.MaxMemory, 0)
 	s := &Server{
-		cfg:      cfg,
-		keys:     cfg.Keys,
-		clock:    cfg.Clock,
-		log:      cfg.Logger,
-		cmds:     newRegistry(commandTable()),
-		started:  time.Now(),
-		sessions: map[uint64]*session{},
-		isLocal:  isLoopback,
-		repl:     cfg.Replication,
-		cluster:  cfg.Cluster,
+		cfg:       cfg,
+		keys:      cfg.Keys,
+		clock:     cfg.Clock,
+		log:       cfg.Logger,
+		cmds:      newRegistry(commandTable()),
+		started:   time.Now(),
+		sessions:  map[uint64]*session{},
+		isLocal:   isLoopback,
+		repl:      cfg.Replication,
+		cluster:   cfg.Cluster,
+		manager:   cfg.ClusterManager,
+		clusterKV: cfg.ClusterInfo,
 	}
 	s.initTopKeys()
 	s.waitDurable = s.waitDurableFn

@@ -239,6 +239,9 @@ func (s *Server) ready() {
 	s.state.cmds.SetLoading(nil)
 	s.sweep = startSweeper(s.cfg.SweepInterval, s.state.sweepStep)
 	s.state.startReplication(s.Addr().(*net.TCPAddr).Port)
+	if err := s.state.startControlPlane(s.cfg, s.log); err != nil {
+		s.log.Error("cluster: the etcd control plane did not start; the node serves its kept topology", slog.Any("err", err))
+	}
 	s.logReady()
 	s.metrics.setReady(true)
 }
