@@ -247,17 +247,24 @@ func (a *Agent) runMembership() {
 func (a *Agent) member() error {
 	ctx, cancel := context.WithCancel(a.ctx)
 	defer cancel()
-	grantCtx, grantCancel := context.WithTimeout(ctx, a.cfg.LeaseTTL+a.cfg.DialTimeout)
-	lease, err := a.cli.Grant(grantCtx, int64(a.cfg.LeaseTTL/time.Second))
-	grantCancel()
+	stepCtx, stepCancel := context.WithTimeout(ctx, a.cfg.LeaseTTL+a.cfg.DialTimeout)
+	defer stepCancel()
+	granted := a.cfg.Now()
+	lease, err := a.cli.Grant(stepCtx, int64(a.cfg.LeaseTTL/time.Second))
 	if err != nil {
 		return fmt.Errorf("grant lease: %w", err)
 	}
-	a.renewed(lease.TTL)
 	val, _ := json.Marshal(registration{ID: a.cfg.ID, Host: a.cfg.Host, Port: a.cfg.Port})
-	if _, err := a.cli.Put(ctx, a.nodeKey(a.cfg.ID), string(val), clientv3.WithLease(lease.ID)); err != nil {
+	if _, err := a.cli.Put(stepCtx, a.nodeKey(a.cfg.ID), string(val), clientv3.WithLease(lease.ID)); err != nil {
 		return fmt.Errorf("register: %w", err)
 	}
+	// A new lease may follow an expired one, after which the controller may
+	// have given this node's slots away: the fence opens only once the
+	// topology etcd holds now is applied (the watch may lag behind).
+	if err := a.syncTopology(stepCtx); err != nil {
+		return fmt.Errorf("read the topology: %w", err)
+	}
+	a.renewedAt(granted, lease.TTL)
 	ka, err := a.cli.KeepAlive(ctx, lease.ID)
 	if err != nil {
 		return fmt.Errorf("keepalive: %w", err)
@@ -294,11 +301,15 @@ func (a *Agent) member() error {
 	return err
 }
 
-// renewed records a keepalive answer (or the grant) at the fence clock.
-func (a *Agent) renewed(ttlSeconds int64) {
+// renewed records a keepalive answer at the fence clock.
+func (a *Agent) renewed(ttlSeconds int64) { a.renewedAt(a.cfg.Now(), ttlSeconds) }
+
+// renewedAt records that the lease was renewed (or granted) no earlier
+// than at, and opens the fence.
+func (a *Agent) renewedAt(at time.Time, ttlSeconds int64) {
 	a.fenceMu.Lock()
 	defer a.fenceMu.Unlock()
-	a.lastOK.Store(a.cfg.Now().UnixNano())
+	a.lastOK.Store(at.UnixNano())
 	if ttlSeconds > 0 {
 		a.ttl.Store(ttlSeconds * int64(time.Second))
 	}

@@ -40,17 +40,32 @@ func (a *Agent) runTopology() {
 	}
 }
 
-func (a *Agent) followTopology() error {
-	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(a.ctx))
-	defer cancel()
+// syncTopology reads the topology etcd holds and applies it.
+func (a *Agent) syncTopology(ctx context.Context) error {
+	_, err := a.readTopology(ctx)
+	return err
+}
+
+// readTopology is syncTopology; it returns etcd's revision at the read.
+func (a *Agent) readTopology(ctx context.Context) (int64, error) {
 	r, err := a.cli.Get(ctx, a.topologyKey())
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if len(r.Kvs) > 0 {
 		a.apply(string(r.Kvs[0].Value), r.Kvs[0].ModRevision)
 	}
-	for w := range a.cli.Watch(ctx, a.topologyKey(), clientv3.WithRev(r.Header.Revision+1)) {
+	return r.Header.Revision, nil
+}
+
+func (a *Agent) followTopology() error {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(a.ctx))
+	defer cancel()
+	rev, err := a.readTopology(ctx)
+	if err != nil {
+		return err
+	}
+	for w := range a.cli.Watch(ctx, a.topologyKey(), clientv3.WithRev(rev+1)) {
 		if err := w.Err(); err != nil {
 			return err
 		}
@@ -100,7 +115,9 @@ func (a *Agent) lead(ctx context.Context, elec *concurrency.Election, lost <-cha
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer func() {
-		rctx, rcancel := context.WithTimeout(context.Background(), a.cfg.DialTimeout)
+		// Resigning lets another node lead at once after a clean stop; a
+		// node cut off from etcd gives up quickly (its key expires).
+		rctx, rcancel := context.WithTimeout(context.Background(), min(a.cfg.DialTimeout, a.cfg.LeaseTTL/2))
 		_ = elec.Resign(rctx)
 		rcancel()
 	}()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,6 +105,9 @@ func (p *proxy) accept() {
 	}
 }
 
+// heal lets connections through again.
+func (p *proxy) heal() { p.cut.Store(false) }
+
 // partition closes every connection and refuses new ones.
 func (p *proxy) partition() {
 	p.cut.Store(true)
@@ -147,20 +151,23 @@ func startEtcdNode(t *testing.T, endpoint string, edit func(*Config)) *etcdNode 
 func (n *etcdNode) kill(t *testing.T) {
 	t.Helper()
 	n.down = true
+	n.proxy.partition() // no resignation, no revocation reaches etcd
 	require.NoError(t, n.s.Shutdown(context.Background()))
 }
 
 // eventually polls cond every 20 ms until it holds, failing with msg after
-// 30 s.
+// 30 s; it logs how long it waited.
 func eventually(t *testing.T, msg string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	start := time.Now()
+	deadline := start.Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("not within 30 s: %s", msg)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	t.Logf("%.2f s: %s", time.Since(start).Seconds(), msg)
 }
 
 // etcdTopology reads the topology etcd holds for the test cluster.
@@ -321,6 +328,12 @@ func TestEtcdFailover(t *testing.T) {
 	})
 
 	// Stop etcd: once no lease can be renewed, every node keeps serving.
+	// (Connections cut first: etcd's graceful stop would wait seconds for
+	// the watch streams.)
+	for _, n := range nodes {
+		n.proxy.partition()
+	}
+	_ = cli.Close()
 	stopEtcd()
 	eventually(t, "every lease lapsed", func() bool {
 		for _, n := range nodes {
@@ -349,4 +362,69 @@ func settledLive(nodes []*etcdNode, top *cluster.Topology) bool {
 		}
 	}
 	return true
+}
+
+// fakeClock is the fence's clock in tests: the system clock plus an offset
+// the test moves forward.
+type fakeClock struct{ offset atomic.Int64 }
+
+func (c *fakeClock) now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// TestEtcdFenceZombie: a primary with --cluster-partition-policy fence cut
+// off from etcd refuses its slots (-CLUSTERDOWN) once its fence clock says
+// its lease may have expired — while etcd still holds its registration and
+// its replica is still a replica, so before the new primary can admit —
+// and keeps refusing while the replica, promoted, admits. Healed, it
+// rejoins as a replica of the new primary.
+func TestEtcdFenceZombie(t *testing.T) {
+	endpoint, _ := startEtcd(t)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer func() { _ = cli.Close() }()
+	ctx := context.Background()
+	clock := &fakeClock{}
+	const ttl = 2 * time.Second
+	shape := func(cfg *Config) {
+		cfg.ClusterPrimaries, cfg.ClusterReplicas, cfg.ClusterLeaseTTL, cfg.ClusterPartitionPolicy = 1, 1, ttl, "fence"
+	}
+	zombie := startEtcdNode(t, endpoint, func(cfg *Config) { shape(cfg); cfg.controlPlaneClock = clock.now })
+	nodes := []*etcdNode{zombie}
+	eventually(t, "the first node serves every slot", func() bool { return settled(t, cli, nodes, 1, 0) })
+	heir := startEtcdNode(t, endpoint, shape)
+	nodes = append(nodes, heir)
+	eventually(t, "the second node is its replica", func() bool { return settled(t, cli, nodes, 1, 1) })
+
+	zc := redis.NewClient(&redis.Options{Addr: zombie.addr, MaxRetries: -1})
+	defer func() { _ = zc.Close() }()
+	eventually(t, "the primary admits (its fence open)", func() bool { return zc.Do(ctx, "THROTTLE", "k", 15, 30, 60, 1).Err() == nil })
+	acked, err := zc.Do(ctx, "WAIT", 1, 10000).Int()
+	require.NoError(t, err)
+	require.Equal(t, 1, acked)
+
+	zombie.proxy.partition()
+	clock.offset.Store(int64(ttl)) // the fence clock says the lease may have expired
+	eventually(t, "the zombie refuses", func() bool {
+		err := zc.Do(ctx, "THROTTLE", "k", 15, 30, 60, 1).Err()
+		return err != nil && strings.HasPrefix(err.Error(), "CLUSTERDOWN ")
+	})
+	r, err := cli.Get(ctx, "/sluice/test/nodes/"+zombie.id())
+	require.NoError(t, err)
+	assert.Len(t, r.Kvs, 1, "the zombie refuses while etcd still holds its registration")
+	assert.True(t, heir.s.state.repl.IsReplica(), "the zombie refuses before its replica is promoted")
+	assert.Contains(t, zc.Do(ctx, "INFO", "cluster").String(), "cluster_fenced:1")
+
+	hc := redis.NewClient(&redis.Options{Addr: heir.addr, MaxRetries: -1})
+	defer func() { _ = hc.Close() }()
+	eventually(t, "the replica, promoted, admits", func() bool { return hc.Do(ctx, "THROTTLE", "k", 15, 30, 60, 1).Err() == nil })
+	err = zc.Do(ctx, "THROTTLE", "k", 15, 30, 60, 1).Err()
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "CLUSTERDOWN "), "the zombie still refuses: %v", err)
+
+	zombie.proxy.heal()
+	eventually(t, "the zombie, healed, rejoins as a replica of the new primary", func() bool { return settled(t, cli, nodes, 1, 1) })
+	top := etcdTopology(t, cli)
+	assert.Equal(t, heir.id(), top.Node(zombie.id()).MasterID)
+	err = zc.Do(ctx, "THROTTLE", "k", 15, 30, 60, 1).Err()
+	require.Error(t, err)
+	assert.Equal(t, "MOVED "+fmt.Sprint(cluster.Slot([]byte("k")))+" "+heir.addr, err.Error())
 }
