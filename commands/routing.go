@@ -63,7 +63,7 @@ func (s *Server) SetFenced(on bool) {
 		return
 	}
 	if on {
-		s.log.Warn("cluster: fenced: refusing keyed commands for this node's slots (-CLUSTERDOWN) until its etcd lease is renewed")
+		s.log.Warn("cluster: fenced: refusing keyed commands for this node's slots (-CLUSTERDOWN) until it holds an etcd lease and has read the topology")
 	} else {
 		s.log.Info("cluster: fence lifted: serving this node's slots again")
 	}

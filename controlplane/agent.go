@@ -101,6 +101,7 @@ type Agent struct {
 	revision atomic.Int64
 	applyMu  sync.Mutex // serializes applying topologies
 	fenceMu  sync.Mutex // orders a renewal's opening and the fence check's closing
+	synced   atomic.Bool // the first lease and topology read are done (or, serve, given up on)
 	kick     chan struct{}
 }
 
@@ -150,8 +151,13 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	a.ttl.Store(int64(cfg.LeaseTTL))
 	a.ctx, a.cancel = context.WithCancel(context.Background())
-	if cfg.Fence {
-		cfg.Node.SetFenced(true) // until the first lease is granted
+	// A restarted node may hold a topology that etcd has replaced while it
+	// was down: it serves none of its slots before it has read etcd's
+	// (with the serve policy, at most one lease TTL: etcd may be down).
+	cfg.Node.SetFenced(true)
+	if !cfg.Fence {
+		a.wg.Add(1)
+		go a.openAfter(cfg.LeaseTTL)
 	}
 	a.wg.Add(2)
 	go a.runMembership()
@@ -313,7 +319,22 @@ func (a *Agent) renewedAt(at time.Time, ttlSeconds int64) {
 	if ttlSeconds > 0 {
 		a.ttl.Store(ttlSeconds * int64(time.Second))
 	}
-	if a.cfg.Fence {
+	if first := !a.synced.Swap(true); first || a.cfg.Fence {
+		a.cfg.Node.SetFenced(false)
+	}
+}
+
+// openAfter opens the start-up fence of the serve policy after d if etcd
+// has not answered by then.
+func (a *Agent) openAfter(d time.Duration) {
+	defer a.wg.Done()
+	if !a.sleep(d) {
+		return
+	}
+	a.fenceMu.Lock()
+	defer a.fenceMu.Unlock()
+	if !a.synced.Swap(true) {
+		a.log.Warn("cluster: etcd has not answered within the lease TTL; serving the kept topology (--cluster-partition-policy serve)")
 		a.cfg.Node.SetFenced(false)
 	}
 }

@@ -125,6 +125,7 @@ type etcdNode struct {
 	addr  string
 	proxy *proxy
 	down  bool
+	cfg   Config
 }
 
 func (n *etcdNode) id() string { return n.s.state.cluster.View().ID }
@@ -143,7 +144,7 @@ func startEtcdNode(t *testing.T, endpoint string, edit func(*Config)) *etcdNode 
 	}
 	s := start(t, cfg, &bytes.Buffer{})
 	go func() { _ = s.Serve() }()
-	return &etcdNode{s: s, addr: s.Addr().String(), proxy: p}
+	return &etcdNode{s: s, addr: s.Addr().String(), proxy: p, cfg: cfg}
 }
 
 // kill stops a node as a crash does, for the cluster: it leaves without
@@ -244,7 +245,7 @@ func TestEtcdFailover(t *testing.T) {
 	defer func() { _ = cli.Close() }()
 	var nodes []*etcdNode
 	for range 6 {
-		nodes = append(nodes, startEtcdNode(t, endpoint, nil))
+		nodes = append(nodes, startEtcdNode(t, endpoint, func(cfg *Config) { cfg.DataDir = t.TempDir() }))
 	}
 	eventually(t, "3 primaries with a replica each, applied by every node", func() bool { return settled(t, cli, nodes, 3, 1) })
 	var addrs []string
@@ -326,6 +327,27 @@ func TestEtcdFailover(t *testing.T) {
 		top := etcdTopology(t, cli)
 		return top.Node(leader.id()) == nil && settledLive(nodes, top)
 	})
+
+	// The first stopped primary restarts on its data directory: same id,
+	// back as a replica.
+	back := startEtcdNode(t, endpoint, func(cfg *Config) { cfg.DataDir = primary.cfg.DataDir })
+	assert.Equal(t, primary.id(), back.id(), "the id is kept in the data directory")
+	nodes = append(nodes, back)
+	eventually(t, "the restarted primary rejoins as a replica", func() bool {
+		top := etcdTopology(t, cli)
+		self := top.Node(back.id())
+		return settledLive(nodes, top) && self != nil && self.Role == cluster.Replica && back.s.state.repl.IsReplica()
+	})
+	bc := redis.NewClient(&redis.Options{Addr: back.addr})
+	defer func() { _ = bc.Close() }()
+	assert.EqualError(t, bc.Do(ctx, "CLUSTERX", "SETNODES", etcdTopology(t, cli).Text(), 1<<40).Err(),
+		"ERR the topology is managed by etcd (--cluster-etcd): add FORCE to set it anyway (the controller replaces it with its next change)")
+	assert.EqualError(t, bc.Do(ctx, "CLUSTERX", "SETNODEID", strings.Repeat("ab", 20)).Err(),
+		"ERR the topology is managed by etcd (--cluster-etcd): this node's id is kept by it")
+	info, err := bc.Info(ctx, "cluster").Result()
+	require.NoError(t, err)
+	assert.Contains(t, info, "cluster_etcd_lease_ok:1")
+	assert.Contains(t, info, fmt.Sprintf("cluster_etcd_topology_revision:%d", etcdTopology(t, cli).Version))
 
 	// Stop etcd: once no lease can be renewed, every node keeps serving.
 	// (Connections cut first: etcd's graceful stop would wait seconds for
