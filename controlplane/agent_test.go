@@ -1,0 +1,152 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/cluster"
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// startEtcd runs a one-member etcd on loopback with short ticks (so that
+// one-second leases are allowed) and returns its client URL.
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	cfg := embed.NewConfig()
+	cfg.Name, cfg.Dir = "test", t.TempDir()
+	cfg.TickMs, cfg.ElectionMs = 50, 500
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	client, peer := freeURL(t), freeURL(t)
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.InitialCluster = "test=" + peer.String()
+	e, err := embed.StartEtcd(cfg)
+	require.NoError(t, err)
+	t.Cleanup(e.Close)
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		t.Fatal("embedded etcd not ready within 30 s")
+	}
+	return client.String()
+}
+
+func freeURL(t *testing.T) url.URL {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer func() { _ = ln.Close() }()
+	return url.URL{Scheme: "http", Host: ln.Addr().String()}
+}
+
+// fakeNode is a node without a server: a real cluster.State for the
+// topology, and its replication role as the agent set it.
+type fakeNode struct {
+	st *cluster.State
+	mu sync.Mutex
+	// following is the primary's "host:port", "" for a primary.
+	following string
+}
+
+func (n *fakeNode) ApplyTopology(text string, version int64) (old, cur *cluster.View, err error) {
+	return n.st.SetNodes(text, version, false)
+}
+func (n *fakeNode) SetFenced(bool) {}
+func (n *fakeNode) ReplicaOf(host string, port int) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	addr := fmt.Sprintf("%s:%d", host, port)
+	already := n.following == addr
+	n.following = addr
+	return already
+}
+func (n *fakeNode) Promote() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	already := n.following == ""
+	n.following = ""
+	return already
+}
+func (n *fakeNode) role() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.following
+}
+
+func eventually(t *testing.T, msg string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 30 s: %s", msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestControllerPromotesTheReplicaWithTheHighestOffset: one master with
+// two replicas; the master stops; the controller asks both replicas their
+// offset (the test answers 5 and 9) and promotes the one at 9, which the
+// other then follows.
+func TestControllerPromotesTheReplicaWithTheHighestOffset(t *testing.T) {
+	endpoint := startEtcd(t)
+	var asked sync.Map
+	offsets := map[int]int64{7001: 5, 7002: 9}
+	var agents []*Agent
+	var nodes []*fakeNode
+	for i := range 3 {
+		st, err := cluster.Open(cluster.Options{})
+		require.NoError(t, err)
+		n := &fakeNode{st: st}
+		a, err := Start(Config{
+			Endpoints: []string{endpoint}, Cluster: "offsets", LeaseTTL: time.Second,
+			Shape: cluster.Shape{Primaries: 1, Replicas: 2},
+			ID:    st.View().ID, Host: "127.0.0.1", Port: 7000 + i, Node: n, Replication: n,
+			Offset: func(_ context.Context, _ string, port int) (int64, error) {
+				asked.Store(port, true)
+				return offsets[port], nil
+			},
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		require.NoError(t, err)
+		agents, nodes = append(agents, a), append(nodes, n)
+		if i == 0 {
+			eventually(t, "the first node masters every slot", func() bool {
+				v := st.View()
+				return v.Self != nil && v.Self.Role == cluster.Master
+			})
+		}
+	}
+	for i, n := range nodes[1:] {
+		eventually(t, fmt.Sprintf("node %d follows the first", i+1), func() bool { return n.role() == "127.0.0.1:7000" })
+	}
+	require.NoError(t, agents[0].Close())
+	eventually(t, "the replica at offset 9 promoted, the other following it", func() bool {
+		return nodes[2].role() == "" && nodes[1].role() == "127.0.0.1:7002"
+	})
+	for _, port := range []int{7001, 7002} {
+		_, ok := asked.Load(port)
+		require.True(t, ok, "the controller asked the replica at port %d", port)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer func() { _ = cli.Close() }()
+	r, err := cli.Get(context.Background(), "/sluice/offsets/topology")
+	require.NoError(t, err)
+	top, err := cluster.Parse(string(r.Kvs[0].Value), r.Kvs[0].ModRevision)
+	require.NoError(t, err)
+	require.Equal(t, nodes[2].st.View().ID, top.Owner(0).ID)
+	require.Equal(t, top.Version, nodes[1].st.View().Version(), "the other replica applied it")
+	for _, a := range agents[1:] {
+		require.NoError(t, a.Close())
+	}
+}
