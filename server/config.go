@@ -198,8 +198,8 @@ type Config struct {
 	// holds and takes part in the controller election (docs/failover.md);
 	// empty means off. Default "".
 	ClusterEtcd string
-	// ClusterName names the cluster in etcd (/sluice/<name>/). Default
-	// "sluice".
+	// ClusterName names the cluster in etcd: its keys live under
+	// /sluice/<name>/. Default "sluice".
 	ClusterName string
 	// ClusterLeaseTTL is the lease of a node's registration: a node not
 	// heard from for this long is failed over. Whole seconds. Default 3s.
@@ -214,8 +214,6 @@ type Config struct {
 	// holds until a newer topology says otherwise) or fence (refuse them
 	// once the lease may have expired). Default "serve".
 	ClusterPartitionPolicy string
-	// controlPlaneClock, set by tests, replaces the fence's clock.
-	controlPlaneClock func() time.Time
 
 	// MetricsAddr serves Prometheus /metrics, /healthz and /readyz over
 	// HTTP at this address; empty means off. Default "".

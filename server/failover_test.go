@@ -132,7 +132,7 @@ func (n *etcdNode) id() string { return n.s.state.cluster.View().ID }
 
 // startEtcdNode starts a node in cluster mode driven by the etcd at
 // endpoint, through its own proxy; edit may change its configuration.
-func startEtcdNode(t *testing.T, endpoint string, edit func(*Config)) *etcdNode {
+func startEtcdNode(t *testing.T, endpoint string, edit func(*Config), fenceClock ...func() time.Time) *etcdNode {
 	t.Helper()
 	p := startProxy(t, endpoint[len("http://"):])
 	cfg := testConfig()
@@ -143,6 +143,9 @@ func startEtcdNode(t *testing.T, endpoint string, edit func(*Config)) *etcdNode 
 		edit(&cfg)
 	}
 	s := start(t, cfg, &bytes.Buffer{})
+	if len(fenceClock) > 0 {
+		s.fenceClock = fenceClock[0]
+	}
 	go func() { _ = s.Serve() }()
 	return &etcdNode{s: s, addr: s.Addr().String(), proxy: p, cfg: cfg}
 }
@@ -409,7 +412,7 @@ func TestEtcdFenceZombie(t *testing.T) {
 	shape := func(cfg *Config) {
 		cfg.ClusterPrimaries, cfg.ClusterReplicas, cfg.ClusterLeaseTTL, cfg.ClusterPartitionPolicy = 1, 1, ttl, "fence"
 	}
-	zombie := startEtcdNode(t, endpoint, func(cfg *Config) { shape(cfg); cfg.controlPlaneClock = clock.now })
+	zombie := startEtcdNode(t, endpoint, shape, clock.now)
 	nodes := []*etcdNode{zombie}
 	eventually(t, "the first node serves every slot", func() bool { return settled(t, cli, nodes, 1, 0) })
 	heir := startEtcdNode(t, endpoint, shape)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/cluster"
@@ -87,8 +88,9 @@ func (st *state) startReplication(port int) {
 
 // startControlPlane starts the etcd agent with --cluster-etcd (once the
 // state is recovered and replication started: the agent sets the
-// replication role). Starting does not wait for etcd.
-func (st *state) startControlPlane(cfg Config, log *slog.Logger) error {
+// replication role). Starting does not wait for etcd. A nil fenceClock is
+// the system clock.
+func (st *state) startControlPlane(cfg Config, log *slog.Logger, fenceClock func() time.Time) error {
 	if cfg.ClusterEtcd == "" {
 		return nil
 	}
@@ -102,7 +104,7 @@ func (st *state) startControlPlane(cfg Config, log *slog.Logger) error {
 		Fence: cfg.ClusterPartitionPolicy == "fence",
 		ID:    st.cluster.View().ID, Host: host, Port: st.cluster.Announced().Port,
 		Node: st.cmds, Replication: st.repl, Username: cfg.MasterUser, Password: cfg.MasterAuth,
-		Now: cfg.controlPlaneClock, Logger: log,
+		Now: fenceClock, Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("--cluster-etcd: %w", err)
