@@ -412,7 +412,7 @@ func clusterxSetNodes(s *Server, c *resp.Conn, args [][]byte) {
 		return
 	}
 	if s.manager != "" && !force {
-		c.WriteError(errClusterManaged(s.manager, true))
+		c.WriteError(errClusterManaged(s.manager))
 		return
 	}
 	old, cur, err := s.cluster.SetNodes(string(args[2]), version, force)
@@ -436,7 +436,7 @@ func clusterxSetNodeID(s *Server, c *resp.Conn, args [][]byte) {
 		return
 	}
 	if s.manager != "" {
-		c.WriteError(errClusterManaged(s.manager, false))
+		c.WriteError(errClusterIDManaged(s.manager))
 		return
 	}
 	old, cur, err := s.cluster.SetNodeID(string(args[2]))

@@ -207,12 +207,13 @@ const (
 // errMoved sends a client to the node that serves slot, at "host:port".
 func errMoved(slot int, addr string) string { return "MOVED " + strconv.Itoa(slot) + " " + addr }
 
-// errClusterManaged refuses a topology change while a control plane sets
-// the topology.
-func errClusterManaged(manager string, force bool) string {
-	if force {
-		return "ERR the topology is managed by " + manager + ": add FORCE to set it anyway (the controller replaces it with its next change)"
-	}
+// errClusterManaged refuses CLUSTERX SETNODES without FORCE while a control
+// plane sets the topology; errClusterIDManaged refuses CLUSTERX SETNODEID.
+func errClusterManaged(manager string) string {
+	return "ERR the topology is managed by " + manager + ": add FORCE to set it anyway (the controller replaces it with its next change)"
+}
+
+func errClusterIDManaged(manager string) string {
 	return "ERR the topology is managed by " + manager + ": this node's id is kept by it"
 }
 

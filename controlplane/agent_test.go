@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluicehq/sluice/cluster"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -149,4 +150,63 @@ func TestControllerPromotesTheReplicaWithTheHighestOffset(t *testing.T) {
 	for _, a := range agents[1:] {
 		require.NoError(t, a.Close())
 	}
+}
+
+// etcdCounter sums the embedded etcd's counter name (etcd registers its
+// metrics in Prometheus's default registry).
+func etcdCounter(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	require.NoError(t, err)
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// TestSteadyStateIsKeepalivesOnly: once a cluster has settled, etcd sees
+// lease renewals and nothing else: no read, write or transaction while
+// the leases are renewed several times over.
+func TestSteadyStateIsKeepalivesOnly(t *testing.T) {
+	endpoint := startEtcd(t)
+	var nodes []*fakeNode
+	for i := range 2 {
+		st, err := cluster.Open(cluster.Options{})
+		require.NoError(t, err)
+		n := &fakeNode{st: st}
+		a, err := Start(Config{
+			Endpoints: []string{endpoint}, Cluster: "steady", LeaseTTL: time.Second,
+			Shape: cluster.Shape{Primaries: 1, Replicas: 1},
+			ID:    st.View().ID, Host: "127.0.0.1", Port: 7100 + i, Node: n, Replication: n,
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = a.Close() })
+		nodes = append(nodes, n)
+	}
+	eventually(t, "one master and its replica, both on one version", func() bool {
+		v0, v1 := nodes[0].st.View(), nodes[1].st.View()
+		return v0.Version() > 0 && v0.Version() == v1.Version() && len(v0.Topology.Nodes) == 2
+	})
+	others := func() float64 {
+		return etcdCounter(t, "etcd_mvcc_range_total") + etcdCounter(t, "etcd_mvcc_put_total") +
+			etcdCounter(t, "etcd_mvcc_delete_total") + etcdCounter(t, "etcd_mvcc_txn_total")
+	}
+	renewed := func() float64 { return etcdCounter(t, "etcd_debugging_lease_renewed_total") }
+	// Quiet: no other request while the leases are renewed twice (the
+	// controller may still be reading after its last write).
+	eventually(t, "a quiet period", func() bool {
+		o, r := others(), renewed()
+		eventually(t, "two renewals", func() bool { return renewed() >= r+2 })
+		return others() == o
+	})
+	o, r := others(), renewed()
+	require.Positive(t, o, "the counters are etcd's (the registrations were puts)")
+	eventually(t, "six more renewals", func() bool { return renewed() >= r+6 })
+	require.Equal(t, o, others(), "etcd saw requests other than lease keepalives at steady state")
 }

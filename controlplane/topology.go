@@ -110,7 +110,8 @@ func (a *Agent) apply(text string, version int64) {
 
 // lead runs the controller while this node holds the election: it decides
 // now, then on every change under the cluster's prefix (a registration
-// coming or going, a topology written) and every lease TTL.
+// coming or going, a topology written), and again one lease TTL after a
+// decision that failed. Nothing is read from etcd while nothing changes.
 func (a *Agent) lead(ctx context.Context, elec *concurrency.Election, lost <-chan struct{}) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -122,14 +123,14 @@ func (a *Agent) lead(ctx context.Context, elec *concurrency.Election, lost <-cha
 		rcancel()
 	}()
 	watch := a.cli.Watch(clientv3.WithRequireLeader(ctx), a.prefix, clientv3.WithPrefix())
-	tick := time.NewTicker(a.cfg.LeaseTTL)
-	defer tick.Stop()
 	for {
+		var retry <-chan time.Time // nil: wait for a change
 		if err := a.decide(ctx, elec); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			a.log.Warn("cluster: controller decision failed; trying again", "err", err)
+			a.log.Warn("cluster: controller decision failed; trying again", "err", err, "retry_in", a.cfg.LeaseTTL)
+			retry = time.After(a.cfg.LeaseTTL)
 		}
 		select {
 		case <-lost:
@@ -140,7 +141,7 @@ func (a *Agent) lead(ctx context.Context, elec *concurrency.Election, lost <-cha
 			if !ok || w.Err() != nil {
 				return fmt.Errorf("watch: %v", w.Err())
 			}
-		case <-tick.C:
+		case <-retry:
 		}
 	}
 }
