@@ -99,8 +99,8 @@ type Agent struct {
 	lastOK   atomic.Int64 // the fence clock's UnixNano at the last keepalive answer; 0: none
 	ttl      atomic.Int64 // the granted TTL, nanoseconds
 	revision atomic.Int64
-	applyMu  sync.Mutex // serializes applying topologies
-	fenceMu  sync.Mutex // orders a renewal's opening and the fence check's closing
+	applyMu  sync.Mutex  // serializes applying topologies
+	fenceMu  sync.Mutex  // orders a renewal's opening and the fence check's closing
 	synced   atomic.Bool // the first lease and topology read are done (or, serve, given up on)
 	kick     chan struct{}
 }
