@@ -102,7 +102,6 @@ type Agent struct {
 	applyMu  sync.Mutex  // serializes applying topologies
 	fenceMu  sync.Mutex  // orders a renewal's opening and the fence check's closing
 	synced   atomic.Bool // the first lease and topology read are done (or, serve, given up on)
-	kick     chan struct{}
 }
 
 // Start connects to etcd and starts the agent's loops in the background:
@@ -146,8 +145,7 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, cli: cli, prefix: "/sluice/" + cfg.Cluster + "/",
-		log:  cfg.Logger.With("component", "controlplane", "cluster", cfg.Cluster),
-		kick: make(chan struct{}, 1),
+		log: cfg.Logger.With("component", "controlplane", "cluster", cfg.Cluster),
 	}
 	a.ttl.Store(int64(cfg.LeaseTTL))
 	a.ctx, a.cancel = context.WithCancel(context.Background())
