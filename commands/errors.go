@@ -213,6 +213,12 @@ func errClusterManaged(manager string) string {
 	return "ERR the topology is managed by " + manager + ": add FORCE to set it anyway (the controller replaces it with its next change)"
 }
 
+// errRoleManaged refuses REPLICAOF and FAILOVER while a control plane sets
+// the roles (Redis refuses REPLICAOF in cluster mode likewise).
+func errRoleManaged(cmd, manager string) string {
+	return "ERR " + cmd + " not allowed while the topology is managed by " + manager + ": the controller sets each node's role"
+}
+
 func errClusterIDManaged(manager string) string {
 	return "ERR the topology is managed by " + manager + ": this node's id is kept by it"
 }

@@ -347,6 +347,10 @@ func TestEtcdFailover(t *testing.T) {
 		"ERR the topology is managed by etcd (--cluster-etcd): add FORCE to set it anyway (the controller replaces it with its next change)")
 	assert.EqualError(t, bc.Do(ctx, "CLUSTERX", "SETNODEID", strings.Repeat("ab", 20)).Err(),
 		"ERR the topology is managed by etcd (--cluster-etcd): this node's id is kept by it")
+	assert.EqualError(t, bc.Do(ctx, "REPLICAOF", "NO", "ONE").Err(),
+		"ERR REPLICAOF not allowed while the topology is managed by etcd (--cluster-etcd): the controller sets each node's role")
+	assert.EqualError(t, bc.Do(ctx, "FAILOVER").Err(),
+		"ERR FAILOVER not allowed while the topology is managed by etcd (--cluster-etcd): the controller sets each node's role")
 	info, err := bc.Info(ctx, "cluster").Result()
 	require.NoError(t, err)
 	assert.Contains(t, info, "cluster_etcd_lease_ok:1")
