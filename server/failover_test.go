@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -119,6 +120,31 @@ func (p *proxy) partition() {
 	p.conns = nil
 }
 
+// lockedBuffer keeps a node's log for a failing test to show.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// clusterLines is the log's lines about the cluster and replication.
+func (b *lockedBuffer) clusterLines() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(b.buf.String(), "\n") {
+		if strings.Contains(l, "cluster") || strings.Contains(l, "replication") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // etcdNode is one node of an etcd-driven test cluster.
 type etcdNode struct {
 	s     *Server
@@ -142,7 +168,15 @@ func startEtcdNode(t *testing.T, endpoint string, edit func(*Config), fenceClock
 	if edit != nil {
 		edit(&cfg)
 	}
-	s := start(t, cfg, &bytes.Buffer{})
+	logs := &lockedBuffer{}
+	s, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		assert.NoError(t, s.Shutdown(context.Background()))
+		if t.Failed() {
+			t.Logf("logs of the node at %s:\n%s", s.Addr(), logs.clusterLines())
+		}
+	})
 	if len(fenceClock) > 0 {
 		s.fenceClock = fenceClock[0]
 	}
@@ -306,31 +340,6 @@ func TestEtcdFailover(t *testing.T) {
 	})
 	run(half, len(seq.Steps))
 
-	// Stop the controller: another node is elected and keeps deciding.
-	var leader *etcdNode
-	eventually(t, "a controller", func() bool {
-		for _, n := range nodes {
-			if !n.down && n.s.state.agent.Load().Status().Leader {
-				leader = n
-				return true
-			}
-		}
-		return false
-	})
-	leader.kill(t)
-	eventually(t, "another controller elected", func() bool {
-		for _, n := range nodes {
-			if !n.down && n.s.state.agent.Load().Status().Leader {
-				return true
-			}
-		}
-		return false
-	})
-	eventually(t, "the cluster without the stopped controller, every slot covered", func() bool {
-		top := etcdTopology(t, cli)
-		return top.Node(leader.id()) == nil && settledLive(nodes, top)
-	})
-
 	// The first stopped primary restarts on its data directory: same id,
 	// back as a replica.
 	back := startEtcdNode(t, endpoint, func(cfg *Config) { cfg.DataDir = primary.cfg.DataDir })
@@ -355,6 +364,27 @@ func TestEtcdFailover(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, info, "cluster_etcd_lease_ok:1")
 	assert.Contains(t, info, fmt.Sprintf("cluster_etcd_topology_revision:%d", etcdTopology(t, cli).Version))
+
+	// Stop the controller (the first candidate in etcd's election):
+	// another node is elected and keeps deciding.
+	controller := func() *etcdNode {
+		r, err := cli.Get(ctx, "/sluice/test/election/", clientv3.WithFirstCreate()...)
+		require.NoError(t, err)
+		for _, n := range nodes {
+			if len(r.Kvs) == 1 && string(r.Kvs[0].Value) == n.id() && !n.down && n.s.state.agent.Load().Status().Leader {
+				return n
+			}
+		}
+		return nil
+	}
+	var leader *etcdNode
+	eventually(t, "a controller", func() bool { leader = controller(); return leader != nil })
+	leader.kill(t)
+	eventually(t, "another controller elected", func() bool { return controller() != nil })
+	eventually(t, "the cluster without the stopped controller, every slot covered", func() bool {
+		top := etcdTopology(t, cli)
+		return top.Node(leader.id()) == nil && settledLive(nodes, top)
+	})
 
 	// Stop etcd: once no lease can be renewed, every node keeps serving.
 	// (Connections cut first: etcd's graceful stop would wait seconds for
