@@ -18,6 +18,10 @@ import (
 	"go.uber.org/zap"
 )
 
+// testLeaseTTL is short, yet leaves a loaded machine under -race time to
+// renew (etcd's client sends keepalives on a 500 ms tick).
+const testLeaseTTL = 2 * time.Second
+
 // startEtcd runs a one-member etcd on loopback with short ticks (so that
 // one-second leases are allowed) and returns its client URL.
 func startEtcd(t *testing.T) string {
@@ -109,7 +113,7 @@ func TestControllerPromotesTheReplicaWithTheHighestOffset(t *testing.T) {
 		require.NoError(t, err)
 		n := &fakeNode{st: st}
 		a, err := Start(Config{
-			Endpoints: []string{endpoint}, Cluster: "offsets", LeaseTTL: time.Second,
+			Endpoints: []string{endpoint}, Cluster: "offsets", LeaseTTL: testLeaseTTL,
 			Shape: cluster.Shape{Primaries: 1, Replicas: 2},
 			ID:    st.View().ID, Host: "127.0.0.1", Port: 7000 + i, Node: n, Replication: n,
 			Offset: func(_ context.Context, _ string, port int) (int64, error) {
@@ -180,7 +184,7 @@ func TestSteadyStateIsKeepalivesOnly(t *testing.T) {
 		require.NoError(t, err)
 		n := &fakeNode{st: st}
 		a, err := Start(Config{
-			Endpoints: []string{endpoint}, Cluster: "steady", LeaseTTL: time.Second,
+			Endpoints: []string{endpoint}, Cluster: "steady", LeaseTTL: testLeaseTTL,
 			Shape: cluster.Shape{Primaries: 1, Replicas: 1},
 			ID:    st.View().ID, Host: "127.0.0.1", Port: 7100 + i, Node: n, Replication: n,
 			Logger: slog.New(slog.DiscardHandler),
