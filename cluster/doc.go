@@ -7,7 +7,10 @@
 // dispatch reads on every command.
 //
 // The topology is supplied from outside (CLUSTERX SETNODES, a controller);
-// nodes do not gossip. [State] is the one mutable thing: it holds the
+// nodes do not gossip. [Decide] is a controller's judgement as a pure
+// function: from the current topology, the live nodes and the replicas'
+// offsets, the next topology (failover, joins, the shape to keep), never
+// leaving a slot without a master; package controlplane runs it on etcd. [State] is the one mutable thing: it holds the
 // current [View] behind an atomic pointer, so routing a command costs one
 // pointer load, one [Slot] computation and one bit test, and a new topology
 // replaces the view whole. With a directory, State keeps the node id and

@@ -137,6 +137,10 @@ func (s *Server) clusterInfoSection(kv func(string, any)) {
 	kv("cluster_tryagain", s.redirectsTryAgain.Load())
 	kv("cluster_crossslot", s.redirectsCrossSlot.Load())
 	kv("cluster_keys_dropped", s.slotDrop.dropped.Load())
+	kv("cluster_fenced", boolInt(s.fenced.Load()))
+	if s.clusterKV != nil {
+		s.clusterKV(kv)
+	}
 }
 
 // busPort is the cluster bus port CLUSTER NODES shows, Redis's default
@@ -423,6 +427,10 @@ func clusterxSetNodes(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errSyntax)
 		return
 	}
+	if s.manager != "" && !force {
+		c.WriteError(errClusterManaged(s.manager))
+		return
+	}
 	old, cur, err := s.cluster.SetNodes(string(args[2]), version, force)
 	switch {
 	case errors.Is(err, cluster.ErrVersion):
@@ -441,6 +449,10 @@ func clusterxSetNodes(s *Server, c *resp.Conn, args [][]byte) {
 // clusterxSetNodeID serves CLUSTERX SETNODEID id.
 func clusterxSetNodeID(s *Server, c *resp.Conn, args [][]byte) {
 	if clusterView(s, c) == nil {
+		return
+	}
+	if s.manager != "" {
+		c.WriteError(errClusterIDManaged(s.manager))
 		return
 	}
 	old, cur, err := s.cluster.SetNodeID(string(args[2]))

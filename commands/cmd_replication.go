@@ -153,6 +153,10 @@ func replicaOfCmd(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errNoReplication)
 		return
 	}
+	if s.manager != "" {
+		c.WriteError(errRoleManaged("REPLICAOF", s.manager))
+		return
+	}
 	client := sessionOf(c).addr
 	if strings.EqualFold(string(args[1]), "no") && strings.EqualFold(string(args[2]), "one") {
 		if !s.repl.Promote() {
@@ -303,6 +307,10 @@ func psync(s *Server, c *resp.Conn, args [][]byte) {
 func failoverCmd(s *Server, c *resp.Conn, args [][]byte) {
 	if s.repl == nil {
 		c.WriteError(errNoReplication)
+		return
+	}
+	if s.manager != "" {
+		c.WriteError(errRoleManaged("FAILOVER", s.manager))
 		return
 	}
 	var o replication.FailoverOptions

@@ -200,9 +200,12 @@ func errReplconfOption(opt []byte) string {
 
 // Cluster replies, as Redis words them (CLUSTERX's as Kvrocks does).
 const (
-	errClusterDisabled    = "ERR This instance has cluster support disabled"
-	errCrossSlot          = "CROSSSLOT Keys in request don't hash to the same slot"
-	errClusterDown        = "CLUSTERDOWN Hash slot not served"
+	errClusterDisabled = "ERR This instance has cluster support disabled"
+	errCrossSlot       = "CROSSSLOT Keys in request don't hash to the same slot"
+	errClusterDown     = "CLUSTERDOWN Hash slot not served"
+	// errFenced is the fence's refusal: Redis's minority-partition reply,
+	// with the reason.
+	errFenced             = "CLUSTERDOWN The cluster is down (fenced: this node has not renewed its etcd lease, or not yet read the topology)"
 	errInvalidSlot        = "ERR Invalid slot"
 	errInvalidSlotOrCount = "ERR Invalid slot or number of keys"
 	errClusterNodeID      = "ERR Invalid cluster node id: want 40 hex digits"
@@ -210,6 +213,22 @@ const (
 
 // errMoved sends a client to the node that serves slot, at "host:port".
 func errMoved(slot int, addr string) string { return "MOVED " + strconv.Itoa(slot) + " " + addr }
+
+// errClusterManaged refuses CLUSTERX SETNODES without FORCE while a control
+// plane sets the topology; errClusterIDManaged refuses CLUSTERX SETNODEID.
+func errClusterManaged(manager string) string {
+	return "ERR the topology is managed by " + manager + ": add FORCE to set it anyway (the controller replaces it with its next change)"
+}
+
+// errRoleManaged refuses REPLICAOF and FAILOVER while a control plane sets
+// the roles (Redis refuses REPLICAOF in cluster mode likewise).
+func errRoleManaged(cmd, manager string) string {
+	return "ERR " + cmd + " not allowed while the topology is managed by " + manager + ": the controller sets each node's role"
+}
+
+func errClusterIDManaged(manager string) string {
+	return "ERR the topology is managed by " + manager + ": this node's id is kept by it"
+}
 
 func errClusterVersion(got, current int64) string {
 	return fmt.Sprintf("ERR Invalid cluster version: %d is older than the current version %d (add FORCE to set it anyway)", got, current)

@@ -2,6 +2,8 @@ package commands
 
 import (
 	"bytes"
+	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -45,9 +47,46 @@ func (s *Server) route(sess *session, cmd *Command, args [][]byte) string {
 	}
 	v := s.cluster.View()
 	if v.Serves(slot) {
+		if s.fenced.Load() {
+			return errFenced
+		}
 		return ""
 	}
 	return s.redirect(sess, cmd, v, slot)
+}
+
+// SetFenced makes the node refuse (on) or serve again (off) every keyed
+// command for the slots it serves, with -CLUSTERDOWN: the control plane's
+// fence, while this node cannot know whether another has taken its slots.
+// Redirects are unchanged. It logs only changes.
+func (s *Server) SetFenced(on bool) {
+	if s.fenced.Swap(on) == on {
+		return
+	}
+	if on {
+		s.log.Warn("cluster: fenced: refusing keyed commands for this node's slots (-CLUSTERDOWN) until it holds an etcd lease and has read the topology")
+	} else {
+		s.log.Info("cluster: fence lifted: serving this node's slots again")
+	}
+}
+
+// Fenced reports whether SetFenced(true) is in force.
+func (s *Server) Fenced() bool { return s.fenced.Load() }
+
+// ApplyTopology sets the topology as a controller publishes it: text at
+// version, newer versions only (an equal one changes nothing; an older one
+// is refused with an error wrapping cluster.ErrVersion). It logs the new
+// view and drops the keys of slots this node no longer holds, as CLUSTERX
+// SETNODES does. It returns the views before and after.
+func (s *Server) ApplyTopology(text string, version int64) (old, cur *cluster.View, err error) {
+	if s.cluster == nil {
+		return nil, nil, errors.New("cluster mode is off")
+	}
+	old, cur, err = s.cluster.SetNodes(text, version, false)
+	if err == nil && old != cur {
+		s.viewChanged(s.log.With("version", cur.Version(), "node_id", cur.ID, "source", s.manager), old, cur)
+	}
+	return old, cur, err
 }
 
 // redirect is route's answer for a slot this node does not serve: the
@@ -134,7 +173,11 @@ func afterIndex(b []byte) ([]byte, bool) {
 // topologyChanged logs a new view and, when this node no longer holds
 // some slots, schedules dropping their keys.
 func (s *Server) topologyChanged(c *resp.Conn, old, cur *cluster.View) {
-	log := s.log.With("version", cur.Version(), "node_id", cur.ID, "client", sessionOf(c).addr)
+	s.viewChanged(s.log.With("version", cur.Version(), "node_id", cur.ID, "client", sessionOf(c).addr), old, cur)
+}
+
+// viewChanged is topologyChanged with its logger.
+func (s *Server) viewChanged(log *slog.Logger, old, cur *cluster.View) {
 	switch {
 	case cur.Topology == nil:
 		log.Info("cluster node id set; no topology yet")

@@ -73,6 +73,13 @@ type Config struct {
 	// primary).
 	MigrateUser, MigratePassword string
 	MigrateTLS                   *tls.Config
+	// ClusterManager, when set, names what sets the topology and the roles
+	// (e.g. "etcd (--cluster-etcd)"): CLUSTERX SETNODES is then refused
+	// unless FORCE, and CLUSTERX SETNODEID, REPLICAOF and FAILOVER always.
+	ClusterManager string
+	// ClusterInfo, when set, adds lines to INFO's "# Cluster" (the control
+	// plane's link).
+	ClusterInfo func(kv func(string, any))
 	// TopKeys counts decisions by key for THROTTLE.TOP and the status
 	// page; nil makes one of topkeys' default sizes, unless NoTopKeys.
 	TopKeys *topkeys.Recorder
@@ -142,6 +149,9 @@ type Server struct {
 	// node (migrate.go).
 	tail       *SlotTail
 	migrations migrations
+	manager    string                     // cfg.ClusterManager
+	clusterKV  func(kv func(string, any)) // cfg.ClusterInfo
+	fenced     atomic.Bool                // SetFenced: refuse keyed commands on served slots
 	// top counts decisions by key (nil with NoTopKeys); src* are the
 	// commands' sources in it (cmd_top.go).
 	top                                             *topkeys.Recorder
@@ -176,17 +186,19 @@ func NewServer(cfg Config) *Server {
 	}
 	cfg.MaxMemory = max(cfg.MaxMemory, 0)
 	s := &Server{
-		cfg:      cfg,
-		keys:     cfg.Keys,
-		clock:    cfg.Clock,
-		log:      cfg.Logger,
-		cmds:     newRegistry(commandTable()),
-		started:  time.Now(),
-		sessions: map[uint64]*session{},
-		isLocal:  isLoopback,
-		repl:     cfg.Replication,
-		cluster:  cfg.Cluster,
-		tail:     cfg.SlotTail,
+		cfg:       cfg,
+		keys:      cfg.Keys,
+		clock:     cfg.Clock,
+		log:       cfg.Logger,
+		cmds:      newRegistry(commandTable()),
+		started:   time.Now(),
+		sessions:  map[uint64]*session{},
+		isLocal:   isLoopback,
+		repl:      cfg.Replication,
+		cluster:   cfg.Cluster,
+		tail:      cfg.SlotTail,
+		manager:   cfg.ClusterManager,
+		clusterKV: cfg.ClusterInfo,
 	}
 	s.initTopKeys()
 	s.waitDurable = s.waitDurableFn

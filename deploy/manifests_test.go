@@ -30,48 +30,6 @@ const (
 	composeFile    = "compose/compose.yaml"
 )
 
-// pendingFlags are flags the deployment files pass that this branch's
-// binary does not define yet: the test checks their values' shape instead
-// of asking the binary, and fails once the binary knows one (then remove
-// it here).
-//
-// defined by the etcd control plane (issue 20)
-var pendingFlags = map[string]func(string) error{
-	"cluster-etcd": func(v string) error {
-		for _, e := range strings.Split(v, ",") {
-			if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Port() == "" {
-				return fmt.Errorf("endpoint %q: want http(s)://host:port", e)
-			}
-		}
-		return nil
-	},
-	"cluster-name":      func(v string) error { return nonEmpty(v) },
-	"cluster-lease-ttl": func(v string) error { _, err := time.ParseDuration(v); return err },
-	"cluster-primaries": func(v string) error { return positive(v) },
-	"cluster-replicas":  func(v string) error { _, err := strconv.Atoi(v); return err },
-	"cluster-partition-policy": func(v string) error {
-		if v != "serve" && v != "fence" {
-			return fmt.Errorf("%q: want serve or fence", v)
-		}
-		return nil
-	},
-}
-
-func nonEmpty(v string) error {
-	if v == "" {
-		return errors.New("empty")
-	}
-	return nil
-}
-
-func positive(v string) error {
-	n, err := strconv.Atoi(v)
-	if err == nil && n < 1 {
-		err = fmt.Errorf("%d: want at least 1", n)
-	}
-	return err
-}
-
 // flag is one --name value (or --name=value) of a command line.
 type flag struct{ name, value string }
 
@@ -157,16 +115,11 @@ func acceptsFlags(bin string, args []string) error {
 
 // checkSluiceFlags checks a Sluice container's command line and SLUICE_*
 // variables against the real binary: every flag and variable is one it
-// knows with a value it parses, except the pending flags, whose values are
-// checked for shape, and which the binary must not know yet.
+// knows with a value it parses.
 func checkSluiceFlags(t *testing.T, bin, where string, flags []flag, env map[string]string) {
 	t.Helper()
 	var args []string
 	for _, f := range flags {
-		if check, ok := pendingFlags[f.name]; ok {
-			assert.NoError(t, check(f.value), "%s: --%s %s", where, f.name, f.value)
-			continue
-		}
 		args = append(args, "--"+f.name, f.value)
 	}
 	for k, v := range env {
@@ -175,18 +128,6 @@ func checkSluiceFlags(t *testing.T, bin, where string, flags []flag, env map[str
 		}
 	}
 	assert.NoError(t, acceptsFlags(bin, args), "%s: sluice %s", where, strings.Join(args, " "))
-}
-
-// TestPendingFlagsAreStillPending fails once the binary knows a flag of
-// pendingFlags, so that the allow-list does not outlive its reason.
-func TestPendingFlagsAreStillPending(t *testing.T) {
-	bin := sluiceBinary(t)
-	for name := range pendingFlags {
-		err := acceptsFlags(bin, []string{"--" + name, "x"})
-		if err == nil || !strings.Contains(err.Error(), "unknown flag --"+name+" ") {
-			t.Errorf("sluice now defines --%s (%v): remove it from pendingFlags in deploy/manifests_test.go", name, err)
-		}
-	}
 }
 
 // probesAnswer checks that every path answers 200 on a real, ready

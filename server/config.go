@@ -201,6 +201,27 @@ type Config struct {
 	// ClusterAnnounceHostname is the host name CLUSTER SLOTS, SHARDS and
 	// NODES show for this node. Default "".
 	ClusterAnnounceHostname string
+	// ClusterEtcd, comma-separated etcd client URLs, makes etcd drive the
+	// cluster: the node registers on a lease, applies the topology etcd
+	// holds and takes part in the controller election (docs/failover.md);
+	// empty means off. Default "".
+	ClusterEtcd string
+	// ClusterName names the cluster in etcd: its keys live under
+	// /sluice/<name>/. Default "sluice".
+	ClusterName string
+	// ClusterLeaseTTL is the lease of a node's registration: a node not
+	// heard from for this long is failed over. Whole seconds. Default 3s.
+	ClusterLeaseTTL time.Duration
+	// ClusterPrimaries is how many masters the controller keeps serving
+	// the slots. Default 3.
+	ClusterPrimaries int
+	// ClusterReplicas is how many replicas the controller gives each
+	// master. Default 1.
+	ClusterReplicas int
+	// ClusterPartitionPolicy is serve (keep serving the slots this node
+	// holds until a newer topology says otherwise) or fence (refuse them
+	// once the lease may have expired). Default "serve".
+	ClusterPartitionPolicy string
 
 	// MetricsAddr serves Prometheus /metrics, /healthz and /readyz over
 	// HTTP at this address; empty means off. Default "".
@@ -255,6 +276,12 @@ func Default() Config {
 		MaxLeasesPerKey:         commands.DefaultMaxLeasesPerKey,
 		JournalLoadTruncated:    true,
 		JournalAcceptCorruption: false,
+
+		ClusterName:            "sluice",
+		ClusterLeaseTTL:        3 * time.Second,
+		ClusterPrimaries:       3,
+		ClusterReplicas:        1,
+		ClusterPartitionPolicy: "serve",
 	}
 }
 
@@ -302,6 +329,18 @@ func (c Config) Validate() error {
 	check(c.ClusterAnnouncePort < 0 || c.ClusterAnnouncePort > 65535, "--cluster-announce-port %d: must be 0..65535", c.ClusterAnnouncePort)
 	check(!c.ClusterEnabled && (c.ClusterNodeID != "" || c.ClusterAnnounceIP != "" || c.ClusterAnnouncePort != 0 || c.ClusterAnnounceHostname != ""),
 		"--cluster-node-id and --cluster-announce-* need --cluster-enabled")
+	check(c.ClusterEtcd != "" && !c.ClusterEnabled, "--cluster-etcd needs --cluster-enabled yes")
+	check(c.ClusterName == "" || strings.ContainsAny(c.ClusterName, "/ \t\r\n"), "--cluster-name %q: must be non-empty, without '/' or spaces", c.ClusterName)
+	check(c.ClusterLeaseTTL < time.Second || c.ClusterLeaseTTL%time.Second != 0, "--cluster-lease-ttl %s: must be whole seconds, at least 1s (etcd's lease unit)", c.ClusterLeaseTTL)
+	check(c.ClusterPrimaries < 1 || c.ClusterPrimaries > cluster.Slots, "--cluster-primaries %d: must be 1..%d", c.ClusterPrimaries, cluster.Slots)
+	check(c.ClusterReplicas < 0, "--cluster-replicas %d: must not be negative", c.ClusterReplicas)
+	check(c.ClusterPartitionPolicy != "serve" && c.ClusterPartitionPolicy != "fence",
+		"--cluster-partition-policy %q: must be serve or fence", c.ClusterPartitionPolicy)
+	if c.ClusterEtcd != "" && c.ClusterEnabled {
+		if _, err := c.clusterHost(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	check(c.FoldBytes < 1<<16, "--fold-bytes %d: must be at least 65536", c.FoldBytes)
 	if _, err := persistence.ParseMode(c.Fsync); err != nil {
 		errs = append(errs, fmt.Errorf("--fsync: %w", err))
@@ -354,4 +393,33 @@ const (
 // bindAddrs splits Bind into its addresses.
 func (c Config) bindAddrs() []string {
 	return strings.FieldsFunc(c.Bind, func(r rune) bool { return r == ' ' || r == ',' })
+}
+
+// etcdEndpoints splits ClusterEtcd.
+func (c Config) etcdEndpoints() []string {
+	var out []string
+	for _, e := range strings.Split(c.ClusterEtcd, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// clusterHost is the host a node registers in etcd, the one clients are
+// sent to: --cluster-announce-ip, else --cluster-announce-hostname, else
+// the first --bind address when it names one host (not 0.0.0.0 or ::).
+func (c Config) clusterHost() (string, error) {
+	switch {
+	case c.ClusterAnnounceIP != "":
+		return c.ClusterAnnounceIP, nil
+	case c.ClusterAnnounceHostname != "":
+		return c.ClusterAnnounceHostname, nil
+	}
+	if b := c.bindAddrs(); len(b) > 0 {
+		if ip := net.ParseIP(b[0]); ip != nil && !ip.IsUnspecified() {
+			return b[0], nil
+		}
+	}
+	return "", errors.New("--cluster-etcd needs --cluster-announce-ip (or --cluster-announce-hostname): the address other nodes and clients reach this node at (--bind names none)")
 }

@@ -127,3 +127,42 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 	assert.Len(t, strings.Split(err.Error(), "\n"), len(want))
 }
+
+func TestValidateClusterEtcd(t *testing.T) {
+	c := Default()
+	c.ClusterEtcd = "http://127.0.0.1:2379"
+	c.Bind = "0.0.0.0"
+	c.ClusterName = "a/b"
+	c.ClusterLeaseTTL = 1500 * time.Millisecond
+	c.ClusterPrimaries = 0
+	c.ClusterReplicas = -1
+	c.ClusterPartitionPolicy = "hope"
+	err := c.Validate()
+	require.Error(t, err)
+	want := []string{
+		"--cluster-etcd needs --cluster-enabled yes", `--cluster-name "a/b"`, "--cluster-lease-ttl 1.5s: must be whole seconds",
+		"--cluster-primaries 0", "--cluster-replicas -1", `--cluster-partition-policy "hope": must be serve or fence`,
+	}
+	for _, w := range want {
+		assert.Contains(t, err.Error(), w)
+	}
+	assert.Len(t, strings.Split(err.Error(), "\n"), len(want))
+
+	c = Default()
+	c.ClusterEnabled, c.ClusterEtcd, c.Bind = true, "http://127.0.0.1:2379", "0.0.0.0"
+	assert.ErrorContains(t, c.Validate(), "--cluster-etcd needs --cluster-announce-ip", "a wildcard bind names no address to register")
+	c.ClusterAnnounceHostname = "node-0.sluice"
+	require.NoError(t, c.Validate())
+	host, err := c.clusterHost()
+	require.NoError(t, err)
+	assert.Equal(t, "node-0.sluice", host)
+	c.ClusterAnnounceIP = "10.0.0.7"
+	host, _ = c.clusterHost()
+	assert.Equal(t, "10.0.0.7", host, "the announced IP comes first")
+	c = Default()
+	c.ClusterEnabled, c.ClusterEtcd = true, " http://a:2379, http://b:2379 ,"
+	require.NoError(t, c.Validate())
+	host, _ = c.clusterHost()
+	assert.Equal(t, "127.0.0.1", host, "a --bind naming one host")
+	assert.Equal(t, []string{"http://a:2379", "http://b:2379"}, c.etcdEndpoints())
+}

@@ -35,6 +35,9 @@ type Server struct {
 	// progress report of recovery, in its goroutine: blocking it holds
 	// recovery there.
 	recoveryHook func(persistence.Progress)
+	// fenceClock, set by tests before Serve, replaces the etcd agent's
+	// fence clock.
+	fenceClock func() time.Time
 	// recoveryLogEvery is how often recovery logs its progress.
 	recoveryLogEvery time.Duration
 
@@ -241,6 +244,9 @@ func (s *Server) ready() {
 	s.state.startReplication(s.Addr().(*net.TCPAddr).Port)
 	s.state.cmds.SetLoading(nil)
 	s.sweep = startSweeper(s.cfg.SweepInterval, s.state.sweepStep)
+	if err := s.state.startControlPlane(s.cfg, s.log, s.fenceClock); err != nil {
+		s.log.Error("cluster: the etcd control plane did not start; the node serves its kept topology", slog.Any("err", err))
+	}
 	s.logReady()
 	s.metrics.setReady(true)
 }

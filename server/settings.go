@@ -156,6 +156,15 @@ func (c *Config) table() []entry {
 			usage: "the port this node gives for itself (0: the port it listens on)"},
 		{name: "cluster-announce-hostname", section: "cluster", value: &c.ClusterAnnounceHostname,
 			usage: "the host name CLUSTER SLOTS, SHARDS and NODES show for this node"},
+		{name: "cluster-etcd", section: "cluster", value: &c.ClusterEtcd, example: "http://127.0.0.1:2379",
+			usage: "etcd client URLs, comma separated: etcd drives the cluster (membership on leases, automatic failover, an elected controller; needs --cluster-enabled; empty: CLUSTERX SETNODES does)"},
+		{name: "cluster-name", section: "cluster", value: &c.ClusterName, usage: "the cluster's name in etcd (its keys live under /sluice/<name>/)"},
+		{name: "cluster-lease-ttl", section: "cluster", value: &c.ClusterLeaseTTL, example: "3s",
+			usage: "with --cluster-etcd, a node not heard from for this long is failed over (whole seconds)"},
+		{name: "cluster-primaries", section: "cluster", value: &c.ClusterPrimaries, usage: "with --cluster-etcd, how many masters share the slots"},
+		{name: "cluster-replicas", section: "cluster", value: &c.ClusterReplicas, usage: "with --cluster-etcd, replicas wanted per master (more nodes still join as replicas)"},
+		{name: "cluster-partition-policy", section: "cluster", value: &c.ClusterPartitionPolicy,
+			usage: "with --cluster-etcd, a node cut off from etcd: serve (keep serving its slots until a newer topology) | fence (refuse them with -CLUSTERDOWN once its lease may have expired)"},
 		{name: "enable-debug-command", section: "sluice", value: &c.EnableDebug, usage: "allow DEBUG (freezing the clock: for tests only)"},
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/commands"
+	"github.com/sluicehq/sluice/controlplane"
 	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/replication"
 )
@@ -28,6 +30,9 @@ type state struct {
 	dur atomic.Pointer[durability]
 	// cluster is this node's cluster state; nil when cluster mode is off.
 	cluster *cluster.State
+	// agent is the etcd control plane once started (--cluster-etcd); nil
+	// before and without.
+	agent atomic.Pointer[controlplane.Agent]
 }
 
 // newState builds the keyspace and puts a command server on top: cc
@@ -74,6 +79,14 @@ func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, erro
 		}
 	}
 	st.cluster = cc.Cluster
+	if cfg.ClusterEtcd != "" {
+		cc.ClusterManager = "etcd (--cluster-etcd)"
+		cc.ClusterInfo = func(kv func(string, any)) {
+			if a := st.agent.Load(); a != nil {
+				a.Info(kv)
+			}
+		}
+	}
 	st.cmds = commands.NewServer(cc)
 	return st, nil
 }
@@ -129,6 +142,33 @@ func (d *durability) replPosition() (replid string, offset int64, ok bool) {
 	return id, offset, true
 }
 
+// startControlPlane starts the etcd agent with --cluster-etcd (once the
+// state is recovered and replication started: the agent sets the
+// replication role). Starting does not wait for etcd. A nil fenceClock is
+// the system clock.
+func (st *state) startControlPlane(cfg Config, log *slog.Logger, fenceClock func() time.Time) error {
+	if cfg.ClusterEtcd == "" {
+		return nil
+	}
+	host, err := cfg.clusterHost()
+	if err != nil {
+		return err
+	}
+	a, err := controlplane.Start(controlplane.Config{
+		Endpoints: cfg.etcdEndpoints(), Cluster: cfg.ClusterName, LeaseTTL: cfg.ClusterLeaseTTL,
+		Shape: cluster.Shape{Primaries: cfg.ClusterPrimaries, Replicas: cfg.ClusterReplicas},
+		Fence: cfg.ClusterPartitionPolicy == "fence",
+		ID:    st.cluster.View().ID, Host: host, Port: st.cluster.Announced().Port,
+		Node: st.cmds, Replication: st.repl, Username: cfg.MasterUser, Password: cfg.MasterAuth,
+		Now: fenceClock, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("--cluster-etcd: %w", err)
+	}
+	st.agent.Store(a)
+	return nil
+}
+
 // journalRef is the keyspace's Journal with a data directory: the store,
 // once recovery has opened it. No change is recorded before (commands that
 // change state answer -LOADING and the sweep has not started).
@@ -174,6 +214,9 @@ func (st *state) shards() int { return st.keys.Shards() }
 // the durable copy (see durability.close); call it once the network, the
 // sweeper and recovery have stopped.
 func (st *state) close() error {
+	if a := st.agent.Load(); a != nil {
+		_ = a.Close()
+	}
 	st.repl.Close()
 	return st.dur.Load().close()
 }
