@@ -157,6 +157,7 @@ type etcdNode struct {
 	proxy *proxy
 	down  bool
 	cfg   Config
+	logs  *lockedBuffer
 }
 
 func (n *etcdNode) id() string { return n.s.state.cluster.View().ID }
@@ -186,7 +187,7 @@ func startEtcdNode(t *testing.T, endpoint string, edit func(*Config), fenceClock
 		s.fenceClock = fenceClock[0]
 	}
 	go func() { _ = s.Serve() }()
-	return &etcdNode{s: s, addr: s.Addr().String(), proxy: p, cfg: cfg}
+	return &etcdNode{s: s, addr: s.Addr().String(), proxy: p, cfg: cfg, logs: logs}
 }
 
 // kill stops a node as a crash does, for the cluster: it leaves without
@@ -363,8 +364,7 @@ func TestEtcdFailover(t *testing.T) {
 		"ERR the topology is managed by etcd (--cluster-etcd): this node's id is kept by it")
 	assert.EqualError(t, bc.Do(ctx, "REPLICAOF", "NO", "ONE").Err(),
 		"ERR REPLICAOF not allowed while the topology is managed by etcd (--cluster-etcd): the controller sets each node's role")
-	assert.EqualError(t, bc.Do(ctx, "FAILOVER").Err(),
-		"ERR FAILOVER not allowed while the topology is managed by etcd (--cluster-etcd): the controller sets each node's role")
+	assert.EqualError(t, bc.Do(ctx, "FAILOVER").Err(), "ERR FAILOVER is not valid when server is a replica.")
 	info, err := bc.Info(ctx, "cluster").Result()
 	require.NoError(t, err)
 	assert.Contains(t, info, "cluster_etcd_lease_ok:1")
@@ -491,4 +491,11 @@ func TestEtcdFenceZombie(t *testing.T) {
 	err = zc.Do(ctx, "THROTTLE", "k", 15, 30, 60, 1).Err()
 	require.Error(t, err)
 	assert.Equal(t, "MOVED "+fmt.Sprint(cluster.Slot([]byte("k")))+" "+heir.addr, err.Error())
+}
+
+// String is the whole log.
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
