@@ -97,12 +97,26 @@ func (a *Agent) Flip(host string, port int, deadline time.Time, abort <-chan str
 	val, _ := json.Marshal(cluster.Handover{From: a.cfg.ID, To: to.ID, Revision: top.Version})
 	ctx, cancel := context.WithDeadline(a.ctx, deadline)
 	defer cancel()
+	go func() { // an ABORT also ends a request etcd is slow to take
+		select {
+		case <-abort:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	key := a.handoverKey()
 	resp, err := a.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease))).Else(clientv3.OpGet(key)).Commit()
 	if err != nil {
 		// The request may have been written: withdraw it.
-		return a.withdraw(key, string(val), to, fmt.Sprintf("asking the controller: %v", err))
+		reason := fmt.Sprintf("asking the controller: %v", err)
+		switch {
+		case isClosed(abort):
+			reason = "FAILOVER ABORT"
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			reason = "timed out waiting for the controller"
+		}
+		return a.withdraw(key, string(val), to, reason)
 	}
 	if !resp.Succeeded {
 		pending := ""
@@ -133,10 +147,12 @@ func (a *Agent) Flip(host string, port int, deadline time.Time, abort <-chan str
 			case !ok || w.Err() != nil:
 				gone = nil // the deadline or the topology decides
 			}
-		case <-abort:
-			return a.withdraw(key, string(val), to, "FAILOVER ABORT")
 		case <-ctx.Done():
-			return a.withdraw(key, string(val), to, "timed out waiting for the controller")
+			reason := "timed out waiting for the controller"
+			if isClosed(abort) {
+				reason = "FAILOVER ABORT"
+			}
+			return a.withdraw(key, string(val), to, reason)
 		}
 	}
 }
@@ -146,8 +162,13 @@ func (a *Agent) Flip(host string, port int, deadline time.Time, abort <-chan str
 // keeps trying while etcd does not answer, until the lease the request is
 // on has surely expired (no keepalive answer for the TTL plus the fence's
 // margin): writes must not resume while a flip could still be granted.
+// A stopping agent gives up at once: its node stops serving anyway, so a
+// flip granted later loses nothing.
 func (a *Agent) withdraw(key, val string, to *cluster.Node, reason string) error {
 	for {
+		if a.ctx.Err() != nil {
+			return fmt.Errorf("%s (the node is stopping)", reason)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.DialTimeout)
 		resp, err := a.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", val)).Then(clientv3.OpDelete(key)).Commit()
 		cancel()
@@ -183,7 +204,7 @@ func (a *Agent) processed(to *cluster.Node, deadline time.Time) error {
 		// when it comes; writes resume here meanwhile only if not granted.
 		return fmt.Errorf("the controller processed the handover, the topology cannot be read: %w", err)
 	}
-	return errors.New("the controller refused the handover (the topology changed, or a node of it is gone: see the controller's log)")
+	return errors.New("the controller did not grant the handover (the topology changed, or a node of it is gone: see the controller's log)")
 }
 
 // awaitServing waits until the new master has applied version (it
@@ -213,6 +234,15 @@ func (a *Agent) awaitServing(to *cluster.Node, version int64, deadline time.Time
 	}
 	a.log.Warn("cluster: handed over; the new master has not applied the topology yet", "to", to.ID, "revision", version)
 	return nil
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // appliedSignal is closed when the next topology is applied.
