@@ -277,8 +277,8 @@ func (a *Agent) member() error {
 	if err := a.syncTopology(stepCtx); err != nil {
 		return fmt.Errorf("read the topology: %w", err)
 	}
-	a.renewedAt(granted, lease.TTL)
 	a.lease.Store(int64(lease.ID))
+	a.renewedAt(granted, lease.TTL)
 	ka, err := a.cli.KeepAlive(ctx, lease.ID)
 	if err != nil {
 		return fmt.Errorf("keepalive: %w", err)

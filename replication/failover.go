@@ -82,7 +82,9 @@ type failover struct {
 // the replica, told so by a PSYNC ... FAILOVER, promotes itself; the
 // paused writes then get READONLY. No change acknowledged to a client is
 // lost. When Timeout passes first, the handover is aborted (or, with
-// Force, done anyway). It returns once the handover has begun.
+// Force, done anyway). With o.Handover a control plane flips the roles
+// instead of the PSYNC FAILOVER handshake (see Handover). It returns once
+// the handover has begun.
 func (n *Node) Failover(o FailoverOptions, quiesce func()) error {
 	if o.Force && (o.Host == "" || o.Timeout == 0) {
 		return ErrFailoverForceOptions
