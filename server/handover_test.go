@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"sync"
@@ -143,6 +144,8 @@ func TestEtcdPlannedFailover(t *testing.T) {
 	t.Logf("planned failover: writes paused %s on the old primary (its log); slowest client call meanwhile %s; map flipped within %s; %d calls, %d errors",
 		pause, time.Duration(load.maxDelay.Load()), flipped, load.ops.Load(), len(load.errs))
 	assert.Less(t, pause, 10*time.Second, "the pause ends well within the FAILOVER's TIMEOUT")
+	t.Logf("old primary's redirects (paused writes and later ones sent to it): %v",
+		scrape(t, from.s, `sluice_cluster_redirects_total{kind="moved"}`))
 	for _, e := range load.errs {
 		t.Logf("client error (its key is checked as at most the acknowledged): %s", e)
 	}
@@ -171,11 +174,13 @@ func TestEtcdPlannedFailover(t *testing.T) {
 	assert.EqualError(t, tc.Do(ctx, "FAILOVER", "TO", "127.0.0.1", 1, "TIMEOUT", 1000).Err(),
 		"ERR FAILOVER target HOST and PORT is not a replica.")
 	assert.EqualError(t, tc.Do(ctx, "FAILOVER", "ABORT").Err(), "ERR FAILOVER is not in progress.")
-	// Two at once on one connection: the first starts the handover, the
-	// second, run right after it, is refused.
+	// Two at once on one connection: the first (naming its target) starts
+	// the handover back, the second, run right after it, is refused.
+	fromHost, fromPort, err := net.SplitHostPort(from.addr)
+	require.NoError(t, err)
 	var cmds []redis.Cmder
 	cmds, err = tc.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Do(ctx, "FAILOVER", "TIMEOUT", 10000)
+		p.Do(ctx, "FAILOVER", "TO", fromHost, fromPort, "TIMEOUT", 10000)
 		p.Do(ctx, "FAILOVER", "TIMEOUT", 10000)
 		return nil
 	})
