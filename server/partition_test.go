@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -42,13 +43,15 @@ type partitionResult struct {
 
 // runPartition: one primary ("zombie") with two replicas, every node's
 // clock frozen at one instant; partPre admissions per key on the primary,
-// acknowledged by both replicas; then the primary is cut off from etcd AND
-// from its replicas (its etcd proxy and the proxy its replicas dial, the
-// address it announces, are both cut) while its clients still reach it.
-// Its clients admit once per key; under fence the fence clock is then
-// moved past the lease. Once a replica is promoted (and the other follows
-// it), clients on both sides admit on the same keys until refused.
-func runPartition(t *testing.T, policy string, ackReplicas int) partitionResult {
+// acknowledged by both replicas; then the primary is cut off from etcd
+// (and, with cutLinks, from its replicas: the proxy they dial, the address
+// it announces, is cut too) while its clients still reach it. Its clients
+// admit once per key; under fence the fence clock is then moved past the
+// lease. Once a replica is promoted (and the other follows it), clients on
+// both sides admit on the same keys until refused. Replies wait for
+// ackReplicas acknowledgements (--min-replicas-ack): 300 ms when the links
+// are cut (none can come), 10 s otherwise (every one comes).
+func runPartition(t *testing.T, policy string, ackReplicas int, cutLinks bool) partitionResult {
 	endpoint, _ := startEtcd(t)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)
@@ -57,7 +60,10 @@ func runPartition(t *testing.T, policy string, ackReplicas int) partitionResult 
 	clock := &fakeClock{}
 	shape := func(cfg *Config) {
 		cfg.ClusterPrimaries, cfg.ClusterReplicas, cfg.ClusterPartitionPolicy = 1, 2, policy
-		cfg.MinReplicasAck, cfg.MinReplicasAckTimeout = ackReplicas, 300*time.Millisecond
+		cfg.MinReplicasAck, cfg.MinReplicasAckTimeout = ackReplicas, 10*time.Second
+		if cutLinks {
+			cfg.MinReplicasAckTimeout = 300 * time.Millisecond
+		}
 	}
 	// The primary's replicas dial the address it announces: a proxy the
 	// test cuts; its clients dial its own address.
@@ -95,7 +101,9 @@ func runPartition(t *testing.T, policy string, ackReplicas int) partitionResult 
 
 	cutAt := time.Now()
 	zombie.proxy.partition()
-	links.partition()
+	if cutLinks {
+		links.partition()
+	}
 	res := partitionResult{zombie: map[string]int{}, heir: map[string]int{}}
 	for _, k := range partKeys { // the zombie's clients, before any failover
 		if ok, err := partThrottle(ctx, zc, k); err == nil && ok {
@@ -156,8 +164,8 @@ func runPartition(t *testing.T, policy string, ackReplicas int) partitionResult 
 		}
 	}
 	for _, k := range partKeys {
-		t.Logf("%s: %s: %d admitted before the partition, then %d by the cut-off primary and %d by the promoted replica: %d in all (limit %d)",
-			policy, k, partPre, res.zombie[k], res.heir[k], partPre+res.zombie[k]+res.heir[k], partLimit)
+		t.Logf("%s (links cut: %v): %s: %d admitted before the partition, then %d by the cut-off primary and %d by the promoted replica: %d in all (limit %d)",
+			policy, cutLinks, k, partPre, res.zombie[k], res.heir[k], partPre+res.zombie[k]+res.heir[k], partLimit)
 	}
 	t.Logf("%s: the replica served %.2f s after the partition (lease TTL %s)", policy, res.failover.Seconds(), testLeaseTTL)
 	return res
@@ -177,7 +185,7 @@ func setClockOn(t *testing.T, c *redis.Client, ns int64) {
 // the figure is exact: the admissions made before the partition count once,
 // the rest of the limit once per side.
 func TestEtcdPartitionServeBound(t *testing.T) {
-	res := runPartition(t, "serve", 0)
+	res := runPartition(t, "serve", 0, true)
 	for _, k := range partKeys {
 		total := partPre + res.zombie[k] + res.heir[k]
 		assert.LessOrEqual(t, total, 2*partLimit, "%s: the serve bound", k)
@@ -187,17 +195,27 @@ func TestEtcdPartitionServeBound(t *testing.T) {
 	}
 }
 
-// TestEtcdPartitionFenceBound: the same partition with
-// --cluster-partition-policy fence and --min-replicas-ack 1: the cut-off
-// primary acknowledges nothing after the partition (no replica can
-// acknowledge, then its fence closes) and the promoted replica admits the
-// rest of the limit: per key, exactly the limit across the failover.
+// TestEtcdPartitionFenceBound: --cluster-partition-policy fence with
+// --min-replicas-ack 1 never admits more than the limit per key across the
+// failover. Cut off from etcd only, the primary still admits (its
+// replicas acknowledge) until its fence closes, which is before its
+// replica is promoted: the promoted replica admits exactly what is left.
+// Cut off from its replicas too, it acknowledges nothing after the
+// partition (no replica can acknowledge, then its fence closes) and the
+// promoted replica admits the rest.
 func TestEtcdPartitionFenceBound(t *testing.T) {
-	res := runPartition(t, "fence", 1)
-	for _, k := range partKeys {
-		total := partPre + res.zombie[k] + res.heir[k]
-		assert.Zero(t, res.zombie[k], "%s: the cut-off primary acknowledges nothing", k)
-		assert.Equal(t, partLimit-partPre, res.heir[k], "%s: the promoted replica admits the rest", k)
-		assert.LessOrEqual(t, total, partLimit, "%s: the fence bound", k)
+	for _, cutLinks := range []bool{false, true} {
+		t.Run(fmt.Sprintf("links cut %v", cutLinks), func(t *testing.T) {
+			res := runPartition(t, "fence", 1, cutLinks)
+			for _, k := range partKeys {
+				total := partPre + res.zombie[k] + res.heir[k]
+				assert.LessOrEqual(t, res.zombie[k], 1, "%s: the cut-off primary admits nothing once fenced", k)
+				if cutLinks {
+					assert.Zero(t, res.zombie[k], "%s: the cut-off primary acknowledges nothing", k)
+				}
+				assert.Equal(t, partLimit-partPre-res.zombie[k], res.heir[k], "%s: the promoted replica admits what is left", k)
+				assert.Equal(t, partLimit, total, "%s: the fence bound", k)
+			}
+		})
 	}
 }
