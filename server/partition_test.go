@@ -26,6 +26,8 @@ const (
 
 var partKeys = []string{"user:1", "user:2", "user:3"}
 
+// partThrottle asks for one of key's partLimit through c: admitted, or
+// limited, or the error (CLUSTERDOWN, NOREPLICAS, a dead connection).
 func partThrottle(ctx context.Context, c *redis.Client, key string) (admitted bool, err error) {
 	v, err := c.Do(ctx, "THROTTLE", key, partLimit-1, 1, 3600, 1).Slice()
 	if err != nil {
@@ -49,8 +51,9 @@ type partitionResult struct {
 // admit once per key; under fence the fence clock is then moved past the
 // lease. Once a replica is promoted (and the other follows it), clients on
 // both sides admit on the same keys until refused. Replies wait for
-// ackReplicas acknowledgements (--min-replicas-ack): 300 ms when the links
-// are cut (none can come), 10 s otherwise (every one comes).
+// ackReplicas acknowledgements (--min-replicas-ack): on the primary 300 ms
+// when the links are cut (none can come), 10 s otherwise and on the
+// replicas (every one comes).
 func runPartition(t *testing.T, policy string, ackReplicas int, cutLinks bool) partitionResult {
 	endpoint, _ := startEtcd(t)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
@@ -61,9 +64,6 @@ func runPartition(t *testing.T, policy string, ackReplicas int, cutLinks bool) p
 	shape := func(cfg *Config) {
 		cfg.ClusterPrimaries, cfg.ClusterReplicas, cfg.ClusterPartitionPolicy = 1, 2, policy
 		cfg.MinReplicasAck, cfg.MinReplicasAckTimeout = ackReplicas, 10*time.Second
-		if cutLinks {
-			cfg.MinReplicasAckTimeout = 300 * time.Millisecond
-		}
 	}
 	// The primary's replicas dial the address it announces: a proxy the
 	// test cuts; its clients dial its own address.
@@ -71,6 +71,9 @@ func runPartition(t *testing.T, policy string, ackReplicas int, cutLinks bool) p
 	links := startProxy(t, own)
 	zombie := startEtcdNode(t, endpoint, func(cfg *Config) {
 		shape(cfg)
+		if cutLinks {
+			cfg.MinReplicasAckTimeout = 300 * time.Millisecond
+		}
 		cfg.ListenAddr = own
 		cfg.ClusterAnnouncePort = links.ln.Addr().(*net.TCPAddr).Port
 	}, clock.now)
