@@ -142,6 +142,7 @@ type Config struct {
 	StartTimeout    time.Duration // how long a peer may take to answer PING (10s)
 	CPUProfile      string        // file for the generator's CPU profile; "" = none
 	Repeat          int           // rounds of every workload on every peer (1)
+	Perf            string        // "auto" (default): count system calls with perf when it can; "off"
 }
 
 const usageHead = `Usage: go run ./bench [flags]
@@ -208,6 +209,7 @@ func newFlagSet(cfg *Config, out io.Writer, peers, workloads, limit, sluiceArgs 
 	fs.DurationVar(&cfg.StartTimeout, "start-timeout", 10*time.Second, "how long a peer may take to answer PING")
 	fs.IntVar(&cfg.Attack, "attack", 0, "also run every workload on every peer with this many slowloris connections (a byte a second) and one non-reading pipeline flood attached, reported as PEER+attack")
 	fs.IntVar(&cfg.Repeat, "repeat", 1, "run every workload on every peer this many times, interleaved, and report the median run (by ops/s) with the range")
+	fs.StringVar(&cfg.Perf, "perf", "auto", `"auto" counts every server's system calls and context switches per request with perf stat when perf is installed and permitted (a note says why not otherwise); "off" skips it`)
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write the load generator's CPU profile to this file (to check it is not the bottleneck)")
 	return fs
 }
@@ -315,6 +317,9 @@ func (c *Config) validate() error {
 	}
 	if c.Pin != "split" && c.Pin != "none" {
 		errs = append(errs, fmt.Errorf("--pin %q: want split or none", c.Pin))
+	}
+	if c.Perf != "auto" && c.Perf != "off" {
+		errs = append(errs, fmt.Errorf("--perf %q: want auto or off", c.Perf))
 	}
 	if c.StartTimeout <= 0 {
 		errs = append(errs, errors.New("--start-timeout must be positive"))

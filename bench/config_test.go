@@ -97,11 +97,11 @@ func TestParseLimit(t *testing.T) {
 // TestValidateReportsEverything checks that several problems are reported at
 // once rather than one per attempt.
 func TestValidateReportsEverything(t *testing.T) {
-	_, err := parseConfig([]string{"--peers", "nope", "--conns", "0", "--pin", "maybe", "--duration", "0"}, io.Discard)
+	_, err := parseConfig([]string{"--peers", "nope", "--conns", "0", "--pin", "maybe", "--duration", "0", "--perf", "sometimes"}, io.Discard)
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
-	for _, want := range []string{`unknown peer "nope"`, "--conns", "--pin", "--duration"} {
+	for _, want := range []string{`unknown peer "nope"`, "--conns", "--pin", "--duration", "--perf"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

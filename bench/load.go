@@ -26,6 +26,10 @@ type loadSpec struct {
 	Seed     uint64
 
 	ServerPID int // sampled for CPU time; 0 = none
+	// PerfEvents, if set, are counted on ServerPID with perf stat during
+	// the measured window (perf's output file goes to PerfDir).
+	PerfEvents []perfEvent
+	PerfDir    string
 
 	Progress    time.Duration // 0: no progress line
 	ProgressOut io.Writer
@@ -43,6 +47,7 @@ type loadResult struct {
 	Bad       uint64 // well-formed replies of the wrong shape or values
 	ServerCPU time.Duration
 	ClientCPU time.Duration
+	Kernel    *KernelCounts // nil without perf
 }
 
 // stallTimeout aborts a run whose connections have all stopped getting
@@ -202,14 +207,38 @@ func runLoad(ctx context.Context, spec loadSpec) (loadResult, error) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 
-	// CPU time is sampled when the measurement starts and after it ends.
+	// perf starts (disabled) now, so that its start-up overlaps the warm-up.
+	var perf *perfStat
+	if len(spec.PerfEvents) > 0 && spec.ServerPID != 0 {
+		var err error
+		if perf, err = startPerf(spec.ServerPID, spec.PerfEvents, spec.PerfDir); err != nil {
+			return loadResult{}, fmt.Errorf("perf: %w", err)
+		}
+	}
+	opsNow := func() uint64 {
+		var n uint64
+		for _, w := range workers {
+			n += w.ops.Load()
+		}
+		return n
+	}
+
+	// CPU time is sampled when the measurement starts and after it ends;
+	// perf counts between the same points, over the requests completed in
+	// between.
 	var cpuMu sync.Mutex
 	var srvStart, cliStart time.Duration
+	var perfOps uint64
+	var perfErr error
 	sampleStart := time.AfterFunc(spec.Warmup, func() {
 		cpuMu.Lock()
 		defer cpuMu.Unlock()
 		srvStart, _ = procCPUTimeOpt(spec.ServerPID)
 		cliStart = selfCPUTime()
+		if perf != nil {
+			perfErr = perf.command("enable")
+			perfOps = opsNow()
+		}
 	})
 	defer sampleStart.Stop()
 	close(startCh)
@@ -217,10 +246,23 @@ func runLoad(ctx context.Context, spec loadSpec) (loadResult, error) {
 	stallErr := monitor(ctx, spec, workers, t0, done, &abort)
 	<-done
 
+	sampleStart.Stop()
 	cpuMu.Lock()
 	srvEnd, _ := procCPUTimeOpt(spec.ServerPID)
 	cliEnd := selfCPUTime()
 	res := loadResult{Hist: &Histogram{}, ServerCPU: srvEnd - srvStart, ClientCPU: cliEnd - cliStart}
+	if perf != nil {
+		if perfErr == nil {
+			perfErr = perf.command("disable")
+		}
+		kc, err := perf.finish(opsNow() - perfOps)
+		if perfErr == nil && err == nil {
+			res.Kernel = &kc
+		} else if stallErr == nil && ctx.Err() == nil {
+			cpuMu.Unlock()
+			return res, fmt.Errorf("perf: %w", errors.Join(perfErr, err))
+		}
+	}
 	cpuMu.Unlock()
 
 	if stallErr != nil {

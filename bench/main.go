@@ -105,6 +105,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		},
 		unavailable: map[string]bool{},
 	}
+	if !cfg.Memory {
+		if cfg.Perf == "off" {
+			b.report.PerfNote = "--perf off: no system call counts"
+		} else {
+			b.perfEvents, b.report.PerfNote = probePerf(ctx)
+		}
+	}
 	if cfg.Memory {
 		b.report.Mode, b.report.Limit = "memory", memoryLimit()
 		err = b.runMemory(ctx)
@@ -144,6 +151,7 @@ type bench struct {
 	terminal    bool
 	report      Report
 	unavailable map[string]bool
+	perfEvents  []perfEvent // counted on every server; nil: perf unavailable or off
 }
 
 // startPeer starts a fresh instance of the named peer, or records it as
@@ -269,6 +277,7 @@ func (b *bench) runOne(ctx context.Context, wl Workload, p *peer) (Result, error
 		Workload: wl, Addr: p.addr, Request: req, Reply: p.def.replyKind(), Limit: cfg.Limit.MaxBurst + 1,
 		Duration: cfg.Duration, Warmup: cfg.Warmup, Requests: cfg.Requests,
 		ZipfS: cfg.ZipfS, ZipfV: cfg.ZipfV, Seed: cfg.Seed, ServerPID: p.pid,
+		PerfEvents: b.perfEvents, PerfDir: b.launcher.root,
 		Progress: cfg.Progress, ProgressOut: b.progress, Terminal: b.terminal,
 		Label: fmt.Sprintf("%-14s %-16s", wl.Name, p.def.name),
 	}

@@ -215,3 +215,34 @@ func TestMeasureMemory(t *testing.T) {
 		t.Fatalf("used_memory %d -> %d: %.1f bytes per key", m.UsedBefore, m.UsedAfter, m.UsedPerKey)
 	}
 }
+
+// TestPerfCountsAgainstRedis counts redis-server's system calls over an
+// unpipelined run on one connection: one read and one write per request.
+// It needs perf with tracepoint access (skipped otherwise).
+func TestPerfCountsAgainstRedis(t *testing.T) {
+	events, note := probePerf(context.Background())
+	if events == nil {
+		t.Skip(note)
+	}
+	p := startRedisPeer(t, "redis-set")
+	wl := Workload{Name: "uniform", Dist: distUniform, Keys: 1000, Conns: 1, Pipeline: 1}
+	req, err := newRequest("bench:", keyWidth(wl.Keys), p.def.requestArgs(Limit{15, 30, 60, 1}, "")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := runLoad(context.Background(), loadSpec{
+		Workload: wl, Addr: p.addr, Request: req, Reply: p.def.replyKind(),
+		Requests: 3000, ZipfS: 1.1, ZipfV: 1, Seed: 1, ServerPID: p.pid,
+		PerfEvents: events, PerfDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := r.Kernel
+	if k == nil {
+		t.Fatal("no counts")
+	}
+	if k.Reads < 0.9 || k.Reads > 1.5 || k.Writes < 0.9 || k.Writes > 1.5 || k.Syscalls < k.Reads+k.Writes {
+		t.Fatalf("per request: %+v; want about one read and one write", *k)
+	}
+}

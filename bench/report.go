@@ -12,15 +12,17 @@ import (
 
 // Report is everything one invocation measured; --json prints it as is.
 type Report struct {
-	Mode        string         `json:"mode"` // "throughput" or "memory"
-	Started     time.Time      `json:"started"`
-	Host        Host           `json:"host"`
-	Pinning     pinning        `json:"pinning"`
-	Limit       Limit          `json:"limit"`
-	Duration    string         `json:"duration"`
-	Warmup      string         `json:"warmup"`
-	Requests    int64          `json:"requests,omitempty"`
-	Baseline    string         `json:"baseline"`
+	Mode     string    `json:"mode"` // "throughput" or "memory"
+	Started  time.Time `json:"started"`
+	Host     Host      `json:"host"`
+	Pinning  pinning   `json:"pinning"`
+	Limit    Limit     `json:"limit"`
+	Duration string    `json:"duration"`
+	Warmup   string    `json:"warmup"`
+	Requests int64     `json:"requests,omitempty"`
+	Baseline string    `json:"baseline"`
+	// PerfNote says why system calls were not counted ("" when they were).
+	PerfNote    string         `json:"perf_note,omitempty"`
 	Results     []Result       `json:"results,omitempty"`
 	Memory      []MemoryResult `json:"memory,omitempty"`
 	Unavailable []Unavailable  `json:"unavailable,omitempty"`
@@ -57,6 +59,12 @@ type Result struct {
 	BadReplies   uint64  `json:"bad_replies"`
 	ServerCPU    float64 `json:"server_cpu_pct"` // % of one CPU
 	ClientCPU    float64 `json:"client_cpu_pct"` // % of one CPU
+	// ServerCPUPerReq is the server's CPU time (utime+stime) per measured
+	// request, in microseconds.
+	ServerCPUPerReq float64 `json:"server_cpu_us_per_req"`
+	// Kernel is the server's system calls and context switches per
+	// request (nil without perf).
+	Kernel *KernelCounts `json:"kernel,omitempty"`
 	// BaselineRatio is the baseline peer's ops/s divided by this peer's,
 	// in the same workload (0 when the baseline did not run).
 	BaselineRatio float64 `json:"baseline_ratio,omitempty"`
@@ -97,6 +105,10 @@ func newResult(wl Workload, peerName string, throttle bool, r loadResult) Result
 		P50Micros: us(r.Hist.Quantile(0.50)), P99Micros: us(r.Hist.Quantile(0.99)),
 		P999Micros: us(r.Hist.Quantile(0.999)), MaxMicros: us(r.Hist.Max()), MeanMicros: r.Hist.Mean() / 1e3,
 		Allowed: r.Allowed, Limited: r.Limited, BadReplies: r.Bad, throttle: throttle,
+		Kernel: r.Kernel,
+	}
+	if r.Ops > 0 {
+		res.ServerCPUPerReq = float64(r.ServerCPU.Nanoseconds()) / 1e3 / float64(r.Ops)
 	}
 	if r.Elapsed > 0 {
 		res.OpsPerSec = float64(r.Ops) / r.Elapsed.Seconds()
@@ -174,6 +186,9 @@ func (r *Report) writeText(w io.Writer) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		if err := r.writeKernel(w); err != nil {
+			return err
+		}
 		for _, x := range r.Results {
 			if x.BadReplies > 0 {
 				fmt.Fprintf(w, "! %s on %s: %d replies of the wrong shape or values\n", x.Workload, x.Peer, x.BadReplies)
@@ -206,6 +221,28 @@ func (r *Report) writeText(w io.Writer) error {
 		fmt.Fprintf(w, "! aborted: %s\n", r.Error)
 	}
 	return nil
+}
+
+// writeKernel prints the server's cost per request: CPU time always,
+// system calls and context switches when perf counted them.
+func (r *Report) writeKernel(w io.Writer) error {
+	fmt.Fprintln(w)
+	if r.PerfNote != "" {
+		fmt.Fprintf(w, "# server cost per request; %s\n", r.PerfNote)
+	} else {
+		fmt.Fprintln(w, "# server cost per request: CPU from /proc/PID/stat, system calls and context switches from perf stat")
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "workload\tpeer\tpipe\tcpu µs\tsyscalls\tread\tEAGAIN\twrite\tepoll\tctx sw\t\n")
+	for _, x := range r.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t", x.Workload, x.Peer, x.Pipeline, x.ServerCPUPerReq)
+		if k := x.Kernel; k != nil {
+			fmt.Fprintf(tw, "%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.4f\t\n", k.Syscalls, k.Reads, k.ReadsEAGAIN, k.Writes, k.EpollWaits, k.ContextSwitches)
+		} else {
+			fmt.Fprintf(tw, "-\t-\t-\t-\t-\t-\t\n")
+		}
+	}
+	return tw.Flush()
 }
 
 // mib formats a byte count in MiB.

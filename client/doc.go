@@ -28,6 +28,11 @@
 // When Sluice cannot be reached within [MiddlewareConfig.Timeout] the
 // middleware fails open or closed as configured ([FailOpen], [FailClosed]).
 //
+// For a Sluice cluster, build the go-redis ClusterClient with
+// [NewClusterClient]: it reloads the slot map once a command finds it older
+// than 2 seconds, which is how a client learns of a failover (a dead
+// primary sends no -MOVED).
+//
 // The sub-package sluicetest starts an in-process Sluice for tests;
 // httpratesluice keeps go-chi/httprate's counters in Sluice.
 package client

@@ -212,3 +212,15 @@ func ExampleFirstOf() {
 	// "ann" true
 	// "3605a9e4358da4302f8acea41f0f52ce@203.0.113.9" true
 }
+
+// A Sluice cluster through go-redis's ClusterClient: NewClusterClient sets
+// the 2 s slot map reload that lets the client follow a failover, which no
+// node announces with -MOVED.
+func ExampleNewClusterClient() {
+	rdb := client.NewClusterClient(&redis.ClusterOptions{
+		Addrs: []string{"sluice-0.sluice:6379", "sluice-1.sluice:6379", "sluice-2.sluice:6379"},
+	})
+	defer rdb.Close()
+	sl := client.New(rdb)
+	_ = sl // sl.Throttle(ctx, "user123", limit, 1) goes to the node serving user123's slot
+}

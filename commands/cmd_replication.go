@@ -396,6 +396,11 @@ func (s *Server) replicationInfo(kv func(string, any)) {
 		if st.ClockKnown {
 			kv("master_clock_offset_ms", st.ClockOffset.Milliseconds())
 		}
+		lag := int64(-1)
+		if st.LagKnown {
+			lag = st.Lag.Milliseconds()
+		}
+		kv("master_repl_lag_ms", lag)
 		kv("slave_full_syncs", st.LinkFullSyncs)
 		kv("slave_partial_syncs", st.LinkPartials)
 	} else {

@@ -113,12 +113,26 @@ func (s *Server) keysAllowed(u *acl.User, cmd *Command, args [][]byte) bool {
 // one wait. Handlers need not know. A change recorded meanwhile by another
 // connection can make a refusal wait too, which costs time, never safety.
 // Otherwise (in memory, everysec, no) this is one nil check.
+//
+// With --min-replicas-ack N the same barrier also waits until N replicas
+// acknowledged the change (the replication stream's offset moved), the
+// replies of every connection sharing the acknowledgements. Only
+// state-changing commands (not their peeks) wait for replicas: a read
+// that ran while another connection's change was streamed must not wait
+// for, or fail with, acknowledgements that are not its own.
 func (s *Server) run(cmd *Command, sess *session, c *resp.Conn, args [][]byte) {
 	cmd.calls.Add(1)
-	p := s.durable
+	p, a := s.durable, s.acks
+	if a != nil && (cmd.Flags&FlagWrite == 0 || cmd.isPeek(args)) {
+		a = nil
+	}
 	var recorded uint64
+	var offset int64
 	if p != nil {
 		recorded = p.Recorded()
+	}
+	if a != nil {
+		offset = a.StreamOffset()
 	}
 	if sess.sample++; sess.sample%latencySampleEvery != 0 {
 		cmd.Handler(s, c, args)
@@ -127,7 +141,16 @@ func (s *Server) run(cmd *Command, sess *session, c *resp.Conn, args [][]byte) {
 		cmd.Handler(s, c, args)
 		s.latency.observe(time.Since(start))
 	}
-	if p != nil && p.Recorded() != recorded {
+	switch {
+	case a != nil && a.StreamOffset() != offset:
+		if sess.awaitReplies == nil {
+			sess.awaitReplies = func() error { sess.acksPending = false; return s.awaitReplies() }
+		}
+		sess.acksPending = true
+		c.Barrier(sess.awaitReplies)
+	case p != nil && p.Recorded() != recorded && !sess.acksPending:
+		// (A barrier set by an earlier command of the batch that waits for
+		// replicas waits for the sync too: it is kept.)
 		c.Barrier(s.waitDurable)
 	}
 }

@@ -72,6 +72,13 @@ func errNoPolicy(name []byte) string {
 
 // errNotDurable is the reply of a change that persistence could not make
 // durable, with the cause on one line.
+// errNotAcked replaces replies withheld until replicas acknowledged the
+// changes before them (--min-replicas-ack) when they did not in time. A
+// change was made on this primary; a failover now may lose it.
+func errNotAcked(want int) string {
+	return fmt.Sprintf("NOREPLICAS Not enough replicas acknowledged the change in time (--min-replicas-ack %d); it was made here, but a failover may lose it.", want)
+}
+
 func errNotDurable(err error) string {
 	return "ERR decision not durable: " + strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error())
 }

@@ -24,10 +24,42 @@ type Persistence interface {
 	Recorded() uint64
 }
 
-// waitDurableFn is the barrier durable sets, bound once at NewServer.
+// ReplicaAcks is the replication side of replies that wait: package
+// replication's Node implements it. A Replication that also implements
+// it, with AckReplicas above 0, makes every reply of a command that
+// recorded a change wait for AwaitAcks, as fsync always makes it wait
+// for the sync.
+type ReplicaAcks interface {
+	// AckReplicas is how many replicas must acknowledge (0: none).
+	AckReplicas() int
+	// StreamOffset is the replication stream's end: a command that moved
+	// it recorded a change.
+	StreamOffset() int64
+	// AwaitAcks returns once AckReplicas replicas acknowledged every change
+	// recorded before the call, or an error after its timeout.
+	AwaitAcks() error
+}
+
+// waitDurableFn is the barrier a command that recorded a change sets
+// with fsync always, bound once at NewServer.
 func (s *Server) waitDurableFn() error {
 	if err := s.durable.Wait(); err != nil {
 		return errors.New(errNotDurable(err))
+	}
+	return nil
+}
+
+// awaitReplies is the barrier of a state-changing command that moved the
+// replication stream with --min-replicas-ack: the sync first (fsync
+// always), then the replicas' acknowledgements.
+func (s *Server) awaitReplies() error {
+	if s.durable != nil {
+		if err := s.waitDurableFn(); err != nil {
+			return err
+		}
+	}
+	if err := s.acks.AwaitAcks(); err != nil {
+		return errors.New(errNotAcked(s.acks.AckReplicas()))
 	}
 	return nil
 }

@@ -114,6 +114,9 @@ type Server struct {
 	// durable is cfg.Persistence when its replies wait for durability
 	// (RepliesWait), else nil: then no command sets a barrier.
 	durable Persistence
+	// acks is cfg.Replication when its replies wait for replicas'
+	// acknowledgements (--min-replicas-ack), else nil.
+	acks ReplicaAcks
 
 	// policies are the named policies POLICY.* serve (cmd_policy.go).
 	policies atomic.Pointer[policy.Set]
@@ -183,6 +186,9 @@ func NewServer(cfg Config) *Server {
 	s.waitDurable = s.waitDurableFn
 	if p := cfg.Persistence; p != nil && p.RepliesWait() {
 		s.durable = p
+	}
+	if ra, ok := cfg.Replication.(ReplicaAcks); ok && ra.AckReplicas() > 0 {
+		s.acks = ra
 	}
 	s.SampleMemory()
 	if s.cluster != nil && s.cluster.View().Topology != nil {

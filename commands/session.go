@@ -37,6 +37,12 @@ type session struct {
 	// readonly is set by READONLY (cluster mode): reads of a replica's
 	// master's slots run here. Only the connection's goroutine touches it.
 	readonly bool
+	// acksPending says the connection's barrier waits for replicas'
+	// acknowledgements (--min-replicas-ack) until its replies are flushed;
+	// awaitReplies is that barrier, made on the first use. Only the
+	// connection's goroutine touches them.
+	acksPending  bool
+	awaitReplies func() error
 }
 
 // OpenConn registers a new connection; wire it to resp.Server.OnOpen.

@@ -32,10 +32,9 @@ const (
 // and labels.
 type exposition map[string][]map[string]string
 
-// scrape starts a server with a data directory, a memory bound and the
-// metrics listener, makes decisions both ways, and reads /metrics: the
-// series a server serves once it has run a little.
-func scrape(t *testing.T) exposition {
+// startServer starts a server with a data directory, a memory bound and
+// the metrics listener, and waits until it is ready.
+func startServer(t *testing.T) *server.Server {
 	t.Helper()
 	cfg := server.Default()
 	cfg.ListenAddr, cfg.Shards = "127.0.0.1:0", 4
@@ -56,14 +55,47 @@ func scrape(t *testing.T) exposition {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 20*time.Second, 5*time.Millisecond, "the server becomes ready")
+	return s
+}
+
+// scrape starts a server (startServer), makes decisions both ways, and
+// reads /metrics: the series a server serves once it has run a little; and
+// adds those of a replica of it (the replication series only a replica
+// serves).
+func scrape(t *testing.T) exposition {
+	t.Helper()
+	s := startServer(t)
 	c := redis.NewClient(&redis.Options{Addr: s.Addr().String()})
 	t.Cleanup(func() { _ = c.Close() })
 	for range 3 {
 		require.NoError(t, c.Do(context.Background(), "THROTTLE", "k", 0, 1, 60).Err())
 	}
+	exp := readMetrics(t, s.MetricsAddr().String())
+
+	rcfg := server.Default()
+	rcfg.ListenAddr, rcfg.Shards, rcfg.MetricsAddr = "127.0.0.1:0", 4, "127.0.0.1:0"
+	rcfg.ReplicaOf = s.Addr().String()
+	r, err := server.New(rcfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	go func() { _ = r.Serve() }()
+	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
+	var rexp exposition
+	require.Eventually(t, func() bool {
+		rexp = readMetrics(t, r.MetricsAddr().String())
+		return rexp["sluice_replication_lag_seconds"] != nil // after the first heartbeat
+	}, 20*time.Second, 10*time.Millisecond, "the replica measures its lag")
+	for name, series := range rexp {
+		exp[name] = append(exp[name], series...)
+	}
+	return exp
+}
+
+// readMetrics reads the series of the /metrics served at addr.
+func readMetrics(t *testing.T, addr string) exposition {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.MetricsAddr().String()+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	require.NoError(t, err)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -139,7 +171,7 @@ func TestRulesUseServedMetrics(t *testing.T) {
 		}
 		checkExpr(t, rulesFile, line, exp)
 	}
-	assert.Equal(t, 6, exprs, "the rules read")
+	assert.Equal(t, 7, exprs, "the rules read")
 }
 
 // dashboard is the part of a Grafana dashboard the test reads.

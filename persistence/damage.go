@@ -72,6 +72,7 @@ func (s *Store) judgeSegment(n uint64, sc logScan, newest bool) error {
 		return fmt.Errorf("%w: journal segment %s ends in a torn record at offset %d (a crash interrupted its last write; %s record(s) lost); refusing to start with --journal-load-truncated no: "+hintTruncated,
 			ErrDamaged, file, sc.damageAt, sc.lostText(), kept)
 	case s.acceptCorruption:
+		s.auxLost = true
 		s.log.Error("persistence: journal segment is damaged: folding every record that could be read, the others are lost (--journal-accept-corruption yes)",
 			append(attrs, "kept_as", kept)...)
 		return nil

@@ -35,7 +35,11 @@
 // GCRA). "m/format" holds the layout version (5; a directory with any other
 // version is refused), "m/folded" the number of the first journal segment
 // not yet folded and "m/opened" the number of the last one begun (every
-// segment between them must be on disk). The journal directory holds the
+// segment between them must be on disk). "a/" + name holds the auxiliary
+// fields recorded with [Store.RecordAux] (a replica's replication ID and
+// offset): journalled in order with the changes and folded with them, so a
+// field never describes a change the directory lacks; a fold that lost
+// records to accepted corruption drops them all. The journal directory holds the
 // segments, numbered in order: records in Pebble's record format, each a
 // run of changes in the pending log's encoding (see record.go), and any
 // damaged segment kept aside as <name>.corrupt.

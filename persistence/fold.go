@@ -65,6 +65,22 @@ func (s *Store) folder() {
 	}
 }
 
+// Aux returns the last value RecordAux recorded for name before the last
+// Close or crash, or false when none was (or, after records were lost to
+// damage accepted with Options.AcceptCorruption, none can be trusted).
+// Call it after Open, before recording more.
+func (s *Store) Aux(name string) ([]byte, bool, error) {
+	v, closer, err := s.db.Get([]byte(auxPrefix + name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() { _ = closer.Close() }()
+	return append([]byte(nil), v...), true, nil
+}
+
 // foldedThrough reads metaFolded: segments below it are in the key space.
 func (s *Store) foldedThrough() (uint64, error) { return s.mark(metaFolded) }
 
@@ -181,8 +197,9 @@ func (s *Store) fold(read func(each func(rec []byte) error) error, to uint64, re
 	entries := make([]foldEntry, 0, s.lastFoldKeys)
 	var arena, scratch []byte // values; a Pebble key or value being built
 	flushed := false
+	var auxes map[string][]byte // the last value of each auxiliary field
 	err := read(func(rec []byte) error {
-		return decode(rec, func(c keyspace.Change) error {
+		return decodeAux(rec, func(c keyspace.Change) error {
 			out.changes++
 			if out.changes%foldSlice == 0 {
 				runtime.Gosched()
@@ -213,6 +230,12 @@ func (s *Store) fold(read func(each func(rec []byte) error) error, to uint64, re
 					copy(arena[e.off:], c.Value)
 				}
 			}
+			return nil
+		}, func(name, value []byte) error {
+			if auxes == nil {
+				auxes = map[string][]byte{}
+			}
+			auxes[string(name)] = append([]byte(nil), value...)
 			return nil
 		})
 	})
@@ -252,6 +275,23 @@ func (s *Store) fold(read func(each func(rec []byte) error) error, to uint64, re
 			}
 			b.Reset()
 			runtime.Gosched()
+		}
+	}
+	// The auxiliary fields go in the last slice, with the mark: until it
+	// is committed the records are folded again, fields and all. After a
+	// loss of records other than a torn tail, a field may describe changes
+	// that are gone: every field is dropped.
+	if s.auxLost {
+		// Only this fold's: fields recorded later follow a resync.
+		s.auxLost = false
+		if err := b.DeleteRange([]byte(auxPrefix), prefixEnd(auxPrefix), nil); err != nil {
+			return out, err
+		}
+	} else {
+		for name, value := range auxes {
+			if err := b.Set([]byte(auxPrefix+name), value, nil); err != nil {
+				return out, err
+			}
 		}
 	}
 	if err := b.Set([]byte(metaFolded), binary.BigEndian.AppendUint64(nil, to), nil); err != nil {

@@ -21,6 +21,10 @@ const (
 	counterPrefix = "c/"
 	logPrefix     = "s/"
 
+	// auxPrefix holds the auxiliary fields (Store.RecordAux): auxPrefix +
+	// name -> value.
+	auxPrefix = "a/"
+
 	// metaFormat holds the layout version.
 	metaFormat = "m/format"
 	// metaFolded holds the number of the first journal segment not yet

@@ -78,6 +78,28 @@ func (s *Store) wake() {
 // sees it move made a change, and Wait then tells whether it is durable.
 func (s *Store) Recorded() uint64 { return s.recorded.Load() + s.dropped.Load() }
 
+// RecordAux journals an auxiliary field of the data, name = value, in
+// order with the changes: a field recorded after a change is never on
+// disk without that change, so it can describe what the data holds (a
+// replica records the replication stream's ID and the offset it applied,
+// as Redis keeps repl-id and repl-offset among its RDB's aux fields). The
+// last value recorded for a name is folded into Pebble and read back by
+// Aux after the next Open. Like Record it does no I/O; it is dropped once
+// the store has failed or Close has begun, and counts as no change.
+func (s *Store) RecordAux(name string, value []byte) {
+	s.mu.Lock()
+	if !s.admit() {
+		s.mu.Unlock()
+		return
+	}
+	empty := s.pending.size == 0
+	s.pending.appendAux(name, value)
+	s.mu.Unlock()
+	if empty {
+		s.wake()
+	}
+}
+
 // The pending log's encoding of a change, which is also the journal's (a
 // journal record is a run of them). A key or value is a uvarint length and
 // its bytes, a kind its one-byte code (see kindCode), an expiry 8 bytes
@@ -86,10 +108,12 @@ func (s *Store) Recorded() uint64 { return s.recorded.Load() + s.dropped.Load() 
 //	set     opSet|createdFlag?  kind  key  expires  value
 //	delete  opDelete            kind  key
 //	flush   opFlush
+//	aux     opAux               name  value     (RecordAux)
 const (
 	opSet    byte = 1
 	opDelete byte = 2
 	opFlush  byte = 3
+	opAux    byte = 4
 	// createdFlag marks a set whose Change was Created.
 	createdFlag byte = 0x80
 )
@@ -153,6 +177,18 @@ func (p *pendingLog) append(c keyspace.Change, code byte) {
 	p.size += len(*t) - n
 }
 
+// appendAux encodes an auxiliary field.
+func (p *pendingLog) appendAux(name string, value []byte) {
+	t := p.tail(1 + 2*binary.MaxVarintLen64 + len(name) + len(value))
+	n := len(*t)
+	*t = append(*t, opAux)
+	*t = binary.AppendUvarint(*t, uint64(len(name)))
+	*t = append(*t, name...)
+	*t = binary.AppendUvarint(*t, uint64(len(value)))
+	*t = append(*t, value...)
+	p.size += len(*t) - n
+}
+
 // take hands over the chunks, leaving the log empty; dst's storage is
 // reused for the log's next chunk list.
 func (p *pendingLog) take(dst [][]byte) [][]byte {
@@ -175,14 +211,35 @@ func (p *pendingLog) recycle(chunks [][]byte) {
 var errCorrupt = errors.New("corrupt journal record")
 
 // decode calls fn with every change encoded in b, in order, stopping at the
-// first error. The Change's Key and Value alias b.
-func decode(b []byte, fn func(c keyspace.Change) error) error {
+// first error, and skips auxiliary fields. The Change's Key and Value alias
+// b.
+func decode(b []byte, fn func(c keyspace.Change) error) error { return decodeAux(b, fn, nil) }
+
+// decodeAux is decode that also calls aux, when not nil, with every
+// auxiliary field, in order with the changes. name and value alias b.
+func decodeAux(b []byte, fn func(c keyspace.Change) error, aux func(name, value []byte) error) error {
 	for p := 0; p < len(b); {
 		op := b[p]
 		p++
 		if op == opFlush {
 			if err := fn(keyspace.Change{Op: keyspace.Flush}); err != nil {
 				return err
+			}
+			continue
+		}
+		if op == opAux {
+			var name, value []byte
+			var err error
+			if name, p, err = field(b, p); err != nil {
+				return err
+			}
+			if value, p, err = field(b, p); err != nil {
+				return err
+			}
+			if aux != nil {
+				if err := aux(name, value); err != nil {
+					return err
+				}
 			}
 			continue
 		}

@@ -95,6 +95,10 @@ type Store struct {
 	refuseTruncated  bool
 	acceptCorruption bool
 	tornManifest     string // at Open: why Pebble may read an earlier state
+	// auxLost: the fold in progress lost records to accepted corruption,
+	// so no auxiliary field can be trusted (see fold); set and cleared by
+	// the goroutine folding.
+	auxLost bool
 
 	closed    atomic.Bool // Close has begun
 	closeOnce sync.Once

@@ -38,7 +38,9 @@ type Backlog struct {
 	blocks []*block // retained, oldest first; the last is being filled
 	spare  []*block // emptied blocks, reused
 	end    int64    // the stream's end offset: bytes ever appended
-	muted  bool     // Record ignores the keyspace (a replica)
+	// endA mirrors end, readable without mu (Node.StreamOffset).
+	endA  atomic.Int64
+	muted bool // Record ignores the keyspace (a replica)
 	// idle is set until the first replica connects or the node first
 	// follows a primary: until then Record returns at once, so a server
 	// that never replicates pays nothing per change (Redis, too, creates
@@ -129,6 +131,7 @@ func (b *Backlog) appendLocked(p []byte) {
 		p = p[k:]
 		b.end += int64(k)
 	}
+	b.endA.Store(b.end)
 	if grew {
 		b.trim()
 	}
@@ -228,6 +231,7 @@ func (b *Backlog) reset(offset int64) {
 	b.spare = append(b.spare, b.blocks...)
 	b.blocks = b.blocks[:0]
 	b.end = offset
+	b.endA.Store(offset)
 	for _, r := range b.readers {
 		r.dropped = true
 		select {

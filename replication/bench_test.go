@@ -129,15 +129,21 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // machine's CPUs with the load generator, this process), unpipelined and
 // 16 deep, over 50 connections and uniform keys; with a replica it also reports the
 // replication lag: the time from a change's reply to WAIT 1 confirming the
-// replica applied it, p50 and p99. Compare the ops/s of replicas=0 and
-// replicas=1 of the same run:
+// replica applied it, p50 and p99. replicas=1+ack runs the primary with
+// --min-replicas-ack 1 (every reply waits for the replica's
+// acknowledgement). Compare the ops/s of replicas=0, replicas=1 and
+// replicas=1+ack of the same run:
 //
 //	go test -run '^$' -bench PrimaryWithReplica -benchtime 400000x -count 3 ./replication
 func BenchmarkPrimaryWithReplica(b *testing.B) {
 	for _, depth := range []int{1, 16} {
-		for _, mode := range []string{"replicas=0", "replicas=1", "replicas=1+probe"} {
+		for _, mode := range []string{"replicas=0", "replicas=1", "replicas=1+ack", "replicas=1+probe"} {
 			b.Run(fmt.Sprintf("p%d/%s", depth, mode), func(b *testing.B) {
-				primary := startProc(b)
+				var args []string
+				if mode == "replicas=1+ack" { // every admitting reply waits for the replica
+					args = []string{"--min-replicas-ack", "1"}
+				}
+				primary := startProc(b, args...)
 				var replica *proc
 				if mode != "replicas=0" {
 					replica = startProc(b, "--replicaof", "127.0.0.1 "+strconv.Itoa(primary.port))

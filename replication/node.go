@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -23,6 +24,9 @@ const (
 	DefaultMinReplicasMaxLag = 10 * time.Second
 	// DefaultBacklogSize is repl-backlog-size's default, as Redis's.
 	DefaultBacklogSize = 1 << 20
+	// DefaultAckTimeout is how long an admitting reply waits for
+	// AckReplicas acknowledgements by default.
+	DefaultAckTimeout = time.Second
 	// DefaultBufferLimit is how far a replica may fall behind before it is
 	// disconnected, as Redis's client-output-buffer-limit for replicas.
 	DefaultBufferLimit = 256 << 20
@@ -65,6 +69,22 @@ type Config struct {
 	// (Redis's min-replicas-to-write and min-replicas-max-lag).
 	MinReplicas       int
 	MinReplicasMaxLag time.Duration
+	// AckReplicas, when positive, makes AwaitAcks wait until that many
+	// replicas acknowledged every change recorded before it, for at most
+	// AckTimeout (default 1s): the command layer holds each reply that
+	// changed state until then (--min-replicas-ack).
+	AckReplicas int
+	AckTimeout  time.Duration
+	// Checkpoint, when set, is told which stream the keyspace holds, each
+	// time a replica has applied more of it: the primary's replication ID
+	// and the offset applied, after every change up to that offset was
+	// applied (and so handed, in order, to the keyspace's journals). ID "?"
+	// says the keyspace follows no stream: a full resync is loading, or the
+	// node was promoted and takes writes of its own. The server journals it
+	// with the data, so that a replica restarted on its data directory
+	// resumes with a partial resync (see Resume). It must be safe for
+	// concurrent use and must not block.
+	Checkpoint func(replid string, offset int64)
 	// PingPeriod is how often a primary sends its replicas a heartbeat
 	// carrying its wall clock, and a replica acknowledges its offset.
 	// Default 1s.
@@ -94,6 +114,14 @@ type Node struct {
 	replica atomic.Bool
 	gate    atomic.Int32 // a Gate, set by refreshGate under mu
 	failing *failover    // the FAILOVER in progress, under mu; nil: none
+	// resumeID and resumeAt, set by Resume, name the stream the keyspace
+	// held at start; while the stream's offset is still resumeAt (nothing
+	// changed since), following a primary resumes from them. Under mu.
+	resumeID string
+	resumeAt int64
+	// getAckAt is the offset before the newest GETACK AwaitAcks appended:
+	// a waiter whose changes end at or before it needs no other.
+	getAckAt atomic.Int64
 
 	syncFull       atomic.Uint64 // full resyncs served
 	syncPartialOK  atomic.Uint64 // partial resyncs served
@@ -121,6 +149,9 @@ func New(cfg Config) *Node {
 	if cfg.PingPeriod <= 0 {
 		cfg.PingPeriod = DefaultPingPeriod
 	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = DefaultAckTimeout
+	}
 	if cfg.MinReplicasMaxLag <= 0 {
 		cfg.MinReplicasMaxLag = DefaultMinReplicasMaxLag
 	}
@@ -132,6 +163,11 @@ func New(cfg Config) *Node {
 	}
 	n.listenPort.Store(int32(cfg.ListenPort))
 	n.refreshGate()
+	if cfg.AckReplicas > 0 {
+		// Every change must move the offset, replicas or none, so that
+		// its reply waits (see AwaitAcks).
+		n.b.activate()
+	}
 	return n
 }
 
@@ -146,6 +182,26 @@ func newReplID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Resume tells a node started on a data directory which stream its
+// keyspace holds: the stream replid, applied up to offset at least (the
+// last Checkpoint before the node stopped; after a crash the keyspace may
+// hold a little more of the same stream, which a replay from offset
+// applies again harmlessly, see docs/replication.md). Call it before
+// Start. A replica (PrimaryHost) then asks its primary to continue from
+// there; a primary takes writes of its own, so the checkpoint on disk is
+// withdrawn at Start, but a REPLICAOF before anything changed still
+// resumes from it.
+func (n *Node) Resume(replid string, offset int64) {
+	if replid == "" || replid == "?" || offset < 0 {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.b.reset(offset)
+	n.b.activate() // so that any change moves the offset (see ReplicaOf)
+	n.resumeID, n.resumeAt = replid, offset
+}
+
 // Start starts the heartbeat (a primary pings its replicas every
 // PingPeriod and drops those silent for Timeout) and, with PrimaryHost,
 // starts following that primary.
@@ -154,9 +210,30 @@ func (n *Node) Start() {
 		return
 	}
 	go n.heartbeat()
-	if n.cfg.PrimaryHost != "" {
+	n.mu.Lock()
+	resumeID, resumeAt := n.resumeID, n.resumeAt
+	n.mu.Unlock()
+	switch {
+	case n.cfg.PrimaryHost != "" && resumeID != "":
+		n.log.Info("replication: the data directory holds the primary's stream; asking to continue from it",
+			slog.String("replid", resumeID), slog.Int64("offset", resumeAt))
+		n.mu.Lock()
+		n.replid = resumeID
+		n.mu.Unlock()
+		n.ReplicaOf(n.cfg.PrimaryHost, n.cfg.PrimaryPort)
+	case n.cfg.PrimaryHost != "":
 		n.forget() // nothing of its own to continue from
 		n.ReplicaOf(n.cfg.PrimaryHost, n.cfg.PrimaryPort)
+	case resumeID != "":
+		n.checkpoint("?", -1) // writes of its own are coming
+	}
+}
+
+// checkpoint tells Config.Checkpoint, if set, which stream the keyspace
+// holds.
+func (n *Node) checkpoint(replid string, offset int64) {
+	if n.cfg.Checkpoint != nil {
+		n.cfg.Checkpoint(replid, offset)
 	}
 }
 
@@ -249,6 +326,15 @@ func (n *Node) ReplicaOf(host string, port int) (already bool) {
 		n.refreshGate()
 		n.mu.Unlock()
 		n.b.setMuted(true)
+		n.mu.Lock()
+		if n.resumeID != "" && n.b.Offset() == n.resumeAt {
+			// Nothing changed since the start (read once muted: a change
+			// recorded before that moved the offset): the keyspace still
+			// holds the stream it was restarted with.
+			n.replid = n.resumeID
+		}
+		n.resumeID = ""
+		n.mu.Unlock()
 	}
 	n.closeLinks()
 	f = newFollower(n, host, port)
@@ -278,6 +364,7 @@ func (n *Node) Promote() (already bool) {
 		return true
 	}
 	f.halt()
+	n.checkpoint("?", -1) // before any write of its own
 	n.mu.Lock()
 	end := n.b.Offset()
 	if n.replid != "?" {
@@ -358,6 +445,66 @@ func (n *Node) Wait(numreplicas int, timeout time.Duration) int {
 		if count >= numreplicas || n.isClosed() {
 			return count
 		}
+	}
+}
+
+// ErrNotAcked is AwaitAcks's error: fewer than AckReplicas replicas
+// acknowledged the changes within AckTimeout.
+var ErrNotAcked = errors.New("not enough replicas acknowledged the change in time")
+
+// StreamOffset is the offset of the end of the replication stream, read
+// without a lock: a command that moved it recorded a change (or a
+// heartbeat went out meanwhile).
+func (n *Node) StreamOffset() int64 { return n.b.endA.Load() }
+
+// AckReplicas is Config.AckReplicas: how many replicas AwaitAcks waits
+// for; 0: it returns at once.
+func (n *Node) AckReplicas() int { return n.cfg.AckReplicas }
+
+// AwaitAcks returns once AckReplicas replicas have acknowledged every
+// change recorded before the call, or ErrNotAcked after AckTimeout (or
+// once the node closes or becomes a replica meanwhile). On a replica it
+// returns at once: it makes no changes of its own. Waiters share the acknowledgements: a GETACK is appended only
+// when none already follows the changes waited for, so a burst of replies
+// costs one round trip to the replicas (group acknowledgement).
+func (n *Node) AwaitAcks() error {
+	want := n.cfg.AckReplicas
+	if want <= 0 || n.replica.Load() {
+		return nil // a replica's stream moves with its primary's changes, not its own
+	}
+	target := n.StreamOffset()
+	count, acked := n.countAcked(target)
+	if count >= want {
+		return nil
+	}
+	if n.getAckAt.Load() < target {
+		at := n.b.appendGetAck()
+		for {
+			old := n.getAckAt.Load()
+			if old >= at || n.getAckAt.CompareAndSwap(old, at) {
+				break
+			}
+		}
+	}
+	t := time.NewTimer(n.cfg.AckTimeout)
+	defer t.Stop()
+	for {
+		if n.isClosed() || n.replica.Load() {
+			return ErrNotAcked
+		}
+		select {
+		case <-acked:
+		case <-t.C:
+			acked = nil
+		}
+		count, next := n.countAcked(target)
+		if count >= want {
+			return nil
+		}
+		if acked == nil {
+			return ErrNotAcked
+		}
+		acked = next
 	}
 }
 

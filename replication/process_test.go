@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -169,4 +170,198 @@ func TestNoLossAfterWaitThenKill9(t *testing.T) {
 		assert.Equal(t, int64(1), v[0], "%s is still spent on the promoted replica", key(i))
 	}
 	assert.Contains(t, replica.Logs(), "replication: promoted to primary")
+}
+
+// infoField reads one field of INFO replication.
+func (p *proc) infoField(t testing.TB, name string) string {
+	t.Helper()
+	for _, line := range strings.Split(p.must(t, "INFO", "replication").(string), "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestReplicaKill9ThenRestart: a replica with a data directory is killed
+// with SIGKILL while the stream flows, and restarted on that directory.
+// What it applied before that stream had reached its journal, so it
+// resumes with a partial resync from the offset kept with its data (which
+// never claims a change the data lacks; the data may hold more, applied
+// again), and it ends with the primary's replies for every key.
+func TestReplicaKill9ThenRestart(t *testing.T) {
+	dir := t.TempDir()
+	primary := startProc(t)
+	args := []string{"--replicaof", "127.0.0.1 " + strconv.Itoa(primary.port), "--data-dir", dir}
+	replica := startProc(t, args...)
+	for _, p := range []*proc{primary, replica} {
+		require.Equal(t, "OK", p.must(t, "DEBUG", "CLOCK", "SET", epoch))
+	}
+	replica.linkUp(t)
+	w := &workload{rng: rand.New(rand.NewPCG(18, 5)), keys: 200}
+	w.runOn(t, primary.rdb, 1000)
+	require.EqualValues(t, 1, primary.must(t, "WAIT", 1, 20000))
+	// What it applied so far has reached its journal (the operating
+	// system holds it: a kill -9 keeps it).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := replica.must(t, "INFO", "persistence").(string)
+		rec, wr := regexp.MustCompile(`persistence_changes_recorded:(\d+)`).FindStringSubmatch(st),
+			regexp.MustCompile(`persistence_changes_written:(\d+)`).FindStringSubmatch(st)
+		if rec != nil && wr != nil && rec[1] == wr[1] && rec[1] != "0" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the replica's journal written:\n%s", st)
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// Killed between two batches of a stream of 2,000 commands.
+	killed := make(chan error, 1)
+	for i := range 10 {
+		if i == 3 {
+			go func() { killed <- replica.cmd.Process.Kill() }()
+		}
+		w.runOn(t, primary.rdb, 200)
+	}
+	require.NoError(t, <-killed)
+	<-replica.done
+	w.runOn(t, primary.rdb, 300)
+
+	again := startProc(t, args...)
+	require.Equal(t, "OK", again.must(t, "DEBUG", "CLOCK", "SET", epoch))
+	again.linkUp(t)
+	require.EqualValues(t, 1, primary.must(t, "WAIT", 1, 20000))
+	// The journal held the offset applied before the kill at least, and
+	// the primary's backlog (1 MiB) still holds everything after it.
+	assert.Equal(t, []string{"1", "1"}, []string{primary.infoField(t, "sync_full"), primary.infoField(t, "sync_partial_ok")},
+		"sync_full, sync_partial_ok: the restart continued\n%s", again.Logs())
+	sameReplies(t, func(a ...any) any { return primary.must(t, a...) }, func(a ...any) any { return again.must(t, a...) }, w.keys)
+}
+
+// TestBoundWithoutWait: continuous admissions on a primary (clocks frozen
+// on both nodes, so a GCRA key admits exactly max_burst+1 in all, nothing
+// refills), kill -9 of the primary mid-stream, REPLICAOF NO ONE on the
+// replica; then every key is spent on the promoted replica. For each key
+// the admissions beyond max_burst+1, counting those acknowledged to the
+// client before the kill and those the promoted replica grants, are at
+// most min(max_burst+1, the admissions acknowledged in the lost interval):
+// those of the batches the replica had not wholly applied when it was
+// promoted (a batch's changes all lie below the primary's offset read after
+// its replies; the replica's offset says what it applied).
+func TestBoundWithoutWait(t *testing.T) {
+	const (
+		keys    = 400
+		burst   = 9 // max_burst: a key admits burst+1 in all
+		batch   = 20
+		batches = 300 // bound on the load: 6,000 requests
+		killAt  = 60  // the kill is sent as batch killAt starts
+	)
+	primary := startProc(t)
+	replica := startProc(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(primary.port))
+	for _, p := range []*proc{primary, replica} {
+		require.Equal(t, "OK", p.must(t, "DEBUG", "CLOCK", "SET", epoch))
+	}
+	replica.linkUp(t)
+	ctx := context.Background()
+	throttle := func(k int) []any { return []any{"THROTTLE", key(k), burst, 1, 3600, 1} }
+
+	// The client's log: each batch's acknowledged admissions by key, and
+	// the primary's offset read after the batch (-1: unknown, the primary
+	// died).
+	type logged struct {
+		admitted map[int]int
+		end      int64
+	}
+	var log []logged
+	rng := rand.New(rand.NewPCG(18, 6))
+	killed := make(chan error, 1)
+	for b := 0; b < batches; b++ {
+		if b == killAt {
+			go func() { killed <- primary.cmd.Process.Kill() }()
+		}
+		pipe := primary.rdb.Pipeline()
+		ks := make([]int, batch)
+		for i := range ks {
+			ks[i] = rng.IntN(keys)
+			pipe.Do(ctx, throttle(ks[i])...)
+		}
+		cmds, _ := pipe.Exec(ctx)
+		l := logged{admitted: map[int]int{}, end: -1}
+		failed := false
+		for i, c := range cmds {
+			v, err := c.(*redis.Cmd).Slice()
+			if err != nil {
+				failed = true // no reply: not acknowledged
+				continue
+			}
+			if v[0] == int64(0) {
+				l.admitted[ks[i]]++
+			}
+		}
+		if !failed {
+			if s, err := primary.rdb.Do(ctx, "INFO", "replication").Text(); err == nil {
+				m := regexp.MustCompile(`master_repl_offset:(\d+)`).FindStringSubmatch(s)
+				require.NotNil(t, m)
+				l.end, _ = strconv.ParseInt(m[1], 10, 64)
+			}
+		}
+		log = append(log, l)
+		if failed || l.end < 0 {
+			break
+		}
+	}
+	require.NoError(t, <-killed)
+	<-primary.done
+	require.Greater(t, len(log), killAt, "the load ran until the kill")
+
+	// Once the link is down the replica applies nothing more: its offset
+	// is final.
+	deadline := time.Now().Add(30 * time.Second)
+	for replica.infoField(t, "master_link_status") != "down" {
+		require.True(t, time.Now().Before(deadline), "the replica sees its primary go")
+		time.Sleep(5 * time.Millisecond)
+	}
+	applied, err := strconv.ParseInt(replica.infoField(t, "slave_repl_offset"), 10, 64)
+	require.NoError(t, err)
+	require.Equal(t, "OK", replica.must(t, "REPLICAOF", "NO", "ONE"))
+
+	acked, lost := map[int]int{}, map[int]int{}
+	for _, l := range log {
+		for k, n := range l.admitted {
+			acked[k] += n
+			if l.end < 0 || l.end > applied {
+				lost[k] += n
+			}
+		}
+	}
+	// Spend every key on the promoted replica: burst+1 tries admit
+	// whatever it still grants.
+	after := map[int]int{}
+	for k0 := 0; k0 < keys; k0 += 50 {
+		pipe := replica.rdb.Pipeline()
+		for k := k0; k < k0+50; k++ {
+			for range burst + 1 {
+				pipe.Do(ctx, throttle(k)...)
+			}
+		}
+		cmds, err := pipe.Exec(ctx)
+		require.NoError(t, err)
+		for i, c := range cmds {
+			v, _ := c.(*redis.Cmd).Slice()
+			if v[0] == int64(0) {
+				after[k0+i/(burst+1)]++
+			}
+		}
+	}
+	extraTotal, lostTotal, ackedTotal := 0, 0, 0
+	for k := range keys {
+		extra := acked[k] + after[k] - (burst + 1)
+		assert.LessOrEqual(t, extra, min(burst+1, lost[k]),
+			"%s: %d acknowledged, %d of them in the lost interval, %d granted after the promotion", key(k), acked[k], lost[k], after[k])
+		extraTotal += max(extra, 0)
+		lostTotal += lost[k]
+		ackedTotal += acked[k]
+	}
+	t.Logf("%d admissions acknowledged in %d batches, %d in the lost interval; %d extra granted after the promotion",
+		ackedTotal, len(log), lostTotal, extraTotal)
 }

@@ -54,7 +54,11 @@ type follower struct {
 	clockOffset atomic.Int64 // ns: this node's wall clock minus the primary's, at its last heartbeat
 	clockKnown  atomic.Bool
 	clockWarned atomic.Bool // a warning about the offset was logged and still holds
-	wmu         sync.Mutex  // writes to the primary (acknowledgements)
+	// pingClock and pingAt are the newest heartbeat applied: the primary's
+	// wall clock in it, and this node's when it was applied (Unix ns; 0:
+	// none yet). Lag derives from them.
+	pingClock, pingAt atomic.Int64
+	wmu               sync.Mutex // writes to the primary (acknowledgements)
 	// failover makes PSYNC say FAILOVER, telling the primary (a replica of
 	// this node's until then) to promote itself, until one PSYNC succeeds.
 	failover bool
@@ -252,6 +256,7 @@ func (f *follower) fullSync(nc net.Conn, br *bufio.Reader, replid string, start 
 	f.n.mu.Lock()
 	f.n.replid = "?"
 	f.n.mu.Unlock()
+	f.n.checkpoint("?", -1) // before the Flush: the data matches no stream until loaded
 	f.n.closeLinks()
 	began := time.Now()
 	line, err := readLine(br)
@@ -293,6 +298,7 @@ func (f *follower) fullSync(nc net.Conn, br *bufio.Reader, replid string, start 
 	f.n.replid, f.n.replid2, f.n.secondOffset = replid, noReplID, -1
 	f.n.b.reset(start)
 	f.n.mu.Unlock()
+	f.n.checkpoint(replid, start)
 	f.n.linkFullSyncs.Add(1)
 	f.n.log.Info("replication: full resync from primary loaded", slog.String("primary", f.addr()),
 		slog.Int("keys", n), slog.Int64("bytes", size), slog.Int64("offset", start), slog.Duration("took", time.Since(began)))
@@ -322,6 +328,7 @@ func (f *follower) stream(nc net.Conn, br *bufio.Reader) error {
 			if used > 0 {
 				f.n.b.appendRaw(buf[:used])
 				buf = buf[:copy(buf, buf[used:])]
+				f.n.checkpointApplied()
 			}
 			if aerr != nil {
 				if errors.Is(aerr, errCorrupt) {
@@ -371,7 +378,10 @@ func (f *follower) apply(b []byte) (used, changes int, getAck bool, err error) {
 // observeClock records the offset of this node's wall clock from the
 // primary's heartbeat, warning when it passes clockWarn.
 func (f *follower) observeClock(primary int64) {
-	off := time.Duration(time.Now().UnixNano() - primary)
+	now := time.Now().UnixNano()
+	f.pingClock.Store(primary)
+	f.pingAt.Store(now)
+	off := time.Duration(now - primary)
 	f.clockOffset.Store(int64(off))
 	f.clockKnown.Store(true)
 	far := off > clockWarn || off < -clockWarn
@@ -381,6 +391,25 @@ func (f *follower) observeClock(primary int64) {
 	} else if !far {
 		f.clockWarned.Store(false)
 	}
+}
+
+// lag is how far this replica's data trails its primary at now, from the
+// newest heartbeat applied (produced at the primary's clock c, applied at
+// this node's a): a-c when it was applied, or, once the next heartbeat is
+// overdue, now-c-period, since the replica holds nothing the primary did
+// after c. Both clocks are wall clocks: their offset adds to it. known is
+// false before the first heartbeat.
+func (f *follower) lag(now time.Time) (lag time.Duration, known bool) {
+	a := f.pingAt.Load()
+	if a == 0 {
+		return 0, false
+	}
+	c := f.pingClock.Load()
+	d := time.Duration(a - c)
+	if over := time.Duration(now.UnixNano()-c) - f.n.cfg.PingPeriod; over > d {
+		d = over
+	}
+	return max(d, 0), true
 }
 
 // continued takes note of a partial resync: a primary answering with
@@ -397,8 +426,22 @@ func (n *Node) continued(id string) {
 	}
 	n.mu.Unlock()
 	if changed {
+		n.checkpointApplied()
 		n.closeLinks()
 	}
+}
+
+// checkpointApplied tells Checkpoint the stream a replica applied so far.
+// Called by the follower only, after applying: the offset covers nothing
+// not yet applied.
+func (n *Node) checkpointApplied() {
+	if n.cfg.Checkpoint == nil {
+		return
+	}
+	n.mu.Lock()
+	replid, offset := n.replid, n.b.Offset()
+	n.mu.Unlock()
+	n.checkpoint(replid, offset)
 }
 
 // forget drops this node's replication ID, so that its next PSYNC asks

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/sluicehq/sluice/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -48,9 +49,15 @@ func (w *workload) command() []any {
 // run sends n commands, keeping the lease IDs the replies carry.
 func (w *workload) run(t testing.TB, n *node, count int) {
 	t.Helper()
+	w.runOn(t, n.rdb, count)
+}
+
+// runOn is run against any server's client.
+func (w *workload) runOn(t testing.TB, rdb *redis.Client, count int) {
+	t.Helper()
 	ctx := context.Background()
 	for done := 0; done < count; {
-		pipe := n.rdb.Pipeline()
+		pipe := rdb.Pipeline()
 		batch := min(200, count-done)
 		for range batch {
 			pipe.Do(ctx, w.command()...)
@@ -78,11 +85,18 @@ func (w *workload) run(t testing.TB, n *node, count int) {
 // and for every key its PTTL and a THROTTLE peek.
 func sameState(t testing.TB, primary, replica *node, keys int) {
 	t.Helper()
-	assert.Equal(t, primary.must("DEBUG", "DIGEST"), replica.must("DEBUG", "DIGEST"))
-	assert.Equal(t, primary.must("DBSIZE"), replica.must("DBSIZE"))
+	sameReplies(t, primary.must, replica.must, keys)
+}
+
+// sameReplies is sameState for any two servers, each seen through a
+// function running one command that must succeed.
+func sameReplies(t testing.TB, primary, replica func(args ...any) any, keys int) {
+	t.Helper()
+	assert.Equal(t, primary("DEBUG", "DIGEST"), replica("DEBUG", "DIGEST"))
+	assert.Equal(t, primary("DBSIZE"), replica("DBSIZE"))
 	for i := range keys {
-		assert.Equal(t, primary.must("PTTL", key(i)), replica.must("PTTL", key(i)), key(i))
-		assert.Equal(t, primary.must("THROTTLE", key(i), 4, 2, 10, 0), replica.must("THROTTLE", key(i), 4, 2, 10, 0), key(i))
+		assert.Equal(t, primary("PTTL", key(i)), replica("PTTL", key(i)), key(i))
+		assert.Equal(t, primary("THROTTLE", key(i), 4, 2, 10, 0), replica("THROTTLE", key(i), 4, 2, 10, 0), key(i))
 	}
 }
 

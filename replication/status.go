@@ -20,13 +20,19 @@ type Status struct {
 	FailoverState string
 
 	// A replica's link to its primary.
-	PrimaryHost    string
-	PrimaryPort    int
-	LinkState      string        // connect, connecting, handshake, sync, connected
-	LastIO         time.Duration // since the primary last sent anything; -1: never
-	ClockOffset    time.Duration // this node's wall clock minus the primary's
-	ClockKnown     bool          // a heartbeat measured ClockOffset
-	SyncInProgress bool          // loading a snapshot
+	PrimaryHost string
+	PrimaryPort int
+	LinkState   string        // connect, connecting, handshake, sync, connected
+	LastIO      time.Duration // since the primary last sent anything; -1: never
+	ClockOffset time.Duration // this node's wall clock minus the primary's
+	ClockKnown  bool          // a heartbeat measured ClockOffset
+	// Lag is how far the replica's data trails its primary's (see
+	// follower.lag): the age of the newest heartbeat applied when it was
+	// applied, or the time since the next one was due. LagKnown is false
+	// before the first heartbeat.
+	Lag            time.Duration
+	LagKnown       bool
+	SyncInProgress bool // loading a snapshot
 
 	SyncFull       uint64 // full resyncs served (sync_full)
 	SyncPartialOK  uint64 // partial resyncs served (sync_partial_ok)
@@ -75,6 +81,7 @@ func (n *Node) Status() Status {
 			st.LastIO = now.Sub(time.Unix(0, t))
 		}
 		st.ClockOffset, st.ClockKnown = time.Duration(f.clockOffset.Load()), f.clockKnown.Load()
+		st.Lag, st.LagKnown = f.lag(now)
 	}
 	st.SyncFull, st.SyncPartialOK, st.SyncPartialErr = n.syncFull.Load(), n.syncPartialOK.Load(), n.syncPartialErr.Load()
 	st.LinkFullSyncs, st.LinkPartials = n.linkFullSyncs.Load(), n.linkPartials.Load()

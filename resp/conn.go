@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -44,7 +45,16 @@ type Conn struct {
 	barrier    func() error // runs before the next flush (see Barrier)
 	waited     bool         // a barrier ran since the last read
 
-	detach func(nc net.Conn, buffered []byte) // set by Detach
+	detach  func(nc net.Conn, buffered []byte) // set by Detach
+	handoff func()                             // the detached protocol, run once the loop has ended
+
+	// Readiness-driven reads (see serveReady).
+	raw      syscall.RawConn // nil: plain net.Conn reads
+	mustRead bool            // the socket may hold unread bytes: read before waiting
+	fd       int             // the socket while in onReadable, else -1: flush writes to it directly
+	stop     error           // why serveReady's callback left the read loop
+	killed   atomic.Bool     // Close was called
+	looping  atomic.Bool     // serveReady is inside RawConn.Read
 
 	// Deadline bookkeeping (conn goroutine only).
 	rdl          time.Time     // read deadline currently set
@@ -58,6 +68,10 @@ type Conn struct {
 
 func newConn(s *Server, nc net.Conn) *Conn {
 	lim := &s.lim
+	var raw syscall.RawConn
+	if readyReads && !s.plainReads {
+		raw = rawConnOf(nc)
+	}
 	now := time.Now()
 	c := &Conn{
 		srv:    s,
@@ -77,6 +91,8 @@ func newConn(s *Server, nc net.Conn) *Conn {
 		wbuf:     make([]byte, 0, wbufInit),
 		idleMark: now,
 		idleGran: min(maxIdleGranularity, lim.IdleTimeout/8),
+		raw:      raw,
+		fd:       -1,
 	}
 	c.proto.Store(2)
 	c.authed.Store(!lim.AuthRequired)
@@ -135,7 +151,20 @@ func (c *Conn) CloseAfterReply() { c.closeAfter = true }
 
 // Close closes the network connection immediately, dropping unsent
 // replies. It is safe to call from any goroutine (CLIENT KILL).
-func (c *Conn) Close() error { return c.nc.Close() }
+func (c *Conn) Close() error {
+	c.killed.Store(true)
+	if c.looping.Load() {
+		// serveReady holds the socket's read lock, and net.Conn.Close
+		// waits until it is released (forever if called from a handler
+		// of this connection). Wake its waits instead: it sees killed
+		// and closes the socket itself.
+		past := time.Unix(1, 0)
+		_ = c.nc.SetReadDeadline(past)
+		_ = c.nc.SetWriteDeadline(past)
+		return nil
+	}
+	return c.nc.Close()
+}
 
 // wake makes a blocked Read return; used by Shutdown.
 func (c *Conn) wake() { _ = c.nc.SetReadDeadline(time.Unix(1, 0)) }
@@ -147,6 +176,158 @@ func (c *Conn) serve() {
 	if c.srv.OnOpen != nil {
 		c.srv.OnOpen(c)
 	}
+	if c.raw != nil {
+		c.serveReady()
+	} else {
+		c.servePlain()
+	}
+	if fn := c.handoff; fn != nil && !c.killed.Load() {
+		c.handoff = nil
+		fn()
+	}
+}
+
+// rawConnOf returns the raw socket of a plain TCP or Unix connection, whose
+// reads can wait on the runtime's poller for readability, or nil for any
+// other net.Conn (TLS, a test pipe), which is read with Read.
+func rawConnOf(nc net.Conn) syscall.RawConn {
+	var (
+		rc  syscall.RawConn
+		err error
+	)
+	switch t := nc.(type) {
+	case *net.TCPConn:
+		rc, err = t.SyscallConn()
+	case *net.UnixConn:
+		rc, err = t.SyscallConn()
+	default:
+		return nil
+	}
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// errStopped is serveReady's stop reason when the connection must close
+// for a reason already handled (a failed flush, QUIT, a detach, a kill).
+var errStopped = errors.New("resp: connection stopped")
+
+// errShutdown is serveReady's stop reason when the server shuts down.
+var errShutdown = errors.New("resp: server shutting down")
+
+// serveReady is the loop for plain sockets. net.Conn.Read always tries the
+// read system call first and parks on the poller only when it fails with
+// EAGAIN; with one request per round trip, that is every second read (the
+// socket was drained by the previous one, and the next request cannot have
+// arrived while its reply was being written). Here a read that did not
+// fill the buffer (so drained the socket) is followed by a wait for
+// readability, and only then by the next read: one read and one write per
+// unpipelined request, as in Redis's event loop.
+//
+// The whole loop runs inside one RawConn.Read call, whose callback reads
+// the socket directly, runs the commands and writes the replies (Write
+// takes the write lock, not the read lock, and may park for writability).
+// It cannot be one RawConn.Read per request: RawConn.Read first clears the
+// poller's "became readable" mark, so a request that arrived between the
+// previous read and the next call would be lost and the connection would
+// wait forever. Inside one call the mark is only consumed by the waits
+// themselves, and each entry (the first, or after a deadline) reads before
+// it waits. The call is left for what needs the read lock or the plain
+// path's handling: deadlines (idle, auth, shrink, Shutdown), errors,
+// close, Detach.
+func (c *Conn) serveReady() {
+	if !c.process() {
+		return
+	}
+	for {
+		if c.killed.Load() {
+			return
+		}
+		if !c.armRead() {
+			c.linger()
+			return
+		}
+		c.mustRead, c.stop = true, nil
+		c.looping.Store(true)
+		err := c.raw.Read(c.onReadable)
+		c.looping.Store(false)
+		if err == nil {
+			err = c.stop
+		}
+		if c.killed.Load() || errors.Is(err, errStopped) {
+			return
+		}
+		var perr *protocolError
+		if errors.As(err, &perr) {
+			c.protocolError(perr)
+			return
+		}
+		if errors.Is(err, errQueryBudget) {
+			c.evict()
+			return
+		}
+		if errors.Is(err, errShutdown) || c.srv.shutting.Load() {
+			c.linger()
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if c.deadlineFired() {
+				continue
+			}
+			return
+		}
+		if !isClosedError(err) {
+			c.srv.logger().Debug("resp: read failed", "id", c.id, "remote", c.remote, "err", err)
+		}
+		return
+	}
+}
+
+// onReadable is serveReady's RawConn.Read callback: it returns false to
+// wait until the socket is readable (or a deadline passes), true to leave
+// the loop with the reason in c.stop.
+func (c *Conn) onReadable(fd uintptr) bool {
+	c.fd = int(fd)
+	defer func() { c.fd = -1 }()
+	for {
+		if !c.mustRead {
+			c.mustRead = true // when woken, read
+			return false
+		}
+		n, err := c.rd.fillFD(int(fd))
+		switch {
+		case err == syscall.EAGAIN:
+			c.srv.wouldBlock.Add(1)
+			return false // nothing yet (first read of an entry, or a stale wake-up)
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			c.stop = err
+			return true
+		case n == 0:
+			c.stop = io.EOF
+			return true
+		}
+		c.srv.bytesIn.Add(uint64(n))
+		c.fresh = true
+		// A read that filled the free space may have left bytes behind:
+		// read again at once. Otherwise the socket is drained.
+		c.mustRead = c.rd.w == len(c.rd.buf)
+		if !c.process() || c.killed.Load() {
+			c.stop = errStopped
+			return true
+		}
+		if !c.armRead() {
+			c.stop = errShutdown // or killed: serveReady checks that first
+			return true
+		}
+	}
+}
+
+// servePlain is the loop for connections that are not plain sockets (TLS):
+// flush, then Read, which tries the read system call before waiting.
+func (c *Conn) servePlain() {
 	for {
 		if !c.process() {
 			return
@@ -270,7 +451,10 @@ func (c *Conn) process() bool {
 		if fn := c.detach; fn != nil {
 			c.detach = nil
 			if c.flush() {
-				fn(c.nc, bytes.Clone(c.rd.buf[c.rd.r:c.rd.w]))
+				nc, buffered := c.nc, bytes.Clone(c.rd.buf[c.rd.r:c.rd.w])
+				// Run by serve once the read loop has ended: serveReady
+				// holds the connection's read lock until then.
+				c.handoff = func() { fn(nc, buffered) }
 			}
 			return false
 		}
@@ -351,7 +535,16 @@ func (c *Conn) flush() bool {
 			c.wdlSet = now
 		}
 	}
-	n, err := c.nc.Write(c.wbuf)
+	if c.killed.Load() {
+		return false // checked after the deadline: Close's past one may have been overwritten
+	}
+	var n int
+	var err error
+	if c.fd >= 0 {
+		n, err = c.writeReady()
+	} else {
+		n, err = c.nc.Write(c.wbuf)
+	}
 	if n > 0 {
 		c.srv.bytesOut.Add(uint64(n))
 	}
@@ -363,6 +556,26 @@ func (c *Conn) flush() bool {
 		return false
 	}
 	return true
+}
+
+// writeReady writes the reply buffer straight to the socket from inside
+// onReadable; what the socket does not take at once is written with
+// net.Conn.Write, which waits for writability under the write deadline.
+func (c *Conn) writeReady() (int, error) {
+	off := 0
+	for off < len(c.wbuf) {
+		n, err := writeRaw(c.fd, c.wbuf[off:])
+		off += n
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN || (err == nil && n == 0):
+			m, err := c.nc.Write(c.wbuf[off:])
+			return off + m, err
+		case err != nil:
+			return off, err
+		}
+	}
+	return off, nil
 }
 
 // armRead sets the read deadline needed before the next Read (idle,
@@ -397,9 +610,9 @@ func (c *Conn) armRead() bool {
 		_ = c.nc.SetReadDeadline(dl)
 		c.rdl = dl
 	}
-	// Checked after setting the deadline: Shutdown sets the flag before
-	// waking readers, so a wake-up cannot be overwritten unseen.
-	return !c.srv.shutting.Load()
+	// Checked after setting the deadline: Shutdown and Close set their
+	// flag before waking readers, so a wake-up cannot be overwritten unseen.
+	return !c.srv.shutting.Load() && !c.killed.Load()
 }
 
 // deadlineFired handles a read timeout. It returns true when the

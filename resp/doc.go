@@ -42,10 +42,18 @@
 // possible, and released after two idle seconds when oversized), a
 // reused argument slice and a reused reply buffer. The loop is: run every
 // complete command already buffered, appending replies to the reply
-// buffer; flush it with a single Write; then do a single Read. An
-// unpipelined request therefore costs one read and one write syscall, and
-// a pipeline costs one of each per batch. Steady state allocates nothing
-// per command. If the reply buffer reaches MaxPendingReply in the middle
+// buffer; flush it with a single Write; then read once. A read that did
+// not fill the buffer drained the socket, so on a plain TCP or Unix socket
+// (on Unix-like systems) the connection first waits on the runtime's poller until the socket is
+// readable and only then reads (through syscall.RawConn), instead of
+// net.Conn.Read's read-first, which fails with EAGAIN once per round trip.
+// An unpipelined request therefore costs one read and one write system
+// call, and a pipeline one of each per batch. The whole read loop runs in
+// one RawConn.Read call, because entering one clears the poller's
+// readiness mark (a request arriving just before would be waited for
+// forever); Conn.Close wakes it with past deadlines rather than closing
+// under it. TLS connections read with net.Conn.Read. Steady state
+// allocates nothing per command. If the reply buffer reaches MaxPendingReply in the middle
 // of a batch it is flushed before parsing continues, so a client that
 // pipelines without reading blocks the write and is closed after
 // WriteTimeout instead of growing memory without bound.

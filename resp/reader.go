@@ -425,6 +425,17 @@ func (rd *reader) fill(src io.Reader) (int, error) {
 	return n, err
 }
 
+// fillFD is fill for a raw non-blocking socket: one read system call.
+// syscall.EAGAIN means no bytes were waiting; (0, nil) is end of file.
+func (rd *reader) fillFD(fd int) (int, error) {
+	if err := rd.makeRoom(); err != nil {
+		return 0, err
+	}
+	n, err := readRaw(fd, rd.buf[rd.w:])
+	rd.w += n
+	return n, err
+}
+
 // makeRoom guarantees free space after w: it rewinds an empty buffer,
 // compacts when the unread part is small, and grows (doubling, capped at
 // maxQuery) otherwise. Every byte is copied O(1) times amortized.

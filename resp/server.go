@@ -132,6 +132,7 @@ type Server struct {
 	lim         Limits
 	initErr     error
 	shrinkDelay time.Duration // buffer release delay; tests shorten it
+	plainReads  bool          // read plain sockets with net.Conn.Read too; tests set it
 	queryBufs   queryBudget   // grown read buffers of all connections
 
 	mu        sync.Mutex
@@ -150,6 +151,7 @@ type Server struct {
 	bytesIn         atomic.Uint64
 	bytesOut        atomic.Uint64
 	evicted         atomic.Uint64
+	wouldBlock      atomic.Uint64 // serveReady reads that found nothing (EAGAIN)
 }
 
 // Limits are the effective limits of a Server, with defaults applied.
@@ -421,7 +423,7 @@ func (s *Server) Close() error {
 	err := s.beginShutdown()
 	s.mu.Lock()
 	for c := range s.conns {
-		c.nc.Close()
+		c.Close()
 	}
 	s.mu.Unlock()
 	return err

@@ -172,6 +172,14 @@ type Config struct {
 	// MinReplicasMaxLag is how recent a replica's acknowledgement must be
 	// for MinReplicasToWrite to count it. Default 10s.
 	MinReplicasMaxLag time.Duration
+	// MinReplicasAck, when positive, holds every reply of a command that
+	// changed state until that many replicas acknowledged the change, for
+	// at most MinReplicasAckTimeout; past it the reply is an error
+	// (NOREPLICAS); 0: replies never wait for replicas. Default 0.
+	MinReplicasAck int
+	// MinReplicasAckTimeout bounds how long a reply waits for
+	// MinReplicasAck acknowledgements. Default 1s.
+	MinReplicasAckTimeout time.Duration
 
 	// PolicyFile names the named policies (TOML) of POLICY.THROTTLE, read
 	// again by [Server.Reload]; empty means none. Default "".
@@ -237,30 +245,31 @@ type Config struct {
 // fold size package persistence's.
 func Default() Config {
 	return Config{
-		Bind:              "127.0.0.1",
-		Port:              6379,
-		Shards:            256,
-		SweepInterval:     100 * time.Millisecond,
-		MaxClients:        resp.DefaultMaxClients,
-		PreAuthMaxArgs:    resp.DefaultPreAuthMaxArgs,
-		PreAuthMaxBulk:    resp.DefaultPreAuthMaxBulkLen,
-		AuthTimeout:       resp.DefaultAuthTimeout,
-		MaxBulkLen:        resp.DefaultMaxBulkLen,
-		MaxArgs:           resp.DefaultMaxArgs,
-		MaxInlineLen:      resp.DefaultMaxInlineLen,
-		MaxQueryBuffer:    resp.DefaultMaxQueryBuffer,
-		MaxPendingReply:   resp.DefaultMaxPendingReply,
-		WriteTimeout:      resp.DefaultWriteTimeout,
-		ProtectedMode:     true,
-		TopKeys:           true,
-		StatusPage:        true,
-		TLSAuthClients:    "yes",
-		Fsync:             persistence.EverySec.String(),
-		FoldBytes:         persistence.DefaultFoldBytes,
-		ReplBacklogSize:   replication.DefaultBacklogSize,
-		ReplBufferLimit:   replication.DefaultBufferLimit,
-		ReplTimeout:       replication.DefaultTimeout,
-		MinReplicasMaxLag: replication.DefaultMinReplicasMaxLag,
+		Bind:                  "127.0.0.1",
+		Port:                  6379,
+		Shards:                256,
+		SweepInterval:         100 * time.Millisecond,
+		MaxClients:            resp.DefaultMaxClients,
+		PreAuthMaxArgs:        resp.DefaultPreAuthMaxArgs,
+		PreAuthMaxBulk:        resp.DefaultPreAuthMaxBulkLen,
+		AuthTimeout:           resp.DefaultAuthTimeout,
+		MaxBulkLen:            resp.DefaultMaxBulkLen,
+		MaxArgs:               resp.DefaultMaxArgs,
+		MaxInlineLen:          resp.DefaultMaxInlineLen,
+		MaxQueryBuffer:        resp.DefaultMaxQueryBuffer,
+		MaxPendingReply:       resp.DefaultMaxPendingReply,
+		WriteTimeout:          resp.DefaultWriteTimeout,
+		ProtectedMode:         true,
+		TopKeys:               true,
+		StatusPage:            true,
+		TLSAuthClients:        "yes",
+		Fsync:                 persistence.EverySec.String(),
+		FoldBytes:             persistence.DefaultFoldBytes,
+		ReplBacklogSize:       replication.DefaultBacklogSize,
+		ReplBufferLimit:       replication.DefaultBufferLimit,
+		ReplTimeout:           replication.DefaultTimeout,
+		MinReplicasMaxLag:     replication.DefaultMinReplicasMaxLag,
+		MinReplicasAckTimeout: replication.DefaultAckTimeout,
 
 		MaxQueryBufferTotal:     resp.DefaultMaxQueryBufferTotal,
 		MaxMultiLimits:          commands.DefaultMaxMultiLimits,
@@ -345,6 +354,8 @@ func (c Config) Validate() error {
 	check(c.ReplTimeout < time.Second, "--repl-timeout %s: must be at least 1s", c.ReplTimeout)
 	check(c.MinReplicasToWrite < 0, "--min-replicas-to-write %d: must not be negative", c.MinReplicasToWrite)
 	check(c.MinReplicasMaxLag < time.Second, "--min-replicas-max-lag %s: must be at least 1s", c.MinReplicasMaxLag)
+	check(c.MinReplicasAck < 0, "--min-replicas-ack %d: must not be negative", c.MinReplicasAck)
+	check(c.MinReplicasAckTimeout < time.Millisecond, "--min-replicas-ack-timeout %s: must be at least 1ms", c.MinReplicasAckTimeout)
 	return errors.Join(errs...)
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -128,7 +129,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 // metricsServer serves /metrics, /healthz (the process is up) and /readyz
 // (it accepts commands: false until the listeners are up and once
-// shutdown begins).
+// shutdown begins; with ?role=primary or ?role=replica, and it serves in
+// that role now, see state.servesAs).
 type metricsServer struct {
 	http  *http.Server
 	ln    net.Listener
@@ -136,8 +138,10 @@ type metricsServer struct {
 }
 
 // startMetrics serves the metrics listener at addr; status, when not nil,
-// serves the status page (status.go) at / and /status.json.
-func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profiling bool, status http.Handler) (*metricsServer, error) {
+// serves the status page (status.go) at / and /status.json; servesAs
+// answers /readyz?role=.
+func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profiling bool, status http.Handler,
+	servesAs func(role string) (reason string, ok bool)) (*metricsServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -146,12 +150,25 @@ func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, profi
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !m.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = w.Write([]byte("ready\n"))
+		role := r.URL.Query().Get("role")
+		if role == "" {
+			_, _ = w.Write([]byte("ready\n"))
+			return
+		}
+		reason, ok := servesAs(role)
+		switch {
+		case !ok:
+			http.Error(w, fmt.Sprintf("unknown role %q: want primary or replica", role), http.StatusBadRequest)
+		case reason != "":
+			http.Error(w, reason, http.StatusServiceUnavailable)
+		default:
+			_, _ = w.Write([]byte("ready: " + role + "\n"))
+		}
 	})
 	if status != nil {
 		mux.Handle("GET /{$}", status)

@@ -13,7 +13,7 @@ import (
 type replicationCollector struct {
 	repl                                                          *replication.Node
 	replica, offset, replicas, lagBytes, ackAge, served, received *prometheus.Desc
-	backlog, linkUp, lastIO, clockOffset                          *prometheus.Desc
+	backlog, linkUp, lastIO, clockOffset, lag                     *prometheus.Desc
 }
 
 func newReplicationCollector(repl *replication.Node) *replicationCollector {
@@ -33,13 +33,15 @@ func newReplicationCollector(repl *replication.Node) *replicationCollector {
 		linkUp:      d("link_up", "On a replica: 1 while the link to the primary streams."),
 		lastIO:      d("primary_last_io_seconds", "On a replica: seconds since the primary last sent anything."),
 		clockOffset: d("clock_offset_seconds", "On a replica: its wall clock minus the primary's, at the last heartbeat."),
+		lag: d("lag_seconds", "On a replica: how far its data trails the primary's (INFO's master_repl_lag_ms), from the heartbeats: "+
+			"the age of the newest one applied when it was applied, or the time since the next was due. The clock offset adds to it."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *replicationCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.replica, c.offset, c.replicas, c.lagBytes, c.ackAge, c.served, c.received,
-		c.backlog, c.linkUp, c.lastIO, c.clockOffset} {
+		c.backlog, c.linkUp, c.lastIO, c.clockOffset, c.lag} {
 		ch <- d
 	}
 }
@@ -80,6 +82,9 @@ func (c *replicationCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if st.ClockKnown {
 			gauge(c.clockOffset, st.ClockOffset.Seconds())
+		}
+		if st.LagKnown {
+			gauge(c.lag, st.Lag.Seconds())
 		}
 	}
 }

@@ -131,7 +131,7 @@ func (s *Server) open() error {
 	if s.cfg.MetricsAddr != "" {
 		reg := newRegistry(s.state, s.net)
 		reg.MustRegister(newReplicationCollector(s.state.repl))
-		if s.metrics, err = startMetrics(s.cfg.MetricsAddr, reg, s.log, s.cfg.Pprof, s.statusPage()); err != nil {
+		if s.metrics, err = startMetrics(s.cfg.MetricsAddr, reg, s.log, s.cfg.Pprof, s.statusPage(), s.state.servesAs); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 	}
@@ -239,9 +239,11 @@ func (s *Server) Serve() error {
 // ready ends loading: commands run, the sweep starts, "sluice ready" is
 // logged and /readyz answers ready. Called with s.mu held.
 func (s *Server) ready() {
+	// Replication first: a replica's gate is closed, and the stream
+	// position of a restart is read, before any command can change state.
+	s.state.startReplication(s.Addr().(*net.TCPAddr).Port)
 	s.state.cmds.SetLoading(nil)
 	s.sweep = startSweeper(s.cfg.SweepInterval, s.state.sweepStep)
-	s.state.startReplication(s.Addr().(*net.TCPAddr).Port)
 	if err := s.state.startControlPlane(s.cfg, s.log, s.fenceClock); err != nil {
 		s.log.Error("cluster: the etcd control plane did not start; the node serves its kept topology", slog.Any("err", err))
 	}

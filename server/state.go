@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +59,8 @@ func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, erro
 		MasterUser: cfg.MasterUser, MasterAuth: cfg.MasterAuth, Timeout: cfg.ReplTimeout, TLS: replTLS,
 		PrimaryHost: host, PrimaryPort: port,
 		MinReplicas: cfg.MinReplicasToWrite, MinReplicasMaxLag: cfg.MinReplicasMaxLag,
+		AckReplicas: cfg.MinReplicasAck, AckTimeout: cfg.MinReplicasAckTimeout,
+		Checkpoint: st.checkpoint,
 	})
 	cc.Keys, cc.Clock, cc.Replication = st.keys, st.clock, st.repl
 	if cfg.ClusterEnabled {
@@ -81,8 +85,14 @@ func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, erro
 // startReplication starts the replication heartbeat and, with --replicaof,
 // follows the primary; port is the one a replica announces. Call it once
 // the state is recovered: a replica's resync must not mix with recovery.
+//
+// A replica restarted on its data directory resumes from the stream the
+// directory holds (see checkpoint).
 func (st *state) startReplication(port int) {
 	st.repl.SetListenPort(port)
+	if replid, offset, ok := st.dur.Load().replPosition(); ok {
+		st.repl.Resume(replid, offset)
+	}
 	st.repl.Start()
 }
 
@@ -111,6 +121,43 @@ func (st *state) startControlPlane(cfg Config, log *slog.Logger, fenceClock func
 	}
 	st.agent.Store(a)
 	return nil
+}
+
+// replAux is the auxiliary field of the data directory that names the
+// replication stream the data holds, "<replid> <offset>", as Redis's RDB
+// keeps repl-id and repl-offset: one field, so that the two never come
+// from different writes.
+const replAux = "repl"
+
+// checkpoint journals which replication stream the keyspace holds, after
+// the changes it covers (replication.Config.Checkpoint): the offset on
+// disk never claims a change the data directory lacks.
+func (st *state) checkpoint(replid string, offset int64) {
+	if d := st.dur.Load(); d != nil {
+		d.store.RecordAux(replAux, []byte(replid+" "+strconv.FormatInt(offset, 10)))
+	}
+}
+
+// replPosition reads the replication stream the data directory holds, if
+// it names one.
+func (d *durability) replPosition() (replid string, offset int64, ok bool) {
+	if d == nil {
+		return "", 0, false
+	}
+	v, ok, err := d.store.Aux(replAux)
+	if err != nil || !ok {
+		if err != nil {
+			d.log.Warn("replication: cannot read the stream position kept in the data directory; a replica takes a full resync",
+				slog.Any("err", err))
+		}
+		return "", 0, false
+	}
+	id, off, found := strings.Cut(string(v), " ")
+	offset, perr := strconv.ParseInt(off, 10, 64)
+	if !found || perr != nil || id == "?" || offset < 0 {
+		return "", 0, false
+	}
+	return id, offset, true
 }
 
 // journalRef is the keyspace's Journal with a data directory: the store,
