@@ -205,7 +205,7 @@ const (
 	errClusterDown     = "CLUSTERDOWN Hash slot not served"
 	// errFenced is the fence's refusal: Redis's minority-partition reply,
 	// with the reason.
-	errFenced             = "CLUSTERDOWN The cluster is down (this node cannot renew its etcd lease: fenced, --cluster-partition-policy fence)"
+	errFenced             = "CLUSTERDOWN The cluster is down (fenced: this node has not renewed its etcd lease, or not yet read the topology)"
 	errInvalidSlot        = "ERR Invalid slot"
 	errInvalidSlotOrCount = "ERR Invalid slot or number of keys"
 	errClusterNodeID      = "ERR Invalid cluster node id: want 40 hex digits"

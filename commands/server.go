@@ -62,9 +62,9 @@ type Config struct {
 	// and CLUSTERX read and set it. nil runs standalone (cluster mode off).
 	// Call DropStep periodically when it is set.
 	Cluster *cluster.State
-	// ClusterManager, when set, names what sets the topology (e.g. "etcd
-	// (--cluster-etcd)"): CLUSTERX SETNODES is then refused unless FORCE,
-	// and CLUSTERX SETNODEID always.
+	// ClusterManager, when set, names what sets the topology and the roles
+	// (e.g. "etcd (--cluster-etcd)"): CLUSTERX SETNODES is then refused
+	// unless FORCE, and CLUSTERX SETNODEID, REPLICAOF and FAILOVER always.
 	ClusterManager string
 	// ClusterInfo, when set, adds lines to INFO's "# Cluster" (the control
 	// plane's link).

@@ -102,6 +102,9 @@ type Agent struct {
 	applyMu  sync.Mutex  // serializes applying topologies
 	fenceMu  sync.Mutex  // orders a renewal's opening and the fence check's closing
 	synced   atomic.Bool // the first lease and topology read are done (or, serve, given up on)
+	started  time.Time   // when Start ran: the start-up grace counts from it
+	seenMu   sync.Mutex
+	seen     map[string]bool // ids seen registered since Start
 }
 
 // Start connects to etcd and starts the agent's loops in the background:
@@ -148,6 +151,7 @@ func Start(cfg Config) (*Agent, error) {
 		log: cfg.Logger.With("component", "controlplane", "cluster", cfg.Cluster),
 	}
 	a.ttl.Store(int64(cfg.LeaseTTL))
+	a.started, a.seen = time.Now(), map[string]bool{}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	// A restarted node may hold a topology that etcd has replaced while it
 	// was down: it serves none of its slots before it has read etcd's
@@ -157,9 +161,10 @@ func Start(cfg Config) (*Agent, error) {
 		a.wg.Add(1)
 		go a.openAfter(cfg.LeaseTTL)
 	}
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go a.runMembership()
 	go a.runTopology()
+	go a.runSeen()
 	if cfg.Fence {
 		a.wg.Add(1)
 		go a.runFence()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,10 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
+
+// testLeaseTTL is short, yet leaves a loaded machine under -race time to
+// renew (etcd's client sends keepalives on a 500 ms tick).
+const testLeaseTTL = 2 * time.Second
 
 // startEtcd runs a one-member etcd on loopback with short ticks (so that
 // one-second leases are allowed) and returns its client URL.
@@ -109,7 +114,7 @@ func TestControllerPromotesTheReplicaWithTheHighestOffset(t *testing.T) {
 		require.NoError(t, err)
 		n := &fakeNode{st: st}
 		a, err := Start(Config{
-			Endpoints: []string{endpoint}, Cluster: "offsets", LeaseTTL: time.Second,
+			Endpoints: []string{endpoint}, Cluster: "offsets", LeaseTTL: testLeaseTTL,
 			Shape: cluster.Shape{Primaries: 1, Replicas: 2},
 			ID:    st.View().ID, Host: "127.0.0.1", Port: 7000 + i, Node: n, Replication: n,
 			Offset: func(_ context.Context, _ string, port int) (int64, error) {
@@ -180,7 +185,7 @@ func TestSteadyStateIsKeepalivesOnly(t *testing.T) {
 		require.NoError(t, err)
 		n := &fakeNode{st: st}
 		a, err := Start(Config{
-			Endpoints: []string{endpoint}, Cluster: "steady", LeaseTTL: time.Second,
+			Endpoints: []string{endpoint}, Cluster: "steady", LeaseTTL: testLeaseTTL,
 			Shape: cluster.Shape{Primaries: 1, Replicas: 1},
 			ID:    st.View().ID, Host: "127.0.0.1", Port: 7100 + i, Node: n, Replication: n,
 			Logger: slog.New(slog.DiscardHandler),
@@ -209,4 +214,79 @@ func TestSteadyStateIsKeepalivesOnly(t *testing.T) {
 	require.Positive(t, o, "the counters are etcd's (the registrations were puts)")
 	eventually(t, "six more renewals", func() bool { return renewed() >= r+6 })
 	require.Equal(t, o, others(), "etcd saw requests other than lease keepalives at steady state")
+}
+
+// TestWholeClusterRestartKeepsTheTopology: both nodes of a cluster stop
+// (their leases expire) and start again; the first one back, elected,
+// does not fail the other over while it is within its start-up grace,
+// so the topology etcd holds is the one from before the restart.
+func TestWholeClusterRestartKeepsTheTopology(t *testing.T) {
+	endpoint := startEtcd(t)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer func() { _ = cli.Close() }()
+	ctx := context.Background()
+	var logs syncBuffer
+	start := func(id string, port int) (*Agent, *fakeNode) {
+		st, err := cluster.Open(cluster.Options{NodeID: id})
+		require.NoError(t, err)
+		n := &fakeNode{st: st}
+		a, err := Start(Config{
+			Endpoints: []string{endpoint}, Cluster: "restart", LeaseTTL: testLeaseTTL,
+			Shape: cluster.Shape{Primaries: 1, Replicas: 1},
+			ID:    st.View().ID, Host: "127.0.0.1", Port: port, Node: n, Replication: n,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		})
+		require.NoError(t, err)
+		return a, n
+	}
+	ids := []string{strings.Repeat("a", 40), strings.Repeat("b", 40)}
+	a0, n0 := start(ids[0], 7200)
+	a1, n1 := start(ids[1], 7201)
+	eventually(t, "a master and its replica", func() bool {
+		v0, v1 := n0.st.View(), n1.st.View()
+		return v0.Version() > 0 && v0.Version() == v1.Version() && len(v0.Topology.Nodes) == 2
+	})
+	before := n0.st.View().Version()
+	require.NoError(t, a0.Close())
+	require.NoError(t, a1.Close())
+	eventually(t, "both registrations expired", func() bool {
+		r, err := cli.Get(ctx, "/sluice/restart/nodes/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		return err == nil && r.Count == 0
+	})
+
+	// The first node back is elected and holds its decision back for the
+	// other; only then does the other start.
+	a0, n0 = start(ids[0], 7200)
+	defer func() { _ = a0.Close() }()
+	eventually(t, "the controller waits for the node it has not seen", func() bool {
+		return strings.Contains(logs.String(), "controller waits for nodes of the topology to register")
+	})
+	a1, n1 = start(ids[1], 7201)
+	defer func() { _ = a1.Close() }()
+	eventually(t, "both registered again, the roles taken again", func() bool {
+		r, err := cli.Get(ctx, "/sluice/restart/nodes/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		return err == nil && r.Count == 2 && n0.role() == "" && n1.role() == "127.0.0.1:7200"
+	})
+	r, err := cli.Get(ctx, "/sluice/restart/topology")
+	require.NoError(t, err)
+	require.Equal(t, before, r.Kvs[0].ModRevision, "the topology from before the restart, not a failover and a rejoin")
+}
+
+// syncBuffer is a log the test reads while agents write it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

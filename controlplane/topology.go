@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sluicehq/sluice/cluster"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
@@ -110,8 +111,9 @@ func (a *Agent) apply(text string, version int64) {
 
 // lead runs the controller while this node holds the election: it decides
 // now, then on every change under the cluster's prefix (a registration
-// coming or going, a topology written), and again one lease TTL after a
-// decision that failed. Nothing is read from etcd while nothing changes.
+// coming or going, a topology written), again one lease TTL after a
+// decision that failed, and at the end of the start-up grace when it held
+// a decision back. Nothing is read from etcd while nothing changes.
 func (a *Agent) lead(ctx context.Context, elec *concurrency.Election, lost <-chan struct{}) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -125,12 +127,15 @@ func (a *Agent) lead(ctx context.Context, elec *concurrency.Election, lost <-cha
 	watch := a.cli.Watch(clientv3.WithRequireLeader(ctx), a.prefix, clientv3.WithPrefix())
 	for {
 		var retry <-chan time.Time // nil: wait for a change
-		if err := a.decide(ctx, elec); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		wait, err := a.decide(ctx, elec)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
 			a.log.Warn("cluster: controller decision failed; trying again", "err", err, "retry_in", a.cfg.LeaseTTL)
 			retry = time.After(a.cfg.LeaseTTL)
+		case wait > 0:
+			retry = time.After(wait)
 		}
 		select {
 		case <-lost:
@@ -151,12 +156,12 @@ func (a *Agent) lead(ctx context.Context, elec *concurrency.Election, lost <-cha
 // cluster.Decide's topology if it changed, in one transaction that
 // succeeds only if the topology is still the one read and this node still
 // leads.
-func (a *Agent) decide(ctx context.Context, elec *concurrency.Election) error {
+func (a *Agent) decide(ctx context.Context, elec *concurrency.Election) (wait time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.LeaseTTL+a.cfg.DialTimeout)
 	defer cancel()
 	nodes, err := a.cli.Get(ctx, a.prefix+"nodes/", clientv3.WithPrefix())
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var live []cluster.Member
 	for _, kv := range nodes.Kvs {
@@ -169,34 +174,105 @@ func (a *Agent) decide(ctx context.Context, elec *concurrency.Election) error {
 	}
 	tr, err := a.cli.Get(ctx, a.topologyKey())
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var cur *cluster.Topology
 	var rev int64
 	if len(tr.Kvs) > 0 {
 		rev = tr.Kvs[0].ModRevision
 		if cur, err = cluster.Parse(string(tr.Kvs[0].Value), rev); err != nil {
-			return fmt.Errorf("the topology in etcd is unreadable (fix it or delete %s): %w", a.topologyKey(), err)
+			return 0, fmt.Errorf("the topology in etcd is unreadable (fix it or delete %s): %w", a.topologyKey(), err)
 		}
 	}
+	live, presumed := a.presumeAlive(cur, live)
 	d := cluster.Decide(cur, live, a.offsets(ctx, cur, live), a.cfg.Shape)
+	if presumed > 0 {
+		wait = a.startGrace() - time.Since(a.started)
+		a.log.Info("cluster: controller waits for nodes of the topology to register after its start", "unregistered", presumed,
+			"grace_left", wait)
+	}
 	if !d.Changed {
-		return nil
+		return wait, nil
 	}
 	resp, err := a.cli.Txn(ctx).If(
 		clientv3.Compare(clientv3.ModRevision(a.topologyKey()), "=", rev),
 		clientv3.Compare(clientv3.CreateRevision(elec.Key()), "=", elec.Rev()),
 	).Then(clientv3.OpPut(a.topologyKey(), d.Text)).Commit()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !resp.Succeeded {
 		a.log.Info("cluster: topology changed under the controller (or it lost the election); deciding again")
-		return nil
+		return wait, nil
 	}
 	a.log.Info("cluster: controller published a topology", "revision", resp.Header.Revision, "previous", rev,
 		"live_nodes", len(live), "events", strings.Join(d.Events, "; "))
-	return nil
+	return wait, nil
+}
+
+// startGrace is how long after its start a controller presumes alive the
+// nodes of the topology it has never seen registered: after a restart of
+// the whole cluster the first node elected must not fail the others over
+// while they are still starting. A node it saw registered and now gone
+// (its lease expired) is failed over at once.
+func (a *Agent) startGrace() time.Duration { return 2 * a.cfg.LeaseTTL }
+
+// runSeen records every id that registers while the agent runs (an idle
+// watch at steady state), for presumeAlive.
+func (a *Agent) runSeen() {
+	defer a.wg.Done()
+	for a.ctx.Err() == nil {
+		ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(a.ctx))
+		r, err := a.cli.Get(ctx, a.prefix+"nodes/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err == nil {
+			a.markSeen(r.Kvs)
+			for w := range a.cli.Watch(ctx, a.prefix+"nodes/", clientv3.WithPrefix(), clientv3.WithRev(r.Header.Revision+1)) {
+				if w.Err() != nil {
+					break
+				}
+				for _, ev := range w.Events {
+					if ev.Type == clientv3.EventTypePut {
+						a.markSeen([]*mvccpb.KeyValue{ev.Kv})
+					}
+				}
+			}
+		}
+		cancel()
+		if !a.sleep(a.cfg.LeaseTTL / 2) {
+			return
+		}
+	}
+}
+
+func (a *Agent) markSeen(kvs []*mvccpb.KeyValue) {
+	a.seenMu.Lock()
+	defer a.seenMu.Unlock()
+	for _, kv := range kvs {
+		a.seen[strings.TrimPrefix(string(kv.Key), a.prefix+"nodes/")] = true
+	}
+}
+
+// presumeAlive adds to live, within the start-up grace, the nodes of cur
+// that are not registered and were never seen registered (at their
+// topology address); it returns how many it added.
+func (a *Agent) presumeAlive(cur *cluster.Topology, live []cluster.Member) ([]cluster.Member, int) {
+	if cur == nil || time.Since(a.started) >= a.startGrace() {
+		return live, 0
+	}
+	registered := map[string]bool{}
+	for _, m := range live {
+		registered[m.ID] = true
+	}
+	a.seenMu.Lock()
+	defer a.seenMu.Unlock()
+	n := 0
+	for _, node := range cur.Nodes {
+		if !registered[node.ID] && !a.seen[node.ID] {
+			live = append(live, cluster.Member{ID: node.ID, Host: node.Host, Port: node.Port})
+			n++
+		}
+	}
+	return live, n
 }
 
 // offsets asks the live replicas of every master that is not live for

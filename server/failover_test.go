@@ -23,6 +23,11 @@ import (
 	"go.uber.org/zap"
 )
 
+// testLeaseTTL is the tests' lease: short, yet twice etcd's client
+// keepalive tick (500 ms) beyond a one-second lease, which a loaded 2-core
+// machine under -race let expire while its node was alive.
+const testLeaseTTL = 2 * time.Second
+
 // startEtcd runs a one-member etcd on loopback (random ports, a temporary
 // directory) with short ticks, so that one-second leases are allowed
 // (etcd's shortest lease is 1.5 election timeouts). It returns the client
@@ -163,7 +168,7 @@ func startEtcdNode(t *testing.T, endpoint string, edit func(*Config), fenceClock
 	p := startProxy(t, endpoint[len("http://"):])
 	cfg := testConfig()
 	cfg.ClusterEnabled, cfg.EnableDebug = true, true
-	cfg.ClusterEtcd, cfg.ClusterLeaseTTL, cfg.ClusterAnnounceIP = p.url(), time.Second, "127.0.0.1"
+	cfg.ClusterEtcd, cfg.ClusterLeaseTTL, cfg.ClusterAnnounceIP = p.url(), testLeaseTTL, "127.0.0.1"
 	cfg.ClusterName = "test"
 	if edit != nil {
 		edit(&cfg)
@@ -334,7 +339,7 @@ func TestEtcdFailover(t *testing.T) {
 	eventually(t, "the replica promoted and the cluster whole again", func() bool {
 		return !replica.s.state.repl.IsReplica() && replica.s.state.cluster.View().Serves(cluster.Slot([]byte("user123")))
 	})
-	t.Logf("replica promoted %.2f s after its primary stopped (lease TTL 1 s)", time.Since(killedAt).Seconds())
+	t.Logf("replica promoted %.2f s after its primary stopped (lease TTL %s)", time.Since(killedAt).Seconds(), testLeaseTTL)
 	eventually(t, "the client reaches the new primary", func() bool {
 		return cc.Do(ctx, "PING").Err() == nil && cc.Do(ctx, "EXISTS", "user123").Err() == nil
 	})
@@ -442,7 +447,7 @@ func TestEtcdFenceZombie(t *testing.T) {
 	defer func() { _ = cli.Close() }()
 	ctx := context.Background()
 	clock := &fakeClock{}
-	const ttl = 2 * time.Second
+	const ttl = testLeaseTTL
 	shape := func(cfg *Config) {
 		cfg.ClusterPrimaries, cfg.ClusterReplicas, cfg.ClusterLeaseTTL, cfg.ClusterPartitionPolicy = 1, 1, ttl, "fence"
 	}
