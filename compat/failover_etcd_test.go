@@ -808,9 +808,16 @@ func TestEtcdFailoverProcesses(t *testing.T) {
 	t.Cleanup(endLoops) // when the test fails before
 	cc := client.NewClusterClient(&redis.ClusterOptions{Addrs: ec.addrs()})
 	defer cc.Close()
-	var goRedis, load, cliAttempts attempts
+	// A second go-redis client reloads its map every second instead of
+	// every two (client.ClusterStateReloadInterval).
+	cc1 := client.NewClusterClient(&redis.ClusterOptions{Addrs: ec.addrs(), ClusterStateReloadInterval: time.Second})
+	defer cc1.Close()
+	var goRedis, goRedis1, load, cliAttempts attempts
 	goDone := loop(stop, armed, time.Millisecond, 20000, &goRedis, func(i int) error {
 		return freshThrottle(ctx, cc, fmt.Sprintf("{%s}:go:%d", tag, i))
+	})
+	go1Done := loop(stop, armed, time.Millisecond, 20000, &goRedis1, func(i int) error {
+		return freshThrottle(ctx, cc1, fmt.Sprintf("{%s}:go1:%d", tag, i))
 	})
 	var otherErrs atomic.Int64 // on the slots of the other primaries
 	loadDone := loop(stop, armed, time.Millisecond, 20000, &load, func(i int) error {
@@ -834,7 +841,7 @@ func TestEtcdFailoverProcesses(t *testing.T) {
 	})
 	// Every Go loop has been served before the kill.
 	ec.await(t, "the Go clients served before the kill, 200 commands of load", func() error {
-		for _, a := range []*attempts{&goRedis, &load, &cliAttempts} {
+		for _, a := range []*attempts{&goRedis, &goRedis1, &load, &cliAttempts} {
 			if a.count() == 0 {
 				return fmt.Errorf("a loop has no attempt yet")
 			}
@@ -853,6 +860,7 @@ func TestEtcdFailoverProcesses(t *testing.T) {
 	victim.down = true
 	served := servedBy(heir.addr(), tag, stop)
 	awaitRecovered(t, ec, "go-redis", &goRedis, t0)
+	awaitRecovered(t, ec, "go-redis reloading every second", &goRedis1, t0)
 	awaitRecovered(t, ec, "redis-cli -c", &cliAttempts, t0)
 	awaitRecovered(t, ec, pyFirst.name, &pyFirst.attempts, t0)
 	awaitRecovered(t, ec, pyLast.name, &pyLast.attempts, t0)
@@ -867,15 +875,16 @@ func TestEtcdFailoverProcesses(t *testing.T) {
 	pyFirst.end(t)
 	pyLast.end(t)
 	ior.end(t)
-	for _, ch := range []<-chan error{goDone, loadDone, cliDone} {
+	for _, ch := range []<-chan error{goDone, go1Done, loadDone, cliDone} {
 		if err := <-ch; err != nil {
 			t.Error(err)
 		}
 	}
 	t.Logf("kill -9 (lease TTL %s): the replica serves the slots %.2f s after the kill", etcdLeaseTTL, servedAt.Sub(t0).Seconds())
 	windows := map[string]time.Duration{}
-	for name, a := range map[string]*attempts{"go-redis (client.NewClusterClient)": &goRedis, "redis-py, the dead node first in startup_nodes (a new RedisCluster on RedisClusterException)": &pyFirst.attempts,
-		"redis-py, the dead node last in startup_nodes (a new RedisCluster on RedisClusterException)": &pyLast.attempts,
+	for name, a := range map[string]*attempts{"go-redis (client.NewClusterClient)": &goRedis, "go-redis with ClusterStateReloadInterval 1 s": &goRedis1,
+		"redis-py, the dead node first in startup_nodes (a new RedisCluster on RedisClusterException)": &pyFirst.attempts,
+		"redis-py, the dead node last in startup_nodes (a new RedisCluster on RedisClusterException)":  &pyLast.attempts,
 		"ioredis (slotsRefreshInterval 2000)": &ior.attempts, "redis-cli -c": &cliAttempts} {
 		windows[name] = window(t, name, a, t0)
 	}
