@@ -157,6 +157,7 @@ type etcdNode struct {
 	proxy *proxy
 	down  bool
 	cfg   Config
+	logs  *lockedBuffer
 }
 
 func (n *etcdNode) id() string { return n.s.state.cluster.View().ID }
@@ -186,7 +187,7 @@ func startEtcdNode(t *testing.T, endpoint string, edit func(*Config), fenceClock
 		s.fenceClock = fenceClock[0]
 	}
 	go func() { _ = s.Serve() }()
-	return &etcdNode{s: s, addr: s.Addr().String(), proxy: p, cfg: cfg}
+	return &etcdNode{s: s, addr: s.Addr().String(), proxy: p, cfg: cfg, logs: logs}
 }
 
 // kill stops a node as a crash does, for the cluster: it leaves without

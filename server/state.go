@@ -33,6 +33,10 @@ type state struct {
 	// agent is the etcd control plane once started (--cluster-etcd); nil
 	// before and without.
 	agent atomic.Pointer[controlplane.Agent]
+	// replTLS is how this node dials other nodes (--tls-replication): its
+	// primary, a slot's destination, and, as controller, the replicas it
+	// asks for their offset. Nil dials plaintext.
+	replTLS *tls.Config
 }
 
 // newState builds the keyspace and puts a command server on top: cc
@@ -46,7 +50,7 @@ type state struct {
 // With cluster mode on, it opens the node's cluster state (kept in the data
 // directory, beside the store's files).
 func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, error) {
-	st := &state{clock: clock.NewSettable(clock.NewSystem())}
+	st := &state{clock: clock.NewSettable(clock.NewSystem()), replTLS: replTLS}
 	var journal keyspace.Journal // nil in memory, not a typed nil
 	if cfg.DataDir != "" {
 		journal, cc.Persistence = journalRef{st}, storeView{st: st, cfg: cfg}
@@ -199,7 +203,7 @@ func (st *state) startControlPlane(cfg Config, log *slog.Logger, fenceClock func
 		Shape: cluster.Shape{Primaries: cfg.ClusterPrimaries, Replicas: cfg.ClusterReplicas},
 		Fence: cfg.ClusterPartitionPolicy == "fence",
 		ID:    st.cluster.View().ID, Host: host, Port: st.cluster.Announced().Port,
-		Node: st.cmds, Replication: st.repl, Username: cfg.MasterUser, Password: cfg.MasterAuth,
+		Node: st.cmds, Replication: st.repl, Username: cfg.MasterUser, Password: cfg.MasterAuth, TLS: st.replTLS,
 		Now: fenceClock, Logger: log,
 	})
 	if err != nil {
