@@ -5,7 +5,8 @@
 # Flask-Limiter, limits, gunicorn, venv and pip for Debian's /usr/bin/python3,
 # the locked Node packages (ioredis, node-redis, express) in compat/node,
 # clients/node and examples/express, promtool (Debian's prometheus package)
-# for the checks of deploy/, and chromium for the status page's browser test.
+# for the checks of deploy/, chromium for the status page's browser test, and
+# etcd (Debian's etcd-server, 3.4) for the failover test on processes.
 # Node.js 20+ with npm must already be on the machine (Debian's nodejs is 18).
 #
 # Run as root from anywhere: compat/ci-deps.sh. Then run the tests with
@@ -14,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-for pkg in redis-tools redis-server python3-redis python3-flask python3-flask-limiter python3-limits gunicorn python3-venv python3-pip prometheus chromium; do
+for pkg in redis-tools redis-server python3-redis python3-flask python3-flask-limiter python3-limits gunicorn python3-venv python3-pip prometheus chromium etcd-server; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -112,27 +112,34 @@ func TestClusterGoRedis(t *testing.T) {
 		t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) {
 			cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: pc.addrs, Protocol: proto})
 			defer cc.Close()
-			ctx := context.Background()
-			pc.each(t, func(c *redis.Client) error { return c.FlushAll(ctx).Err() })
-			seq := loadSequence(t)
-			clock := int64(-1)
-			for _, st := range seq.Steps {
-				if now := seq.clock(st); now != clock {
-					pc.setClock(t, now)
-					clock = now
-				}
-				v, err := cc.Do(ctx, anyArgs(st.Args...)...).Result()
-				checkReply(t, st, v, err)
-			}
-			m := loadClusterMulti(t)
-			v, err := cc.Do(ctx, anyArgs(m.Args...)...).Result()
-			if err != nil || fmt.Sprint(v) != fmt.Sprint(m.Reply) {
-				t.Errorf("%q replied %v, %v; want %v", m.Args, v, err, m.Reply)
-			}
-			if err := cc.Do(ctx, anyArgs(m.CrossSlotArgs...)...).Err(); err == nil || err.Error() != m.CrossSlotError {
-				t.Errorf("%q: %v, want %s", m.CrossSlotArgs, err, m.CrossSlotError)
-			}
+			pc.each(t, func(c *redis.Client) error { return c.FlushAll(context.Background()).Err() })
+			goRedisClusterSequence(t, cc, func(ns int64) { pc.setClock(t, ns) })
 		})
+	}
+}
+
+// goRedisClusterSequence replays the sequence, then cluster_multi.json,
+// through cc with exact replies; setClock freezes every node's clock.
+func goRedisClusterSequence(t *testing.T, cc *redis.ClusterClient, setClock func(ns int64)) {
+	t.Helper()
+	ctx := context.Background()
+	seq := loadSequence(t)
+	clock := int64(-1)
+	for _, st := range seq.Steps {
+		if now := seq.clock(st); now != clock {
+			setClock(now)
+			clock = now
+		}
+		v, err := cc.Do(ctx, anyArgs(st.Args...)...).Result()
+		checkReply(t, st, v, err)
+	}
+	m := loadClusterMulti(t)
+	v, err := cc.Do(ctx, anyArgs(m.Args...)...).Result()
+	if err != nil || fmt.Sprint(v) != fmt.Sprint(m.Reply) {
+		t.Errorf("%q replied %v, %v; want %v", m.Args, v, err, m.Reply)
+	}
+	if err := cc.Do(ctx, anyArgs(m.CrossSlotArgs...)...).Err(); err == nil || err.Error() != m.CrossSlotError {
+		t.Errorf("%q: %v, want %s", m.CrossSlotArgs, err, m.CrossSlotError)
 	}
 }
 
@@ -141,12 +148,20 @@ func TestClusterGoRedis(t *testing.T) {
 func TestClusterRedisCLI(t *testing.T) {
 	cli := lookPath(t, "redis-cli", "apt-get install redis-tools")
 	pc := startProcessCluster(t)
+	redisCLIClusterSequence(t, cli, pc.nodes[0], func(ns int64) { pc.setClock(t, ns) })
+}
+
+// redisCLIClusterSequence replays the sequence, then cluster_multi.json,
+// with one redis-cli -c per command started at node s, checking exact
+// output; setClock freezes every node's clock.
+func redisCLIClusterSequence(t *testing.T, cli string, s *sluice, setClock func(ns int64)) {
+	t.Helper()
 	seq := loadSequence(t)
-	base := []string{"-c", "-h", pc.nodes[0].Host, "-p", strconv.Itoa(pc.nodes[0].Port)}
+	base := []string{"-c", "-h", s.Host, "-p", strconv.Itoa(s.Port)}
 	clock := int64(-1)
 	for _, st := range seq.Steps {
 		if now := seq.clock(st); now != clock {
-			pc.setClock(t, now)
+			setClock(now)
 			clock = now
 		}
 		out, err := run(t, 10*time.Second, nil, "", cli, append(base, st.Args...)...)

@@ -115,7 +115,16 @@ func freePort(t testing.TB) string {
 
 func startBinary(t testing.TB, bin string, args ...string) *sluice {
 	t.Helper()
+	return startBinaryEnv(t, nil, bin, args...)
+}
+
+// startBinaryEnv is startBinary with extra environment variables.
+func startBinaryEnv(t testing.TB, env []string, bin string, args ...string) *sluice {
+	t.Helper()
 	s := &sluice{cmd: exec.Command(bin, args...), log: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
+	if env != nil {
+		s.cmd.Env = append(os.Environ(), env...)
+	}
 	// Everything the server writes goes to the log tail; stderr is also
 	// scanned for the ready line, and drained to the end so logging never
 	// blocks the server.

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,9 +66,14 @@ type Config struct {
 	Replication Replication
 	// Offset asks the replica at host:port its replication offset; the
 	// controller asks the live replicas of a failed primary before it picks
-	// one. Default: ROLE over RESP, authenticated with Username/Password.
+	// one. Default: ROLE over RESP, authenticated with Username/Password,
+	// over TLS with TLS.
 	Offset             func(ctx context.Context, host string, port int) (int64, error)
 	Username, Password string
+	// TLS, when set, is how the default Offset dials the replicas (the
+	// node's --tls-replication client configuration: nodes that serve TLS
+	// only announce their TLS port). Nil dials plaintext.
+	TLS *tls.Config
 	// Now is the fence's clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives role changes, topologies applied, elections.
@@ -140,7 +146,7 @@ func Start(cfg Config) (*Agent, error) {
 		cfg.DialTimeout = 2 * time.Second
 	}
 	if cfg.Offset == nil {
-		cfg.Offset = roleOffset(cfg.Username, cfg.Password)
+		cfg.Offset = roleOffset(cfg.Username, cfg.Password, cfg.TLS)
 	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout,

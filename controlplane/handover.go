@@ -208,7 +208,8 @@ func (a *Agent) processed(to *cluster.Node, deadline time.Time) error {
 }
 
 // awaitServing waits until the new master has applied version (it
-// promotes itself before it serves), so that the paused writes, redirected
+// promotes itself before it serves; asked as the offsets are, over TLS
+// with Config.TLS), so that the paused writes, redirected
 // to it, are served there rather than sent back; past the deadline it
 // gives up waiting (the map is published: it will).
 func (a *Agent) awaitServing(to *cluster.Node, version int64, deadline time.Time) error {
@@ -218,7 +219,7 @@ func (a *Agent) awaitServing(to *cluster.Node, version int64, deadline time.Time
 	ctx, cancel := context.WithDeadline(a.ctx, deadline)
 	defer cancel()
 	c := redis.NewClient(&redis.Options{Addr: to.Host + ":" + strconv.Itoa(to.Port), Username: a.cfg.Username,
-		Password: a.cfg.Password, MaxRetries: -1, DisableIdentity: true, PoolSize: 1})
+		Password: a.cfg.Password, TLSConfig: a.cfg.TLS, MaxRetries: -1, DisableIdentity: true, PoolSize: 1})
 	defer func() { _ = c.Close() }()
 	for ctx.Err() == nil {
 		if v, err := c.Do(ctx, "CLUSTERX", "VERSION").Int64(); err == nil && v >= version {

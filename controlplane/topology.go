@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -352,10 +353,11 @@ func (a *Agent) offsets(ctx context.Context, cur *cluster.Topology, live []clust
 }
 
 // roleOffset asks ROLE: a replica answers [slave host port state offset].
-func roleOffset(user, pass string) func(ctx context.Context, host string, port int) (int64, error) {
+// A nil tc dials plaintext.
+func roleOffset(user, pass string, tc *tls.Config) func(ctx context.Context, host string, port int) (int64, error) {
 	return func(ctx context.Context, host string, port int) (int64, error) {
 		c := redis.NewClient(&redis.Options{Addr: host + ":" + strconv.Itoa(port), Username: user, Password: pass,
-			MaxRetries: -1, DisableIdentity: true})
+			MaxRetries: -1, DisableIdentity: true, TLSConfig: tc})
 		defer func() { _ = c.Close() }()
 		v, err := c.Do(ctx, "ROLE").Slice()
 		if err != nil {

@@ -265,6 +265,16 @@ func (ks *Keyspace) unlockAll() {
 	}
 }
 
+// Hold runs fn while every shard is locked: every change made before was
+// handed whole to the journal, and none is made until fn returns (a
+// server stopping cleanly notes what its journals hold). fn must not use
+// the keyspace.
+func (ks *Keyspace) Hold(fn func()) {
+	ks.lockAll()
+	defer ks.unlockAll()
+	fn()
+}
+
 // Stats are counters summed over all shards.
 type Stats struct {
 	Keys       int // key names holding state (see Len)

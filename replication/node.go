@@ -119,6 +119,13 @@ type Node struct {
 	// changed since), following a primary resumes from them. Under mu.
 	resumeID string
 	resumeAt int64
+	// resumeClean: the keyspace holds exactly the stream up to resumeAt
+	// (a primary's clean stop), not possibly more (a replica's checkpoint).
+	resumeClean bool
+	// draining is set once the server shuts down (a link's ack reader saw
+	// it): no more heartbeats, so that the replicas' last bytes are the
+	// stream's end and a clean stop's offset is theirs.
+	draining atomic.Bool
 	// getAckAt is the offset before the newest GETACK AwaitAcks appended:
 	// a waiter whose changes end at or before it needs no other.
 	getAckAt atomic.Int64
@@ -186,12 +193,17 @@ func newReplID() string {
 // keyspace holds: the stream replid, applied up to offset at least (the
 // last Checkpoint before the node stopped; after a crash the keyspace may
 // hold a little more of the same stream, which a replay from offset
-// applies again harmlessly, see docs/replication.md). Call it before
-// Start. A replica (PrimaryHost) then asks its primary to continue from
-// there; a primary takes writes of its own, so the checkpoint on disk is
-// withdrawn at Start, but a REPLICAOF before anything changed still
-// resumes from it.
-func (n *Node) Resume(replid string, offset int64) {
+// applies again harmlessly, see docs/replication.md), or, when clean,
+// exactly up to offset (Stopped, journaled by a primary's clean stop).
+// Call it before Start. A replica (PrimaryHost) then asks its primary to
+// continue from there; a primary takes writes of its own, so the
+// checkpoint on disk is withdrawn at Start, but a REPLICAOF before
+// anything changed still resumes from it. A primary resuming a clean stop
+// continues the stream's offsets under a new ID and keeps replid as its
+// second ID, valid up to offset+1 (as Redis 7 does with the repl-id and
+// repl-offset of an RDB written at shutdown): the replicas that held
+// everything up to offset continue without a full resync.
+func (n *Node) Resume(replid string, offset int64, clean bool) {
 	if replid == "" || replid == "?" || offset < 0 {
 		return
 	}
@@ -199,7 +211,22 @@ func (n *Node) Resume(replid string, offset int64) {
 	defer n.mu.Unlock()
 	n.b.reset(offset)
 	n.b.activate() // so that any change moves the offset (see ReplicaOf)
-	n.resumeID, n.resumeAt = replid, offset
+	n.resumeID, n.resumeAt, n.resumeClean = replid, offset, clean
+}
+
+// Stopped reports, once Close has returned, the stream a primary's
+// keyspace is: its replication ID and the stream's end offset, ok false
+// on a replica (its Checkpoints say what it holds), a primary that never
+// served a replica (its backlog idle: no offset names its changes), or
+// before Close. Call it while no change can be made (keyspace.Hold): the
+// keyspace then holds exactly every change of the stream up to offset.
+func (n *Node) Stopped() (replid string, offset int64, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.closed || n.replica.Load() || n.replid == "?" || n.b.idle.Load() {
+		return "", 0, false
+	}
+	return n.replid, n.b.Offset(), true
 }
 
 // Start starts the heartbeat (a primary pings its replicas every
@@ -211,12 +238,17 @@ func (n *Node) Start() {
 	}
 	go n.heartbeat()
 	n.mu.Lock()
-	resumeID, resumeAt := n.resumeID, n.resumeAt
+	resumeID, resumeAt, clean := n.resumeID, n.resumeAt, n.resumeClean
 	n.mu.Unlock()
 	switch {
 	case n.cfg.PrimaryHost != "" && resumeID != "":
 		n.log.Info("replication: the data directory holds the primary's stream; asking to continue from it",
 			slog.String("replid", resumeID), slog.Int64("offset", resumeAt))
+		if clean {
+			// The keyspace will hold more than the offset before the
+			// first Checkpoint: the field no longer says "exactly".
+			n.checkpoint(resumeID, resumeAt)
+		}
 		n.mu.Lock()
 		n.replid = resumeID
 		n.mu.Unlock()
@@ -226,6 +258,14 @@ func (n *Node) Start() {
 		n.ReplicaOf(n.cfg.PrimaryHost, n.cfg.PrimaryPort)
 	case resumeID != "":
 		n.checkpoint("?", -1) // writes of its own are coming
+		if clean {
+			n.mu.Lock()
+			n.replid2, n.secondOffset = resumeID, resumeAt+1
+			replid := n.replid
+			n.mu.Unlock()
+			n.log.Info("replication: the data directory holds the stream up to a clean stop; replicas at its end continue without a full resync",
+				slog.String("replid", replid), slog.String("replid2", resumeID), slog.Int64("offset", resumeAt))
+		}
 	}
 }
 
@@ -255,7 +295,7 @@ func (n *Node) heartbeat() {
 				silent = append(silent, l)
 			}
 		}
-		ping := len(n.links) > 0 && !n.replica.Load() && n.failing == nil
+		ping := len(n.links) > 0 && !n.replica.Load() && n.failing == nil && !n.draining.Load()
 		n.refreshGate()
 		n.mu.Unlock()
 		for _, l := range silent {

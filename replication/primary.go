@@ -279,6 +279,7 @@ func (l *link) readAcks(buffered []byte) {
 	for {
 		args, err := readCommand(br)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
+			l.n.draining.Store(true) // no heartbeat after the last bytes
 			close(l.draining)
 			return
 		}

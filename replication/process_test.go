@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -236,6 +237,86 @@ func TestReplicaKill9ThenRestart(t *testing.T) {
 	assert.Equal(t, []string{"1", "1"}, []string{primary.infoField(t, "sync_full"), primary.infoField(t, "sync_partial_ok")},
 		"sync_full, sync_partial_ok: the restart continued\n%s", again.Logs())
 	sameReplies(t, func(a ...any) any { return primary.must(t, a...) }, func(a ...any) any { return again.must(t, a...) }, w.keys)
+}
+
+// TestPrimarySigtermThenKill9: a primary process with a data directory,
+// stopped with SIGTERM and restarted on its port, keeps its stream: its
+// replica continues with a partial resync. A second replica, away during
+// that whole run (behind a proxy that refuses it), still holds the old ID
+// at the old end. The restarted primary is then killed with SIGKILL right
+// after a batch of writes (its journal may hold more or fewer changes than
+// the first replica received) and restarted again: it continues neither
+// replica (the clean stop's position was withdrawn when the killed run
+// started, before its first write), both take a full resync, and their
+// replies equal the primary's for every key, then and after further writes.
+func TestPrimarySigtermThenKill9(t *testing.T) {
+	port := strconv.Itoa(freePort(t))
+	args := []string{"--port", port, "--data-dir", t.TempDir()}
+	primary := startProc(t, args...)
+	near := startProc(t, "--replicaof", "127.0.0.1 "+port)
+	p := startProxy(t, "127.0.0.1:"+port)
+	away := startProc(t, "--replicaof", "127.0.0.1 "+strconv.Itoa(p.port()))
+	for _, n := range []*proc{primary, near, away} {
+		require.Equal(t, "OK", n.must(t, "DEBUG", "CLOCK", "SET", epoch))
+	}
+	near.linkUp(t)
+	away.linkUp(t)
+	w := &workload{rng: rand.New(rand.NewPCG(18, 9)), keys: 200}
+	w.runOn(t, primary.rdb, 1000)
+	require.EqualValues(t, 2, primary.must(t, "WAIT", 2, 20000))
+	p.setDown(true)
+	require.NoError(t, primary.cmd.Process.Signal(syscall.SIGTERM))
+	<-primary.done
+	p.cut()
+
+	same := func(primary, replica *proc) {
+		t.Helper()
+		sameReplies(t, func(a ...any) any { return primary.must(t, a...) }, func(a ...any) any { return replica.must(t, a...) }, w.keys)
+	}
+	served := func(p *proc) []string {
+		return []string{p.infoField(t, "sync_full"), p.infoField(t, "sync_partial_ok"), p.infoField(t, "sync_partial_err")}
+	}
+	received := func(r *proc) []string {
+		return []string{r.infoField(t, "slave_full_syncs"), r.infoField(t, "slave_partial_syncs")}
+	}
+	again := startProc(t, args...)
+	require.Equal(t, "OK", again.must(t, "DEBUG", "CLOCK", "SET", epoch))
+	require.EqualValues(t, 1, again.must(t, "WAIT", 1, 20000), "the near replica reconnects")
+	assert.Equal(t, []string{"0", "1", "0"}, served(again), "after SIGTERM: a partial resync\n%s", again.Logs())
+	assert.Equal(t, []string{"1", "1"}, received(near))
+	same(again, near)
+
+	w.runOn(t, again.rdb, 1000)
+	require.EqualValues(t, 1, again.must(t, "WAIT", 1, 20000))
+	// These changes, and so the withdrawal journaled before them, have
+	// reached the journal (the operating system keeps them on a kill -9).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := again.must(t, "INFO", "persistence").(string)
+		rec, wr := regexp.MustCompile(`persistence_changes_recorded:(\d+)`).FindStringSubmatch(st),
+			regexp.MustCompile(`persistence_changes_written:(\d+)`).FindStringSubmatch(st)
+		if rec != nil && wr != nil && rec[1] == wr[1] && rec[1] != "0" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the journal written:\n%s", st)
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.runOn(t, again.rdb, 200)
+	again.kill9(t) // no WAIT: the near replica and the journal may each lack the last changes
+
+	third := startProc(t, args...)
+	require.Equal(t, "OK", third.must(t, "DEBUG", "CLOCK", "SET", epoch))
+	p.setDown(false)
+	require.EqualValues(t, 2, third.must(t, "WAIT", 2, 20000), "both replicas reconnect")
+	assert.Equal(t, []string{"2", "0", "2"}, served(third), "after SIGKILL: full resyncs\n%s", third.Logs())
+	assert.Equal(t, []string{"2", "1"}, received(near))
+	assert.Equal(t, []string{"2", "0"}, received(away))
+	same(third, near)
+	same(third, away)
+	w.runOn(t, third.rdb, 300)
+	require.EqualValues(t, 2, third.must(t, "WAIT", 2, 20000))
+	same(third, near)
+	same(third, away)
 }
 
 // TestBoundWithoutWait: continuous admissions on a primary (clocks frozen

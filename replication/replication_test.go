@@ -299,29 +299,3 @@ func TestReplicaOfReplica(t *testing.T) {
 	assert.EqualValues(t, 1, c.must("EXISTS", "after"))
 	assert.Equal(t, "1", c.info("replication")["slave_full_syncs"], "no second full resync")
 }
-
-// TestPrimaryRestartsUnderItsReplica: a primary restarted on its data
-// directory and port comes back with a new replication ID; its replica
-// reconnects by itself, takes a full resync, and holds the primary's state.
-func TestPrimaryRestartsUnderItsReplica(t *testing.T) {
-	dir := t.TempDir()
-	primary := startNode(t, func(c *server.Config) { c.DataDir = dir; c.Fsync = "always" })
-	replica := startNode(t, nil)
-	setClock(t, epoch, primary, replica)
-	follow(t, replica, primary.host, primary.port)
-	w := &workload{rng: rand.New(rand.NewPCG(8, 8)), keys: 100}
-	w.run(t, primary, 500)
-	waitReplicas(t, primary, 1)
-	before := primary.info("replication")["master_replid"]
-	primary.stop()
-	eventually(t, func() bool { return replica.info("replication")["master_link_status"] == "down" }, "link down")
-
-	again := startNode(t, func(c *server.Config) { c.DataDir = dir; c.ListenAddr = primary.addr })
-	setClock(t, epoch, again)
-	eventually(t, func() bool { return replica.info("replication")["master_link_status"] == "up" }, "link up again")
-	assert.NotEqual(t, before, again.info("replication")["master_replid"])
-	assert.Equal(t, "2", replica.info("replication")["slave_full_syncs"])
-	w.run(t, again, 200)
-	waitReplicas(t, again, 1)
-	sameState(t, again, replica, w.keys)
-}

@@ -330,6 +330,8 @@ func (c Config) Validate() error {
 	check(!c.ClusterEnabled && (c.ClusterNodeID != "" || c.ClusterAnnounceIP != "" || c.ClusterAnnouncePort != 0 || c.ClusterAnnounceHostname != ""),
 		"--cluster-node-id and --cluster-announce-* need --cluster-enabled")
 	check(c.ClusterEtcd != "" && !c.ClusterEnabled, "--cluster-etcd needs --cluster-enabled yes")
+	check(c.ClusterEtcd != "" && c.Port == 0 && c.ListenAddr == "" && c.TLSPort != 0 && c.ClusterAnnouncePort == 0 && !c.TLSReplication,
+		"--cluster-etcd with --port 0 (TLS only) needs --tls-replication: the nodes dial each other's TLS port")
 	check(c.ClusterName == "" || strings.ContainsAny(c.ClusterName, "/ \t\r\n"), "--cluster-name %q: must be non-empty, without '/' or spaces", c.ClusterName)
 	check(c.ClusterLeaseTTL < time.Second || c.ClusterLeaseTTL%time.Second != 0, "--cluster-lease-ttl %s: must be whole seconds, at least 1s (etcd's lease unit)", c.ClusterLeaseTTL)
 	check(c.ClusterPrimaries < 1 || c.ClusterPrimaries > cluster.Slots, "--cluster-primaries %d: must be 1..%d", c.ClusterPrimaries, cluster.Slots)

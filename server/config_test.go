@@ -165,4 +165,9 @@ func TestValidateClusterEtcd(t *testing.T) {
 	host, _ = c.clusterHost()
 	assert.Equal(t, "127.0.0.1", host, "a --bind naming one host")
 	assert.Equal(t, []string{"http://a:2379", "http://b:2379"}, c.etcdEndpoints())
+
+	c.Port, c.TLSPort, c.TLSCertFile, c.TLSKeyFile, c.TLSAuthClients = 0, 6380, "cert.pem", "key.pem", "no"
+	assert.EqualError(t, c.Validate(), "--cluster-etcd with --port 0 (TLS only) needs --tls-replication: the nodes dial each other's TLS port")
+	c.TLSReplication = true
+	require.NoError(t, c.Validate())
 }

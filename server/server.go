@@ -144,23 +144,25 @@ func (s *Server) open() error {
 	if err != nil {
 		return err
 	}
+	if s.cfg.TLSPort != 0 {
+		tc, certs, err := newTLSConfig(s.cfg)
+		if err != nil {
+			return err
+		}
+		tlns, err := listen(s.cfg.bindAddrs(), s.cfg.TLSPort, tc)
+		if err != nil {
+			return err
+		}
+		s.lns, s.certs = append(s.lns, tlns...), certs
+	}
+	// A cluster node announces its first listener: the plaintext one, or
+	// with Port 0 (TLS only) the TLS one, as Redis announces its TLS port
+	// with tls-cluster.
 	if c := s.state.cluster; c != nil && s.cfg.ClusterAnnouncePort == 0 {
 		a := c.Announced()
 		a.Port = s.lns[0].Addr().(*net.TCPAddr).Port
 		c.SetAnnounce(a)
 	}
-	if s.cfg.TLSPort == 0 {
-		return nil
-	}
-	tc, certs, err := newTLSConfig(s.cfg)
-	if err != nil {
-		return err
-	}
-	tlns, err := listen(s.cfg.bindAddrs(), s.cfg.TLSPort, tc)
-	if err != nil {
-		return err
-	}
-	s.lns, s.certs = append(s.lns, tlns...), certs
 	return nil
 }
 

@@ -130,7 +130,7 @@ func (c *Config) table() []entry {
 			usage: "drop a replication link silent this long (both sides send every second)",
 			show:  func() string { return strconv.FormatInt(int64(c.ReplTimeout/time.Second), 10) }}, // seconds, as Redis
 		{name: "tls-replication", section: "replication", value: &c.TLSReplication,
-			usage: "connect to the primary over TLS (--replicaof names its TLS port), verified with --tls-ca-cert-file"},
+			usage: "connect to the primary over TLS (--replicaof names its TLS port), verified with --tls-ca-cert-file; in cluster mode also slot moves and the etcd controller's offset queries"},
 		{name: "min-replicas-to-write", section: "replication", value: &c.MinReplicasToWrite,
 			usage: "refuse writes (NOREPLICAS) while fewer replicas acknowledged within --min-replicas-max-lag (0: never)"},
 		{name: "min-replicas-max-lag", section: "replication", value: &c.MinReplicasMaxLag,

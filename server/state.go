@@ -34,6 +34,10 @@ type state struct {
 	// agent is the etcd control plane once started (--cluster-etcd); nil
 	// before and without.
 	agent atomic.Pointer[controlplane.Agent]
+	// replTLS is how this node dials other nodes (--tls-replication): its
+	// primary, a slot's destination, and, as controller, the replicas it
+	// asks for their offset. Nil dials plaintext.
+	replTLS *tls.Config
 }
 
 // newState builds the keyspace and puts a command server on top: cc
@@ -47,7 +51,7 @@ type state struct {
 // With cluster mode on, it opens the node's cluster state (kept in the data
 // directory, beside the store's files).
 func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, error) {
-	st := &state{clock: clock.NewSettable(clock.NewSystem())}
+	st := &state{clock: clock.NewSettable(clock.NewSystem()), replTLS: replTLS}
 	var journal keyspace.Journal // nil in memory, not a typed nil
 	if cfg.DataDir != "" {
 		journal, cc.Persistence = journalRef{st}, storeView{st: st, cfg: cfg}
@@ -98,11 +102,12 @@ func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, erro
 // the state is recovered: a replica's resync must not mix with recovery.
 //
 // A replica restarted on its data directory resumes from the stream the
-// directory holds (see checkpoint).
+// directory holds (see checkpoint); so does a primary after a clean stop
+// (see keepStream).
 func (st *state) startReplication(port int) {
 	st.repl.SetListenPort(port)
-	if replid, offset, ok := st.dur.Load().replPosition(); ok {
-		st.repl.Resume(replid, offset)
+	if replid, offset, clean, ok := st.dur.Load().replPosition(); ok {
+		st.repl.Resume(replid, offset, clean)
 	}
 	st.repl.Start()
 }
@@ -110,8 +115,15 @@ func (st *state) startReplication(port int) {
 // replAux is the auxiliary field of the data directory that names the
 // replication stream the data holds, "<replid> <offset>", as Redis's RDB
 // keeps repl-id and repl-offset: one field, so that the two never come
-// from different writes.
+// from different writes. A replica's checkpoints say the data holds the
+// stream up to offset at least; a primary's clean stop appends
+// replCleanMark: exactly up to offset.
 const replAux = "repl"
+
+// replCleanMark is the third word of replAux when a primary stopped
+// cleanly (see keepStream). A build that predates it reads no offset in
+// "<offset> clean" and takes a full resync: safe.
+const replCleanMark = "clean"
 
 // checkpoint journals which replication stream the keyspace holds, after
 // the changes it covers (replication.Config.Checkpoint): the offset on
@@ -122,11 +134,40 @@ func (st *state) checkpoint(replid string, offset int64) {
 	}
 }
 
-// replPosition reads the replication stream the data directory holds, if
-// it names one.
-func (d *durability) replPosition() (replid string, offset int64, ok bool) {
+// keepStream journals, as a primary stops cleanly, which replication
+// stream its data is, exactly: its ID and the stream's end offset, marked
+// clean, after every change, so that its replicas continue after the
+// restart (see replication.Node.Resume). Call it once replication has
+// stopped, before the data directory closes. It runs under every shard
+// lock (keyspace.Hold), so no change falls between the offset read and
+// the field: the data holds every change up to the offset and none after.
+// Only a clean stop writes it, and a restart withdraws it (Node.Start)
+// before any change of its own: after a crash the journal may hold more
+// changes than the replicas received or fewer (its tail not yet written),
+// and no offset names what it holds, so a restarted primary takes a new ID
+// and its replicas a full resync.
+func (st *state) keepStream() {
+	d := st.dur.Load()
 	if d == nil {
-		return "", 0, false
+		return
+	}
+	st.keys.Hold(func() {
+		replid, offset, ok := st.repl.Stopped()
+		if !ok {
+			return
+		}
+		d.store.RecordAux(replAux, []byte(replid+" "+strconv.FormatInt(offset, 10)+" "+replCleanMark))
+		d.log.Info("replication: kept the stream's position for a restart",
+			slog.String("replid", replid), slog.Int64("offset", offset))
+	})
+}
+
+// replPosition reads the replication stream the data directory holds, if
+// it names one; clean says it holds that stream exactly up to offset (a
+// primary's clean stop), not possibly more.
+func (d *durability) replPosition() (replid string, offset int64, clean, ok bool) {
+	if d == nil {
+		return "", 0, false, false
 	}
 	v, ok, err := d.store.Aux(replAux)
 	if err != nil || !ok {
@@ -134,14 +175,17 @@ func (d *durability) replPosition() (replid string, offset int64, ok bool) {
 			d.log.Warn("replication: cannot read the stream position kept in the data directory; a replica takes a full resync",
 				slog.Any("err", err))
 		}
-		return "", 0, false
+		return "", 0, false, false
 	}
-	id, off, found := strings.Cut(string(v), " ")
-	offset, perr := strconv.ParseInt(off, 10, 64)
-	if !found || perr != nil || id == "?" || offset < 0 {
-		return "", 0, false
+	f := strings.Fields(string(v))
+	if len(f) < 2 || len(f) > 3 || f[0] == "?" {
+		return "", 0, false, false
 	}
-	return id, offset, true
+	offset, perr := strconv.ParseInt(f[1], 10, 64)
+	if perr != nil || offset < 0 || (len(f) == 3 && f[2] != replCleanMark) {
+		return "", 0, false, false
+	}
+	return f[0], offset, len(f) == 3, true
 }
 
 // startControlPlane starts the etcd agent with --cluster-etcd (once the
@@ -161,7 +205,7 @@ func (st *state) startControlPlane(cfg Config, log *slog.Logger, fenceClock func
 		Shape: cluster.Shape{Primaries: cfg.ClusterPrimaries, Replicas: cfg.ClusterReplicas},
 		Fence: cfg.ClusterPartitionPolicy == "fence",
 		ID:    st.cluster.View().ID, Host: host, Port: st.cluster.Announced().Port,
-		Node: st.cmds, Replication: st.repl, Username: cfg.MasterUser, Password: cfg.MasterAuth,
+		Node: st.cmds, Replication: st.repl, Username: cfg.MasterUser, Password: cfg.MasterAuth, TLS: st.replTLS,
 		Now: fenceClock, Logger: log,
 	})
 	if err != nil {
@@ -251,5 +295,6 @@ func (st *state) close() error {
 		_ = a.Close()
 	}
 	st.repl.Close()
+	st.keepStream()
 	return st.dur.Load().close()
 }
