@@ -34,6 +34,20 @@ type Decision struct {
 	Changed bool
 	// Events says what changed and why, for the controller's log.
 	Events []string
+	// Refused, when a handover was asked and not granted, says why (""
+	// when granted or none was asked).
+	Refused string
+}
+
+// Handover is a planned handover asked of the controller (FAILOVER on a
+// primary under etcd): From, a master that paused its writes until To,
+// its replica, acknowledged every change, asks that To take its slots and
+// From follow To. Revision is the topology version From checked the
+// request against.
+type Handover struct {
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Revision int64  `json:"revision"`
 }
 
 // plan is a topology being edited: nodes in order, each master's slots.
@@ -96,6 +110,12 @@ func (p *plan) addrTaken(host string, port int) bool {
 // from offsets ranks below any known offset) and the shape to maintain, it
 // returns the next topology. It never leaves a slot without a master:
 //
+//   - A handover (nil: none asked) is granted when the topology is still
+//     the version it names, its From is a live master and its To a live
+//     replica of From: To takes From's slots, From and From's other
+//     replicas follow To. Otherwise Decision.Refused says why. A version
+//     that moved means the request was checked against another map: the
+//     node asks again rather than the controller guess.
 //   - A master that is not live is replaced by its live replica with the
 //     highest offset (ties: the first in the topology), which takes its
 //     slots; the master's other replicas follow the new one. With no live
@@ -122,7 +142,7 @@ func (p *plan) addrTaken(host string, port int) bool {
 //
 // A live node listed at another address than it registered is moved to
 // the registered one. The order of lines is kept; new nodes are appended.
-func Decide(cur *Topology, live []Member, offsets map[string]int64, shape Shape) Decision {
+func Decide(cur *Topology, live []Member, offsets map[string]int64, shape Shape, handover *Handover) Decision {
 	shape.Primaries = max(shape.Primaries, 1)
 	alive := map[string]Member{}
 	for _, m := range live {
@@ -141,6 +161,9 @@ func Decide(cur *Topology, live []Member, offsets map[string]int64, shape Shape)
 				}
 			}
 			p.nodes = append(p.nodes, pn)
+		}
+		if handover != nil {
+			d.handOver(p, alive, cur.Version, *handover)
 		}
 		d.failover(p, alive, offsets)
 		if len(p.masters()) == 0 {
@@ -197,12 +220,43 @@ func Decide(cur *Topology, live []Member, offsets map[string]int64, shape Shape)
 		d.event("replica %s of %s becomes a master, taking %d slots (fewer masters than %d, %d replicas above %d)",
 			r.id, donor.id, moved, shape.Primaries, len(rs)-shape.Replicas, shape.Replicas)
 	}
+	if handover != nil && cur == nil {
+		d.Refused = "no topology yet"
+	}
 	if len(p.nodes) == 0 {
 		return d
 	}
 	d.Text = p.text()
 	d.Changed = cur == nil || d.Text != cur.Text()
 	return d
+}
+
+// handOver grants h when it still holds (see Decide), or says in
+// d.Refused why not.
+func (d *Decision) handOver(p *plan, alive map[string]Member, version int64, h Handover) {
+	from, to := p.find(h.From), p.find(h.To)
+	_, fromLive := alive[h.From]
+	_, toLive := alive[h.To]
+	switch {
+	case h.Revision != version:
+		d.Refused = fmt.Sprintf("the topology changed (version %d, the request checked %d)", version, h.Revision)
+	case from == nil || from.master != "":
+		d.Refused = fmt.Sprintf("node %s is not a master of the topology", h.From)
+	case to == nil || to.master != from.id:
+		d.Refused = fmt.Sprintf("node %s is not a replica of %s", h.To, h.From)
+	case !fromLive || !toLive:
+		d.Refused = "a node of the handover is not registered"
+	}
+	if d.Refused != "" {
+		d.event("handover of %s to %s refused: %s", h.From, h.To, d.Refused)
+		return
+	}
+	for _, r := range p.replicasOf(from.id) {
+		r.master = to.id
+	}
+	to.master, to.slots = "", from.slots
+	from.master, from.slots = to.id, nil
+	d.event("planned handover (FAILOVER): master %s hands its %d slots to its replica %s and follows it", from.id, len(to.slots), to.id)
 }
 
 // failover removes the nodes that are not alive: a master is replaced by

@@ -125,7 +125,7 @@ func TestDecide(t *testing.T) {
 			if sh == (Shape{}) {
 				sh = shape
 			}
-			d := Decide(cur, live, tc.offsets, sh)
+			d := Decide(cur, live, tc.offsets, sh, nil)
 			if tc.want == nil {
 				require.Empty(t, d.Text)
 				require.False(t, d.Changed)
@@ -145,7 +145,7 @@ func TestDecideMovesANodeToItsNewAddress(t *testing.T) {
 	require.NoError(t, err)
 	b := tmember("b")
 	b.Port = 9000
-	d := Decide(cur, []Member{tmember("a"), b}, nil, Shape{Primaries: 1, Replicas: 1})
+	d := Decide(cur, []Member{tmember("a"), b}, nil, Shape{Primaries: 1, Replicas: 1}, nil)
 	require.True(t, d.Changed)
 	require.Contains(t, d.Text, tid("b")+" 127.0.0.1 9000 slave "+tid("a"))
 }
@@ -155,7 +155,7 @@ func TestDecideANewcomerAtATakenAddressWaits(t *testing.T) {
 	require.NoError(t, err)
 	imposter := tmember("a")
 	imposter.ID = tid("b")
-	d := Decide(cur, []Member{tmember("a"), imposter}, nil, Shape{Primaries: 3, Replicas: 1})
+	d := Decide(cur, []Member{tmember("a"), imposter}, nil, Shape{Primaries: 3, Replicas: 1}, nil)
 	require.False(t, d.Changed)
 	require.Equal(t, cur.Text(), d.Text)
 	require.Len(t, d.Events, 1)
@@ -180,7 +180,7 @@ func TestDecideNeverLeavesASlotUncovered(t *testing.T) {
 			offsets[m.ID] = rng.Int64N(5)
 		}
 		shape := Shape{Primaries: 1 + rng.IntN(4), Replicas: rng.IntN(3)}
-		d := Decide(cur, live, offsets, shape)
+		d := Decide(cur, live, offsets, shape, nil)
 		if len(live) == 0 {
 			require.Empty(t, d.Text)
 			continue
@@ -195,7 +195,7 @@ func TestDecideNeverLeavesASlotUncovered(t *testing.T) {
 			}
 		}
 		require.LessOrEqual(t, masters, max(shape.Primaries, cur.masterCount()), "step %d", step)
-		again := Decide(next, live, offsets, shape)
+		again := Decide(next, live, offsets, shape, nil)
 		require.False(t, again.Changed && masters >= shape.Primaries, "step %d: a second decision changes nothing once the shape is met: %q", step, again.Events)
 		cur = next
 	}
@@ -212,4 +212,65 @@ func (t *Topology) masterCount() int {
 		}
 	}
 	return n
+}
+
+func TestDecideHandover(t *testing.T) {
+	two := []string{"a master 0-8191", "b master 8192-16383", "c slave a", "d slave b", "e slave a"}
+	for _, tc := range []struct {
+		name    string
+		live    string
+		h       Handover // names, and the version the request checked
+		want    []string // nil: unchanged
+		refused string   // the start of Decision.Refused; "" granted
+	}{
+		{name: "granted: the replica takes the slots, the master and its other replica follow it",
+			live: "abcde", h: Handover{From: "a", To: "c", Revision: 7},
+			want: []string{"a slave c", "b master 8192-16383", "c master 0-8191", "d slave b", "e slave c"}},
+		{name: "the other shard's handover leaves the first alone",
+			live: "abcde", h: Handover{From: "b", To: "d", Revision: 7},
+			want: []string{"a master 0-8191", "b slave d", "c slave a", "d master 8192-16383", "e slave a"}},
+		{name: "a topology that moved since the request was checked",
+			live: "abcde", h: Handover{From: "a", To: "c", Revision: 6}, refused: "the topology changed"},
+		{name: "to a replica of another master",
+			live: "abcde", h: Handover{From: "a", To: "d", Revision: 7}, refused: "node dddd"},
+		{name: "from a replica",
+			live: "abcde", h: Handover{From: "c", To: "a", Revision: 7}, refused: "node cccc"},
+		{name: "to a node not in the topology",
+			live: "abcde", h: Handover{From: "a", To: "f", Revision: 7}, refused: "node ffff"},
+		{name: "to a replica whose registration is gone: refused, and the replica leaves",
+			live: "abde", h: Handover{From: "a", To: "c", Revision: 7}, refused: "a node of the handover",
+			want: []string{"a master 0-8191", "b master 8192-16383", "d slave b", "e slave a"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cur, err := Parse(ttext(two...), 7)
+			require.NoError(t, err)
+			var live []Member
+			for _, c := range tc.live {
+				live = append(live, tmember(string(c)))
+			}
+			h := Handover{From: tid(tc.h.From), To: tid(tc.h.To), Revision: tc.h.Revision}
+			d := Decide(cur, live, nil, Shape{Primaries: 2, Replicas: 1}, &h)
+			if tc.refused != "" {
+				require.True(t, strings.HasPrefix(d.Refused, tc.refused), "refused: %q", d.Refused)
+			} else {
+				require.Empty(t, d.Refused)
+			}
+			want := tc.want
+			if want == nil {
+				want = two
+			}
+			require.Equal(t, ttext(want...), d.Text, "events: %q", d.Events)
+			require.Equal(t, tc.want != nil, d.Changed)
+			_, err = Parse(d.Text, 8)
+			require.NoError(t, err)
+			// Once published, the same request is stale: the controller
+			// deletes it in the same transaction, but deciding again with
+			// it refuses and changes nothing.
+			next, err := Parse(d.Text, 8)
+			require.NoError(t, err)
+			again := Decide(next, live, nil, Shape{Primaries: 2, Replicas: 1}, &h)
+			require.False(t, again.Changed, "events: %q", again.Events)
+			require.NotEmpty(t, again.Refused)
+		})
+	}
 }

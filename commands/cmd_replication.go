@@ -111,6 +111,14 @@ func (s *Server) writeAllowed(sess *session, cmd *Command, args [][]byte, c *res
 		case replication.GatePaused:
 			s.repl.AwaitGate()
 			sess.writing.Store(true)
+			if s.cluster != nil && cmd.FirstKey != 0 {
+				// A FAILOVER under a control plane ends with a new map
+				// applied: the write goes to the slot's new master.
+				if e := s.route(sess, cmd, args); e != "" {
+					s.refuseMarked(sess, true, c, e)
+					return false
+				}
+			}
 			continue
 		case replication.GateNoReplicas:
 			c.WriteError(errNoReplicas)
@@ -309,11 +317,14 @@ func failoverCmd(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errNoReplication)
 		return
 	}
-	if s.manager != "" {
+	if s.manager != "" && s.cfg.ClusterHandover == nil {
 		c.WriteError(errRoleManaged("FAILOVER", s.manager))
 		return
 	}
 	var o replication.FailoverOptions
+	if s.manager != "" {
+		o.Handover = s.cfg.ClusterHandover
+	}
 	abort, to, timeout := false, false, false
 	for i := 1; i < len(args); i++ {
 		switch strings.ToUpper(string(args[i])) {

@@ -12,6 +12,7 @@ import (
 	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/keyspace"
 	"github.com/sluicehq/sluice/policy"
+	"github.com/sluicehq/sluice/replication"
 	"github.com/sluicehq/sluice/resp"
 	"github.com/sluicehq/sluice/topkeys"
 )
@@ -75,8 +76,13 @@ type Config struct {
 	MigrateTLS                   *tls.Config
 	// ClusterManager, when set, names what sets the topology and the roles
 	// (e.g. "etcd (--cluster-etcd)"): CLUSTERX SETNODES is then refused
-	// unless FORCE, and CLUSTERX SETNODEID, REPLICAOF and FAILOVER always.
+	// unless FORCE, and CLUSTERX SETNODEID and REPLICAOF always; FAILOVER
+	// too unless ClusterHandover is set.
 	ClusterManager string
+	// ClusterHandover, with ClusterManager, lets FAILOVER run: the control
+	// plane checks the target and flips the roles in its topology (see
+	// replication.FailoverOptions.Handover).
+	ClusterHandover replication.Handover
 	// ClusterInfo, when set, adds lines to INFO's "# Cluster" (the control
 	// plane's link).
 	ClusterInfo func(kv func(string, any))

@@ -110,7 +110,11 @@ type Agent struct {
 	synced   atomic.Bool // the first lease and topology read are done (or, serve, given up on)
 	started  time.Time   // when Start ran: the start-up grace counts from it
 	seenMu   sync.Mutex
-	seen     map[string]bool // ids seen registered since Start
+	seen     map[string]bool                  // ids seen registered since Start
+	lease    atomic.Int64                     // the lease registered on, 0 before one
+	applied  atomic.Pointer[cluster.Topology] // the topology last applied from etcd
+	sigMu    sync.Mutex
+	sig      chan struct{} // closed when a topology is applied (appliedSignal)
 }
 
 // Start connects to etcd and starts the agent's loops in the background:
@@ -157,7 +161,7 @@ func Start(cfg Config) (*Agent, error) {
 		log: cfg.Logger.With("component", "controlplane", "cluster", cfg.Cluster),
 	}
 	a.ttl.Store(int64(cfg.LeaseTTL))
-	a.started, a.seen = time.Now(), map[string]bool{}
+	a.started, a.seen, a.sig = time.Now(), map[string]bool{}, make(chan struct{})
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	// A restarted node may hold a topology that etcd has replaced while it
 	// was down: it serves none of its slots before it has read etcd's
@@ -279,6 +283,7 @@ func (a *Agent) member() error {
 	if err := a.syncTopology(stepCtx); err != nil {
 		return fmt.Errorf("read the topology: %w", err)
 	}
+	a.lease.Store(int64(lease.ID))
 	a.renewedAt(granted, lease.TTL)
 	ka, err := a.cli.KeepAlive(ctx, lease.ID)
 	if err != nil {

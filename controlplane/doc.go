@@ -13,9 +13,16 @@
 //	nodes/<id>   {"id":…,"host":…,"port":…} on the node's lease (TTL --cluster-lease-ttl)
 //	topology     Kvrocks's SETNODES text; its mod revision is the version every node applies
 //	election/    concurrency.Election's keys (one per candidate, on its lease)
+//	handover     {"from":…,"to":…,"revision":…}: a FAILOVER asking for the flip, on the asking node's lease
 //
 // At steady state etcd sees only the lease keepalives (one every TTL/3 per
 // node) and the idle watches: no request of a client reaches etcd.
+//
+// The agent also implements replication.Handover: FAILOVER on a primary
+// pauses its writes and catches its replica up (package replication), then
+// asks the controller for the flip through the handover key; the
+// controller grants it (cluster.Decide) in the transaction that publishes
+// the map, and deletes the request there, granted or refused.
 //
 // With the fence policy the agent also fences the node (it refuses keyed
 // commands for its slots) once its lease may have expired: when the last

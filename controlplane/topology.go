@@ -103,6 +103,9 @@ func (a *Agent) apply(text string, version int64) {
 		return
 	}
 	a.revision.Store(cur.Version())
+	if cur.Version() == version {
+		a.appliedNow(t)
+	}
 	if self != nil && self.Role == cluster.Replica {
 		if m := t.Node(self.MasterID); m != nil && !a.cfg.Replication.ReplicaOf(m.Host, m.Port) {
 			a.log.Info("cluster: role change: replica", "revision", version, "node_id", a.cfg.ID, "master", m.Addr, "master_id", m.ID)
@@ -185,25 +188,46 @@ func (a *Agent) decide(ctx context.Context, elec *concurrency.Election) (wait ti
 			return 0, fmt.Errorf("the topology in etcd is unreadable (fix it or delete %s): %w", a.topologyKey(), err)
 		}
 	}
+	handover, hrev, err := a.readHandover(ctx)
+	if err != nil {
+		return 0, err
+	}
 	live, presumed := a.presumeAlive(cur, live)
-	d := cluster.Decide(cur, live, a.offsets(ctx, cur, live), a.cfg.Shape)
+	d := cluster.Decide(cur, live, a.offsets(ctx, cur, live), a.cfg.Shape, handover)
 	if presumed > 0 {
 		wait = a.startGrace() - time.Since(a.started)
 		a.log.Info("cluster: controller waits for nodes of the topology to register after its start", "unregistered", presumed,
 			"grace_left", wait)
 	}
-	if !d.Changed {
+	if !d.Changed && handover == nil {
 		return wait, nil
 	}
-	resp, err := a.cli.Txn(ctx).If(
+	// A handover request is deleted in the same transaction, granted or
+	// refused: its node reads the outcome from the topology.
+	conds := []clientv3.Cmp{
 		clientv3.Compare(clientv3.ModRevision(a.topologyKey()), "=", rev),
 		clientv3.Compare(clientv3.CreateRevision(elec.Key()), "=", elec.Rev()),
-	).Then(clientv3.OpPut(a.topologyKey(), d.Text)).Commit()
+	}
+	var ops []clientv3.Op
+	if d.Changed {
+		ops = append(ops, clientv3.OpPut(a.topologyKey(), d.Text))
+	}
+	if handover != nil {
+		conds = append(conds, clientv3.Compare(clientv3.ModRevision(a.handoverKey()), "=", hrev))
+		ops = append(ops, clientv3.OpDelete(a.handoverKey()))
+		if d.Refused != "" {
+			a.log.Warn("cluster: controller refused a handover", "from", handover.From, "to", handover.To, "reason", d.Refused)
+		}
+	}
+	resp, err := a.cli.Txn(ctx).If(conds...).Then(ops...).Commit()
 	if err != nil {
 		return 0, err
 	}
 	if !resp.Succeeded {
 		a.log.Info("cluster: topology changed under the controller (or it lost the election); deciding again")
+		return wait, nil
+	}
+	if !d.Changed {
 		return wait, nil
 	}
 	a.log.Info("cluster: controller published a topology", "revision", resp.Header.Revision, "previous", rev,

@@ -19,6 +19,24 @@ type FailoverOptions struct {
 	// Force hands over when Timeout passes even if the replica has not
 	// caught up (FORCE), losing what it lacks.
 	Force bool
+	// Handover, when set, flips the roles instead of the PSYNC FAILOVER
+	// handshake: a control plane that publishes the topology does it.
+	Handover Handover
+}
+
+// Handover is how a control plane flips the roles of a FAILOVER (see
+// FailoverOptions.Handover).
+type Handover interface {
+	// Check is called with the chosen target before writes pause (under
+	// the node's lock: it must not block); an error refuses the FAILOVER.
+	Check(host string, port int) error
+	// Flip is called once the target has acknowledged every change, with
+	// writes still paused. It returns nil once this node follows the
+	// target and the target serves (the paused writes are then refused
+	// here), or an error, after which writes resume here: it must then be
+	// sure that the roles will not flip. deadline is TIMEOUT's end (zero:
+	// Flip's own bound); abort is closed by FAILOVER ABORT.
+	Flip(host string, port int, deadline time.Time, abort <-chan struct{}) error
 }
 
 // FAILOVER's refusals, worded as errors; the command layer words the
@@ -51,6 +69,7 @@ type failover struct {
 	port     int
 	timeout  time.Duration
 	force    bool
+	handover Handover      // nil: the PSYNC FAILOVER handshake
 	state    string        // failoverWaiting, failoverInProgress
 	paused   bool          // writes wait
 	unpaused chan struct{} // closed when writes resume
@@ -63,7 +82,9 @@ type failover struct {
 // the replica, told so by a PSYNC ... FAILOVER, promotes itself; the
 // paused writes then get READONLY. No change acknowledged to a client is
 // lost. When Timeout passes first, the handover is aborted (or, with
-// Force, done anyway). It returns once the handover has begun.
+// Force, done anyway). With o.Handover a control plane flips the roles
+// instead of the PSYNC FAILOVER handshake (see Handover). It returns once
+// the handover has begun.
 func (n *Node) Failover(o FailoverOptions, quiesce func()) error {
 	if o.Force && (o.Host == "" || o.Timeout == 0) {
 		return ErrFailoverForceOptions
@@ -94,19 +115,25 @@ func (n *Node) Failover(o FailoverOptions, quiesce func()) error {
 	case target == nil || *target.state.Load() != stateOnline:
 		return ErrFailoverNotOnline
 	}
+	if o.Handover != nil {
+		if err := o.Handover.Check(target.ip, target.port); err != nil {
+			return err
+		}
+	}
 	f := &failover{target: target, host: target.ip, port: target.port, timeout: o.Timeout, force: o.Force,
-		state: failoverWaiting, paused: true, unpaused: make(chan struct{}), abort: make(chan struct{})}
+		handover: o.Handover, state: failoverWaiting, paused: true, unpaused: make(chan struct{}), abort: make(chan struct{})}
 	n.failing = f
 	n.refreshGate()
 	go n.runFailover(f, quiesce)
 	return nil
 }
 
-// AbortFailover ends the FAILOVER waiting for its replica (FAILOVER ABORT).
+// AbortFailover ends the FAILOVER waiting for its replica (FAILOVER ABORT),
+// or, with a Handover, one whose flip has not been granted yet.
 func (n *Node) AbortFailover() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.failing == nil || n.failing.state != failoverWaiting {
+	if n.failing == nil || (n.failing.state != failoverWaiting && n.failing.handover == nil) {
 		return ErrFailoverNotRunning
 	}
 	select {
@@ -161,6 +188,21 @@ func (n *Node) runFailover(f *failover, quiesce func()) {
 	n.mu.Unlock()
 	if !caughtUp {
 		log.Warn("FAILOVER FORCE: handing over before the replica caught up; changes it lacks are lost")
+	}
+	if f.handover != nil {
+		var deadline time.Time
+		if f.timeout > 0 && !f.force {
+			deadline = began.Add(f.timeout)
+		}
+		if err := f.handover.Flip(f.host, f.port, deadline, f.abort); err != nil {
+			n.endFailover(f)
+			log.Warn("FAILOVER aborted: the roles were not flipped; writes resume here", slog.Any("err", err),
+				slog.Duration("paused", time.Since(began)))
+			return
+		}
+		n.endFailover(f)
+		log.Info("FAILOVER: handed over; this node is now a replica", slog.Duration("paused", time.Since(began)))
+		return
 	}
 	n.handOver(f)
 	if n.awaitLink(reconnectBound) {

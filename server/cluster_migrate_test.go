@@ -309,6 +309,7 @@ func TestClusterMetrics(t *testing.T) {
 	assert.Equal(t, int64(1), n0.Exists(ctx, tag).Val(), "reads are served")
 	assert.Equal(t, []string{
 		"sluice_cluster_enabled 1",
+		"sluice_cluster_fenced 0",
 		"sluice_cluster_keys_dropped_total 0",
 		"sluice_cluster_migration_writes_refused_seconds 0",
 		`sluice_cluster_migrations_total{result="fail"} 0`,

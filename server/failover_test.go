@@ -364,8 +364,7 @@ func TestEtcdFailover(t *testing.T) {
 		"ERR the topology is managed by etcd (--cluster-etcd): this node's id is kept by it")
 	assert.EqualError(t, bc.Do(ctx, "REPLICAOF", "NO", "ONE").Err(),
 		"ERR REPLICAOF not allowed while the topology is managed by etcd (--cluster-etcd): the controller sets each node's role")
-	assert.EqualError(t, bc.Do(ctx, "FAILOVER").Err(),
-		"ERR FAILOVER not allowed while the topology is managed by etcd (--cluster-etcd): the controller sets each node's role")
+	assert.EqualError(t, bc.Do(ctx, "FAILOVER").Err(), "ERR FAILOVER is not valid when server is a replica.")
 	info, err := bc.Info(ctx, "cluster").Result()
 	require.NoError(t, err)
 	assert.Contains(t, info, "cluster_etcd_lease_ok:1")
@@ -492,4 +491,11 @@ func TestEtcdFenceZombie(t *testing.T) {
 	err = zc.Do(ctx, "THROTTLE", "k", 15, 30, 60, 1).Err()
 	require.Error(t, err)
 	assert.Equal(t, "MOVED "+fmt.Sprint(cluster.Slot([]byte("k")))+" "+heir.addr, err.Error())
+}
+
+// String is the whole log.
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

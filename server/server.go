@@ -130,7 +130,7 @@ func (s *Server) open() error {
 	}
 	if s.cfg.MetricsAddr != "" {
 		reg := newRegistry(s.state, s.net)
-		reg.MustRegister(newReplicationCollector(s.state.repl), newClusterCollector(s.state.cmds))
+		reg.MustRegister(newReplicationCollector(s.state.repl), newClusterCollector(s.state.cmds, s.state.etcdLink))
 		if s.metrics, err = startMetrics(s.cfg.MetricsAddr, reg, s.log, s.cfg.Pprof, s.statusPage(), s.state.servesAs); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}

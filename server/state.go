@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -85,6 +86,7 @@ func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, erro
 	st.cluster = cc.Cluster
 	if cfg.ClusterEtcd != "" {
 		cc.ClusterManager = "etcd (--cluster-etcd)"
+		cc.ClusterHandover = agentHandover{st}
 		cc.ClusterInfo = func(kv func(string, any)) {
 			if a := st.agent.Load(); a != nil {
 				a.Info(kv)
@@ -211,6 +213,37 @@ func (st *state) startControlPlane(cfg Config, log *slog.Logger, fenceClock func
 	}
 	st.agent.Store(a)
 	return nil
+}
+
+// etcdLink is the etcd agent's status, for the metrics; ok is false
+// without one.
+func (st *state) etcdLink() (controlplane.Status, bool) {
+	if a := st.agent.Load(); a != nil {
+		return a.Status(), true
+	}
+	return controlplane.Status{}, false
+}
+
+// agentHandover lets FAILOVER run under etcd: the agent, once started,
+// checks the target and asks the controller for the flip.
+type agentHandover struct{ st *state }
+
+var errNoAgent = errors.New("FAILOVER: the etcd control plane has not started yet")
+
+// Check implements replication.Handover.
+func (h agentHandover) Check(host string, port int) error {
+	if a := h.st.agent.Load(); a != nil {
+		return a.Check(host, port)
+	}
+	return errNoAgent
+}
+
+// Flip implements replication.Handover.
+func (h agentHandover) Flip(host string, port int, deadline time.Time, abort <-chan struct{}) error {
+	if a := h.st.agent.Load(); a != nil {
+		return a.Flip(host, port, deadline, abort)
+	}
+	return errNoAgent
 }
 
 // journalRef is the keyspace's Journal with a data directory: the store,
