@@ -23,9 +23,9 @@ const ClusterReloadMinGap = 100 * time.Millisecond
 
 // NewClusterClient returns a go-redis ClusterClient for a Sluice cluster:
 // opt's settings, with ClusterStateReloadInterval set to
-// [ClusterStateReloadInterval] when opt leaves it zero, and a hook that
-// reloads the slot map when a command fails on a node that is gone. opt
-// itself is not changed.
+// [ClusterStateReloadInterval] and DialerRetries to 1 when opt leaves them
+// zero, and a hook that reloads the slot map when a command fails on a
+// node that is gone. opt itself is not changed.
 //
 // Why: go-redis v9 reloads its slot map (CLUSTER SLOTS from one node)
 // right after a -MOVED or -ASK reply, and otherwise only when a command
@@ -48,6 +48,14 @@ const ClusterReloadMinGap = 100 * time.Millisecond
 // start another. The interval remains the fallback for a map that changed
 // without any command failing.
 //
+// DialerRetries 1: go-redis dials a node up to 5 times, 100 ms apart, on
+// each of a command's 4 tries (MaxRedirects 3), so a command sent to a
+// dead node took about 2 s to fail and to try the reloaded map. The
+// cluster client already retries a refused dial with its own backoff
+// (8-512 ms), on a node taken from the map again from the third try; one
+// dial per try is enough, and keeps a command's failure as short as the
+// node's refusal.
+//
 // A primary that hangs (stopped, not dead) accepts connections and answers
 // nothing: each try waits for ReadTimeout (go-redis's default 3 s) or the
 // command's context deadline, whichever is first, and only then counts as
@@ -58,6 +66,9 @@ func NewClusterClient(opt *redis.ClusterOptions) *redis.ClusterClient {
 	o := *opt
 	if o.ClusterStateReloadInterval == 0 {
 		o.ClusterStateReloadInterval = ClusterStateReloadInterval
+	}
+	if o.DialerRetries == 0 {
+		o.DialerRetries = 1
 	}
 	c := redis.NewClusterClient(&o)
 	h := &reloadHook{reload: func() { c.ReloadState(context.Background()) }, gap: ClusterReloadMinGap}

@@ -117,6 +117,7 @@ func TestNewClusterClientFollowsATopologyChangeWithoutMoved(t *testing.T) {
 		assert.False(t, res.Limited)
 	}
 	assert.Equal(t, client.ClusterStateReloadInterval, followed.Options().ClusterStateReloadInterval)
+	assert.Equal(t, 1, followed.Options().DialerRetries, "one dial per try")
 
 	// Node 0 dies; version 2 gives its slots to node 1 (pushed to the live nodes).
 	tc.kill(0)
