@@ -29,7 +29,8 @@
 // middleware fails open or closed as configured ([FailOpen], [FailClosed]).
 //
 // For a Sluice cluster, build the go-redis ClusterClient with
-// [NewClusterClient]: it reloads the slot map once a command finds it older
+// [NewClusterClient]: it reloads the slot map as soon as a command fails on
+// a dead node (at most every 100 ms), and once a command finds it older
 // than 2 seconds, which is how a client learns of a failover (a dead
 // primary sends no -MOVED).
 //
