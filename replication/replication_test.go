@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sluicehq/sluice/server"
@@ -129,7 +130,16 @@ func TestReplicaIsExact(t *testing.T) {
 	rs := replica.info("replication")
 	assert.Equal(t, "slave", rs["role"])
 	assert.Equal(t, st["master_replid"], rs["master_replid"])
-	assert.Equal(t, st["master_repl_offset"], rs["slave_repl_offset"], "WAIT saw the replica acknowledge everything")
+	// The offsets agree once the stream is quiet. The primary's heartbeat
+	// (every PingPeriod) moves both, so a heartbeat sent between the two
+	// INFOs makes one reading differ (it failed CI once, 19 bytes apart):
+	// read the pair again until both were taken between two heartbeats.
+	var pOff, rOff string
+	require.Eventually(t, func() bool {
+		pOff = primary.info("replication")["master_repl_offset"]
+		rOff = replica.info("replication")["slave_repl_offset"]
+		return pOff == rOff && pOff == primary.info("replication")["master_repl_offset"]
+	}, 20*time.Second, time.Millisecond, "the replica's offset %s never equals the primary's %s", rOff, pOff)
 }
 
 // TestReplicaRefusesWrites: a replica answers every state-changing command
