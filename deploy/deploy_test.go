@@ -61,7 +61,8 @@ func startServer(t *testing.T) *server.Server {
 // scrape starts a server (startServer), makes decisions both ways, and
 // reads /metrics: the series a server serves once it has run a little; and
 // adds those of a replica of it (the replication series only a replica
-// serves).
+// serves) and the primary's once it has the replica (the per-replica
+// series).
 func scrape(t *testing.T) exposition {
 	t.Helper()
 	s := startServer(t)
@@ -84,8 +85,16 @@ func scrape(t *testing.T) exposition {
 		rexp = readMetrics(t, r.MetricsAddr().String())
 		return rexp["sluice_replication_lag_seconds"] != nil // after the first heartbeat
 	}, 20*time.Second, 10*time.Millisecond, "the replica measures its lag")
-	for name, series := range rexp {
-		exp[name] = append(exp[name], series...)
+	// The primary again, now that it has a replica: the per-replica series.
+	var pexp exposition
+	require.Eventually(t, func() bool {
+		pexp = readMetrics(t, s.MetricsAddr().String())
+		return pexp["sluice_replication_replica_lag_bytes"] != nil
+	}, 20*time.Second, 10*time.Millisecond, "the primary lists its replica")
+	for _, more := range []exposition{rexp, pexp} {
+		for name, series := range more {
+			exp[name] = append(exp[name], series...)
+		}
 	}
 	return exp
 }
