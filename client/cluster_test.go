@@ -99,6 +99,23 @@ func keyOfNode0() string {
 	return key
 }
 
+// awaitFreshOnNode1 sends THROTTLE for key until the client reaches the
+// node that now serves it, where the key starts empty (9 of 10 left).
+func awaitFreshOnNode1(t *testing.T, sl *client.Client, key string, limit client.Limit) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := sl.Throttle(context.Background(), key, limit, 1)
+		if err == nil {
+			assert.False(t, res.Limited)
+			assert.Equal(t, int64(9), res.Remaining, "the key starts empty on node 1")
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "the client never followed the new map: %v", err)
+		time.Sleep(10 * time.Millisecond) // pace the polling; the deadline bounds the wait
+	}
+}
+
 func TestNewClusterClientFollowsATopologyChangeWithoutMoved(t *testing.T) {
 	tc := newTestCluster(t)
 	ctx := context.Background()
@@ -123,19 +140,7 @@ func TestNewClusterClientFollowsATopologyChangeWithoutMoved(t *testing.T) {
 	tc.kill(0)
 	tc.push(2, []string{tc.line(1, "0-10922"), tc.line(2, "10923-16383")}, 1, 2)
 
-	var lastErr error
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := sl.Throttle(ctx, key, limit, 1)
-		if err == nil {
-			assert.False(t, res.Limited)
-			assert.Equal(t, int64(9), res.Remaining, "the key starts empty on node 1")
-			break
-		}
-		lastErr = err
-		require.True(t, time.Now().Before(deadline), "the client never followed the new map: %v", lastErr)
-		time.Sleep(50 * time.Millisecond) // pace the polling; the deadline, not this, bounds the wait
-	}
+	awaitFreshOnNode1(t, sl, key, limit)
 	_, err := slStale.Throttle(ctx, key, limit, 1)
 	assert.Error(t, err, "a client whose map is not reloaded still sends the slot to the dead node")
 
@@ -223,17 +228,7 @@ func TestNewClusterClientReloadsWhenACommandFails(t *testing.T) {
 
 	// Version 2 gives node 0's slots to node 1; the next failure reloads it.
 	tc.push(2, []string{tc.line(1, "0-10922"), tc.line(2, "10923-16383")}, 1, 2)
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		res, err := sl.Throttle(ctx, key, limit, 1)
-		if err == nil {
-			assert.False(t, res.Limited)
-			assert.Equal(t, int64(9), res.Remaining, "the key starts empty on node 1")
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the client never followed the new map: %v", err)
-		time.Sleep(10 * time.Millisecond) // pace the polling; the deadline bounds the wait
-	}
+	awaitFreshOnNode1(t, sl, key, limit)
 	tc.assertNoRedirects()
 
 	// Served: successes start no reload (one already pending may still run).

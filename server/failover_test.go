@@ -304,27 +304,7 @@ func TestEtcdFailover(t *testing.T) {
 
 	seq := loadSequence(t)
 	half := len(seq.Steps) / 2
-	run := func(from, to int) {
-		for _, st := range seq.Steps[from:to] {
-			setClock(t, cc, seq.EpochNs+st.AtS*int64(time.Second))
-			args := make([]any, len(st.Args))
-			for i, a := range st.Args {
-				args[i] = a
-			}
-			v, err := cc.Do(ctx, args...).Result()
-			if st.Error != "" {
-				assert.EqualError(t, err, st.Error, st.Name)
-				continue
-			}
-			require.NoError(t, err, st.Name)
-			got := make([]int64, 0, 5)
-			for _, x := range v.([]any) {
-				got = append(got, x.(int64))
-			}
-			assert.Equal(t, st.Reply, got, st.Name)
-		}
-	}
-	run(0, half)
+	seq.run(t, cc, 0, half)
 
 	// Stop the primary of user123, once its replica has every change.
 	top := etcdTopology(t, cli)
@@ -344,7 +324,7 @@ func TestEtcdFailover(t *testing.T) {
 	eventually(t, "the client reaches the new primary", func() bool {
 		return cc.Do(ctx, "PING").Err() == nil && cc.Do(ctx, "EXISTS", "user123").Err() == nil
 	})
-	run(half, len(seq.Steps))
+	seq.run(t, cc, half, len(seq.Steps))
 
 	// The first stopped primary restarts on its data directory: same id,
 	// back as a replica.
