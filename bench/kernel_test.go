@@ -30,9 +30,9 @@ func TestPerfArgs(t *testing.T) {
 // perf gave them, "-" where not, and the note that says why.
 func TestWriteKernel(t *testing.T) {
 	r := Report{PerfNote: "perf is not installed: no system call counts", Results: []Result{
-		{Workload: "uniform", Peer: "sluice", Pipeline: 1, ServerCPUPerReq: 9.5,
+		{Workload: "uniform", Peer: "sluice", Pipeline: 1, ServerCPUPerReq: 9.5, ServerUserPerReq: 2.25,
 			Kernel: &KernelCounts{Syscalls: 2.125, Reads: 1, Writes: 1, EpollWaits: 0.125, ContextSwitches: 0.03}},
-		{Workload: "uniform", Peer: "redis-set", Pipeline: 1, ServerCPUPerReq: 10.25},
+		{Workload: "uniform", Peer: "redis-set", Pipeline: 1, ServerCPUPerReq: 10.25, ServerUserPerReq: 3},
 	}}
 	var b strings.Builder
 	if err := r.writeKernel(&b); err != nil {
@@ -40,6 +40,6 @@ func TestWriteKernel(t *testing.T) {
 	}
 	out := b.String()
 	assert.Contains(t, out, "# server cost per request; perf is not installed")
-	assert.Regexp(t, `sluice\s+1\s+9\.50\s+2\.125\s+1\.000\s+0\.000\s+1\.000\s+0\.125\s+0\.0300`, out)
-	assert.Regexp(t, `redis-set\s+1\s+10\.25\s+-\s+-\s+-\s+-\s+-\s+-`, out)
+	assert.Regexp(t, `sluice\s+1\s+9\.50\s+2\.25\s+2\.125\s+1\.000\s+0\.000\s+1\.000\s+0\.125\s+0\.0300`, out)
+	assert.Regexp(t, `redis-set\s+1\s+10\.25\s+3\.00\s+-\s+-\s+-\s+-\s+-\s+-`, out)
 }

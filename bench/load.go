@@ -45,7 +45,7 @@ type loadResult struct {
 	Allowed   uint64
 	Limited   uint64
 	Bad       uint64 // well-formed replies of the wrong shape or values
-	ServerCPU time.Duration
+	ServerCPU cpuTimes
 	ClientCPU time.Duration
 	Kernel    *KernelCounts // nil without perf
 }
@@ -227,7 +227,8 @@ func runLoad(ctx context.Context, spec loadSpec) (loadResult, error) {
 	// perf counts between the same points, over the requests completed in
 	// between.
 	var cpuMu sync.Mutex
-	var srvStart, cliStart time.Duration
+	var srvStart cpuTimes
+	var cliStart time.Duration
 	var perfOps uint64
 	var perfErr error
 	sampleStart := time.AfterFunc(spec.Warmup, func() {
@@ -250,7 +251,7 @@ func runLoad(ctx context.Context, spec loadSpec) (loadResult, error) {
 	cpuMu.Lock()
 	srvEnd, _ := procCPUTimeOpt(spec.ServerPID)
 	cliEnd := selfCPUTime()
-	res := loadResult{Hist: &Histogram{}, ServerCPU: srvEnd - srvStart, ClientCPU: cliEnd - cliStart}
+	res := loadResult{Hist: &Histogram{}, ServerCPU: srvEnd.sub(srvStart), ClientCPU: cliEnd - cliStart}
 	if perf != nil {
 		if perfErr == nil {
 			perfErr = perf.command("disable")
@@ -349,10 +350,10 @@ func monitor(ctx context.Context, spec loadSpec, workers []*worker, t0 time.Time
 	}
 }
 
-// procCPUTimeOpt is procCPUTime, or 0 when pid is 0.
-func procCPUTimeOpt(pid int) (time.Duration, error) {
+// procCPUTimeOpt is procCPUTime, or zero when pid is 0.
+func procCPUTimeOpt(pid int) (cpuTimes, error) {
 	if pid == 0 {
-		return 0, nil
+		return cpuTimes{}, nil
 	}
 	return procCPUTime(pid)
 }

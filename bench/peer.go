@@ -422,29 +422,41 @@ func (p *peer) crashReport() string {
 	}
 }
 
-// procCPUTime reads utime+stime of a process from /proc/PID/stat (counted in
-// ticks of 1/100 s, Linux's USER_HZ).
-func procCPUTime(pid int) (time.Duration, error) {
+// cpuTimes is a process's CPU time so far, split into user and kernel mode.
+type cpuTimes struct{ user, system time.Duration }
+
+// total is user plus kernel time.
+func (c cpuTimes) total() time.Duration { return c.user + c.system }
+
+// sub is the CPU time spent between an earlier sample and c.
+func (c cpuTimes) sub(earlier cpuTimes) cpuTimes {
+	return cpuTimes{user: c.user - earlier.user, system: c.system - earlier.system}
+}
+
+// procCPUTime reads utime and stime of a process from /proc/PID/stat
+// (counted in ticks of 1/100 s, Linux's USER_HZ).
+func procCPUTime(pid int) (cpuTimes, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return cpuTimes{}, err
 	}
 	// Fields after the command name, which is in parentheses and may hold
 	// spaces: state is field 3, utime 14, stime 15.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+		return cpuTimes{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+		return cpuTimes{}, fmt.Errorf("/proc/%d/stat: too few fields", pid)
 	}
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+		return cpuTimes{}, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
 	}
-	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+	const tick = 10 * time.Millisecond
+	return cpuTimes{user: time.Duration(ut) * tick, system: time.Duration(st) * tick}, nil
 }
 
 // rssBytes returns the peer's resident set size from /proc/PID/status.

@@ -62,6 +62,9 @@ type Result struct {
 	// ServerCPUPerReq is the server's CPU time (utime+stime) per measured
 	// request, in microseconds.
 	ServerCPUPerReq float64 `json:"server_cpu_us_per_req"`
+	// ServerUserPerReq is the part of ServerCPUPerReq spent in user mode
+	// (utime): the server's own code, without the system calls' kernel work.
+	ServerUserPerReq float64 `json:"server_user_us_per_req"`
 	// Kernel is the server's system calls and context switches per
 	// request (nil without perf).
 	Kernel *KernelCounts `json:"kernel,omitempty"`
@@ -108,11 +111,12 @@ func newResult(wl Workload, peerName string, throttle bool, r loadResult) Result
 		Kernel: r.Kernel,
 	}
 	if r.Ops > 0 {
-		res.ServerCPUPerReq = float64(r.ServerCPU.Nanoseconds()) / 1e3 / float64(r.Ops)
+		res.ServerCPUPerReq = float64(r.ServerCPU.total().Nanoseconds()) / 1e3 / float64(r.Ops)
+		res.ServerUserPerReq = float64(r.ServerCPU.user.Nanoseconds()) / 1e3 / float64(r.Ops)
 	}
 	if r.Elapsed > 0 {
 		res.OpsPerSec = float64(r.Ops) / r.Elapsed.Seconds()
-		res.ServerCPU = 100 * r.ServerCPU.Seconds() / r.Elapsed.Seconds()
+		res.ServerCPU = 100 * r.ServerCPU.total().Seconds() / r.Elapsed.Seconds()
 		res.ClientCPU = 100 * r.ClientCPU.Seconds() / r.Elapsed.Seconds()
 	}
 	return res
@@ -230,12 +234,12 @@ func (r *Report) writeKernel(w io.Writer) error {
 	if r.PerfNote != "" {
 		fmt.Fprintf(w, "# server cost per request; %s\n", r.PerfNote)
 	} else {
-		fmt.Fprintln(w, "# server cost per request: CPU from /proc/PID/stat, system calls and context switches from perf stat")
+		fmt.Fprintln(w, "# server cost per request: CPU (all, and user mode only) from /proc/PID/stat, system calls and context switches from perf stat")
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "workload\tpeer\tpipe\tcpu µs\tsyscalls\tread\tEAGAIN\twrite\tepoll\tctx sw\t\n")
+	fmt.Fprintf(tw, "workload\tpeer\tpipe\tcpu µs\tuser µs\tsyscalls\tread\tEAGAIN\twrite\tepoll\tctx sw\t\n")
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t", x.Workload, x.Peer, x.Pipeline, x.ServerCPUPerReq)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%.2f\t", x.Workload, x.Peer, x.Pipeline, x.ServerCPUPerReq, x.ServerUserPerReq)
 		if k := x.Kernel; k != nil {
 			fmt.Fprintf(tw, "%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.4f\t\n", k.Syscalls, k.Reads, k.ReadsEAGAIN, k.Writes, k.EpollWaits, k.ContextSwitches)
 		} else {
