@@ -526,23 +526,19 @@ func (c *Conn) flush() bool {
 	if len(c.wbuf) == 0 {
 		return true
 	}
-	if wt := c.lim.WriteTimeout; wt > 0 {
-		// Refresh the deadline only when it has noticeably aged: the
-		// effective timeout is between 7/8 and 8/8 of WriteTimeout.
-		now := time.Now()
-		if now.Sub(c.wdlSet) > wt/8 {
-			_ = c.nc.SetWriteDeadline(now.Add(wt))
-			c.wdlSet = now
-		}
-	}
-	if c.killed.Load() {
-		return false // checked after the deadline: Close's past one may have been overwritten
-	}
 	var n int
 	var err error
 	if c.fd >= 0 {
+		// The socket is written directly and never waits: the write
+		// deadline is set only if it would (see writeReady).
+		if c.killed.Load() {
+			return false
+		}
 		n, err = c.writeReady()
 	} else {
+		if !c.armWrite() {
+			return false
+		}
 		n, err = c.nc.Write(c.wbuf)
 	}
 	if n > 0 {
@@ -558,9 +554,28 @@ func (c *Conn) flush() bool {
 	return true
 }
 
+// armWrite sets the write deadline before a write that may wait for the
+// client to read, and reports whether the connection is still open.
+func (c *Conn) armWrite() bool {
+	if wt := c.lim.WriteTimeout; wt > 0 {
+		// Refresh the deadline only when it has noticeably aged: the
+		// effective timeout is between 7/8 and 8/8 of WriteTimeout.
+		now := time.Now()
+		if now.Sub(c.wdlSet) > wt/8 {
+			_ = c.nc.SetWriteDeadline(now.Add(wt))
+			c.wdlSet = now
+		}
+	}
+	// Checked after the deadline: Close's past one may have been overwritten.
+	return !c.killed.Load()
+}
+
 // writeReady writes the reply buffer straight to the socket from inside
 // onReadable; what the socket does not take at once is written with
 // net.Conn.Write, which waits for writability under the write deadline.
+// Only that wait needs the deadline, so only it pays for reading the
+// clock and setting it: a reply the socket takes at once costs one system
+// call and nothing else.
 func (c *Conn) writeReady() (int, error) {
 	off := 0
 	for off < len(c.wbuf) {
@@ -569,6 +584,9 @@ func (c *Conn) writeReady() (int, error) {
 		switch {
 		case err == syscall.EINTR:
 		case err == syscall.EAGAIN || (err == nil && n == 0):
+			if !c.armWrite() {
+				return off, net.ErrClosed
+			}
 			m, err := c.nc.Write(c.wbuf[off:])
 			return off + m, err
 		case err != nil:
