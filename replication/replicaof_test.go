@@ -122,3 +122,45 @@ func TestReplicaOfWaitsForWritesInFlight(t *testing.T) {
 	assert.Equal(t, "1", as["slave_full_syncs"], "A's stream holds the held writes, which B lacks")
 	assert.Equal(t, "0", as["slave_partial_syncs"])
 }
+
+// TestReplicaOfPastTheWritesBound: a write held in flight for longer than
+// REPLICAOF waits (1 s). REPLICAOF then answers, logging it, and A stays a
+// replica that refuses writes but does not connect to B (which could
+// continue it at an offset its state has gone past) until the write has
+// ended; then it follows B and ends with B's state.
+func TestReplicaOfPastTheWritesBound(t *testing.T) {
+	a, b := startNode(t, nil), startNode(t, nil)
+	setClock(t, epoch, a, b)
+	follow(t, b, a.host, a.port)
+	for i := range 100 {
+		a.must("THROTTLE", key(i), 4, 2, 10)
+	}
+	waitReplicas(t, a, 1)
+
+	require.Equal(t, "OK", a.must("DEBUG", "HOLD-WRITES", "ON"))
+	t.Cleanup(func() { _, _ = a.do("DEBUG", "HOLD-WRITES", "OFF") })
+	held := make(chan error, 1)
+	go func() { _, err := a.do("THROTTLE", "held", 4, 2, 10); held <- err }()
+	eventually(t, func() bool { return a.must("DEBUG", "HOLD-WRITES", "COUNT") == int64(1) }, "a write held in flight")
+
+	require.Equal(t, "OK", b.must("REPLICAOF", "NO", "ONE"))
+	require.Equal(t, "OK", a.must("REPLICAOF", b.host, b.port), "REPLICAOF answers once its wait is over")
+	require.EqualValues(t, 1, a.must("DEBUG", "HOLD-WRITES", "COUNT"), "the write is still running")
+	require.Contains(t, a.logs.String(), "still running")
+	_, err := a.do("THROTTLE", "late", 4, 2, 10)
+	require.ErrorContains(t, err, "READONLY")
+	// A's follower waits for the write before its first PSYNC: B has
+	// served no one.
+	bs := b.info("replication")
+	assert.Equal(t, "0", bs["sync_full"])
+	assert.Equal(t, "0", bs["sync_partial_ok"])
+	assert.Equal(t, "0", bs["connected_slaves"])
+
+	require.Equal(t, "OK", a.must("DEBUG", "HOLD-WRITES", "OFF"))
+	require.NoError(t, <-held, "the held write ran")
+	eventually(t, func() bool { return a.info("replication")["master_link_status"] == "up" }, "A follows B:\n"+a.logs.String())
+	require.Contains(t, a.logs.String(), "the writes ended; connecting to the primary")
+	waitReplicas(t, b, 1)
+	sameState(t, b, a, 100)
+	assert.Equal(t, "1", a.info("replication")["slave_full_syncs"], "A's stream holds the held write, which B lacks")
+}
