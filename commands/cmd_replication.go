@@ -26,9 +26,10 @@ type Replication interface {
 	// AwaitGate waits out a FAILOVER's pause and says it again.
 	WriteGate() replication.Gate
 	AwaitGate() replication.Gate
-	// Failover starts a planned handover (FAILOVER); quiesce returns once
-	// no write is running. AbortFailover is FAILOVER ABORT.
-	Failover(o replication.FailoverOptions, quiesce func()) error
+	// Failover starts a planned handover (FAILOVER); AbortFailover is
+	// FAILOVER ABORT. Both it and ReplicaOf wait for the writes running
+	// (AwaitWrites, which the server hands the node).
+	Failover(o replication.FailoverOptions) error
 	AbortFailover() error
 	// ReplicaOf follows host:port (REPLICAOF host port); already: it did.
 	ReplicaOf(host string, port int) (already bool)
@@ -95,7 +96,7 @@ func replicationCommands() []*Command {
 // writeAllowed is the gate of every state-changing command (with
 // replication on). The caller has marked the session as writing; the gate
 // is read after that, so that a FAILOVER pausing writes either sees the
-// mark (and waits for the command, see awaitWrites) or is seen (and the
+// mark (and waits for the command, see AwaitWrites) or is seen (and the
 // command waits for it). A replica refuses with READONLY, a primary short
 // of good replicas with NOREPLICAS; peeks (quantity 0) pass. A refusal
 // clears the mark; otherwise the caller clears it once the command has
@@ -129,9 +130,20 @@ func (s *Server) writeAllowed(sess *session, cmd *Command, args [][]byte, c *res
 	}
 }
 
-// awaitWrites returns once no session is running a state-changing
-// command; a FAILOVER calls it after pausing writes.
-func (s *Server) awaitWrites() {
+// AwaitWrites returns true once every state-changing command that was
+// running when it was called has ended, or false once bound has passed
+// first (0: no bound). A command marks its session as writing before
+// routing reads the cluster view and before it reads the replication gate
+// (ServeRESP), so one that starts after the call sees what was published
+// before it: FAILOVER and REPLICAOF call it (through
+// replication.Node.SetQuiesce) once writes are paused or refused, a slot
+// migration once the slot's writes are refused. A session that ended its
+// command and started another is not waited for again.
+func (s *Server) AwaitWrites(bound time.Duration) bool {
+	var deadline time.Time
+	if bound > 0 {
+		deadline = time.Now().Add(bound)
+	}
 	s.mu.Lock()
 	sessions := make([]*session, 0, len(s.sessions))
 	for _, sess := range s.sessions {
@@ -139,10 +151,18 @@ func (s *Server) awaitWrites() {
 	}
 	s.mu.Unlock()
 	for _, sess := range sessions {
-		for sess.writing.Load() {
-			time.Sleep(50 * time.Microsecond)
+		if !sess.writing.Load() {
+			continue
+		}
+		n := sess.commands.Load()
+		for sess.writing.Load() && sess.commands.Load() == n {
+			if !deadline.IsZero() && time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(20 * time.Microsecond)
 		}
 	}
+	return true
 }
 
 // isPeek reports whether a call of cmd asks for quantity 0, changing no
@@ -373,7 +393,7 @@ func failoverCmd(s *Server, c *resp.Conn, args [][]byte) {
 	case abort:
 		err = s.repl.AbortFailover()
 	default:
-		err = s.repl.Failover(o, s.awaitWrites)
+		err = s.repl.Failover(o)
 	}
 	if err != nil {
 		c.WriteError(errorReply(err))

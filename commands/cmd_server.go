@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/resp"
@@ -52,7 +53,7 @@ func serverCommands() []*Command {
 					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: configHelp},
 			}},
 		{Name: "debug", Arity: -2, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",
-			Summary:    "Test controls, refused unless the server runs with --enable-debug-command: CLOCK SET <unix-ns> | CLOCK REAL | CLOCK GET | SWEEP | DIGEST.",
+			Summary:    "Test controls, refused unless the server runs with --enable-debug-command: CLOCK SET <unix-ns> | CLOCK REAL | CLOCK GET | SWEEP | DIGEST | HOLD-WRITES ON|OFF|COUNT.",
 			Complexity: "Depends on subcommand.",
 			Args:       []Arg{{Name: "subcommand", Type: "string"}, {Name: "arg", Type: "string", Optional: true, Multiple: true}}, Handler: debug},
 	}
@@ -332,6 +333,20 @@ func debug(s *Server, c *resp.Conn, args [][]byte) {
 		// mode the keys of slots this node lost go first.
 		s.finishDrops()
 		c.WriteInt(int64(s.keys.Sweep(s.clock.Now(), math.MaxInt)))
+	case sub == "HOLD-WRITES" && len(args) == 3:
+		switch strings.ToUpper(string(args[2])) {
+		case "ON":
+			s.heldWrites.on()
+			s.log.Warn("DEBUG HOLD-WRITES ON: state-changing commands wait after their gate", "client", sessionOf(c).addr)
+			c.WriteSimple("OK")
+		case "OFF":
+			s.heldWrites.off()
+			c.WriteSimple("OK")
+		case "COUNT":
+			c.WriteInt(s.heldWrites.count())
+		default:
+			c.WriteError(errSyntax)
+		}
 	case sub == "HELP" && len(args) == 2:
 		writeHelp(c, "DEBUG", []string{
 			"CLOCK SET <unix-nanoseconds>", "    Freeze the server clock at that instant.",
@@ -339,8 +354,42 @@ func debug(s *Server, c *resp.Conn, args [][]byte) {
 			"CLOCK GET", "    Return the server clock in Unix nanoseconds.",
 			"SWEEP", "    Reclaim every expired key now; return how many. In cluster mode, first finish dropping the keys of lost slots.",
 			"DIGEST", "    Return a digest of the state that still matters now (equal on a primary and an up-to-date replica).",
+			"HOLD-WRITES ON|OFF|COUNT", "    ON: every state-changing command that passed the write gate waits there, in flight, until OFF; COUNT: how many wait now.",
 		})
 	default:
 		c.WriteError(errDebugSubcommand(args[1]))
 	}
 }
+
+// writeHold is DEBUG HOLD-WRITES: while on, every state-changing command
+// that passed its gate waits there, marked as writing, until it is off; a
+// test holds a write in flight that way (the moment a scheduler could
+// preempt it) and sees what a role change does meanwhile.
+type writeHold struct {
+	release atomic.Pointer[chan struct{}] // nil: off
+	held    atomic.Int64
+}
+
+// hold waits while the hold is on: one atomic load when it is off.
+func (h *writeHold) hold() {
+	ch := h.release.Load()
+	if ch == nil {
+		return
+	}
+	h.held.Add(1)
+	<-*ch
+	h.held.Add(-1)
+}
+
+func (h *writeHold) on() {
+	ch := make(chan struct{})
+	h.release.CompareAndSwap(nil, &ch)
+}
+
+func (h *writeHold) off() {
+	if ch := h.release.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+func (h *writeHold) count() int64 { return h.held.Load() }

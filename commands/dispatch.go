@@ -65,9 +65,9 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 	}
 	// A state-changing command is marked as writing before routing reads
 	// the cluster view and before the replication gate is read, so that a
-	// FAILOVER pausing writes, or a slot migration refusing a slot's
-	// writes, either sees the mark and waits for the command (awaitWrites,
-	// awaitSlotWriters) or is seen by it.
+	// FAILOVER pausing writes, a REPLICAOF refusing them, or a slot
+	// migration refusing a slot's writes, either sees the mark and waits
+	// for the command (AwaitWrites) or is seen by it.
 	writing := cmd.Flags&FlagWrite != 0 && (s.repl != nil || s.cluster != nil)
 	if writing {
 		sess.writing.Store(true)
@@ -85,6 +85,9 @@ func (s *Server) ServeRESP(c *resp.Conn, args [][]byte) {
 	}
 	if writing && s.repl != nil && !s.writeAllowed(sess, cmd, args, c) {
 		return
+	}
+	if writing && s.cfg.EnableDebug {
+		s.heldWrites.hold() // DEBUG HOLD-WRITES: a write in flight, for tests
 	}
 	sess.lastCmd.Store(&cmd.Name)
 	s.run(cmd, sess, c, args)

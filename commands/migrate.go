@@ -336,7 +336,7 @@ func (s *Server) migrateSlot(m *migration) (records, bytes int, refused time.Dur
 			s.cluster.AllowWrites(m.slots)
 		}
 	}()
-	s.awaitSlotWriters()
+	s.AwaitWrites(0)
 	final, cancel := context.WithTimeout(ctx, migrateFinalTimeout)
 	defer cancel()
 	recs, err := tail.take()
@@ -358,28 +358,6 @@ func (s *Server) migrateSlot(m *migration) (records, bytes int, refused time.Dur
 	}
 	handed = true
 	return records, bytes, time.Since(forbidden), nil
-}
-
-// awaitSlotWriters returns once every state-changing command that was
-// running when it was called has ended: a command marks its session as
-// writing before routing reads the cluster view, so a command that starts
-// later sees the view published before this call.
-func (s *Server) awaitSlotWriters() {
-	s.mu.Lock()
-	sessions := make([]*session, 0, len(s.sessions))
-	for _, sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
-	s.mu.Unlock()
-	for _, sess := range sessions {
-		if !sess.writing.Load() {
-			continue
-		}
-		n := sess.commands.Load()
-		for sess.writing.Load() && sess.commands.Load() == n {
-			time.Sleep(20 * time.Microsecond)
-		}
-	}
 }
 
 // clusterxImport serves CLUSTERX IMPORT slot|first-last 0|1|2 (Kvrocks's

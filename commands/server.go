@@ -141,6 +141,9 @@ type Server struct {
 	// loading is set while the data directory is recovered (SetLoading).
 	loading atomic.Pointer[loadingState]
 
+	// heldWrites is DEBUG HOLD-WRITES (a write in flight, for tests).
+	heldWrites writeHold
+
 	// isLocal tells loopback clients for protected mode; tests replace it
 	// to see the refusal without a second network.
 	isLocal func(addr string) bool

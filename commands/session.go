@@ -28,7 +28,7 @@ type session struct {
 	// listeningPort is a replica's REPLCONF listening-port, for PSYNC.
 	listeningPort int
 	// writing is set while a state-changing command is routed, gated and
-	// run (see ServeRESP, writeAllowed and awaitSlotWriters).
+	// run (see ServeRESP, writeAllowed and AwaitWrites).
 	writing atomic.Bool
 	topKeys topkeys.Sampler // which decisions THROTTLE.TOP records (cmd_top.go)
 	// authFailed counts failed AUTH on this connection (see

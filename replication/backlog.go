@@ -223,6 +223,13 @@ func (b *Backlog) setMuted(v bool) {
 	b.mu.Unlock()
 }
 
+// isMuted reports whether Record ignores the keyspace.
+func (b *Backlog) isMuted() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.muted
+}
+
 // reset empties the backlog and starts the stream again at offset (a
 // replica's full resynchronisation), dropping every reader.
 func (b *Backlog) reset(offset int64) {

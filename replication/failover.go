@@ -77,7 +77,7 @@ type failover struct {
 }
 
 // Failover starts a planned handover to a replica (FAILOVER): writes
-// pause; once every in-flight write has finished (quiesce returns) and the
+// pause; once every in-flight write has finished (see SetQuiesce) and the
 // replica has acknowledged everything, this node becomes its replica and
 // the replica, told so by a PSYNC ... FAILOVER, promotes itself; the
 // paused writes then get READONLY. No change acknowledged to a client is
@@ -85,7 +85,7 @@ type failover struct {
 // Force, done anyway). With o.Handover a control plane flips the roles
 // instead of the PSYNC FAILOVER handshake (see Handover). It returns once
 // the handover has begun.
-func (n *Node) Failover(o FailoverOptions, quiesce func()) error {
+func (n *Node) Failover(o FailoverOptions) error {
 	if o.Force && (o.Host == "" || o.Timeout == 0) {
 		return ErrFailoverForceOptions
 	}
@@ -124,7 +124,7 @@ func (n *Node) Failover(o FailoverOptions, quiesce func()) error {
 		handover: o.Handover, state: failoverWaiting, paused: true, unpaused: make(chan struct{}), abort: make(chan struct{})}
 	n.failing = f
 	n.refreshGate()
-	go n.runFailover(f, quiesce)
+	go n.runFailover(f)
 	return nil
 }
 
@@ -144,11 +144,11 @@ func (n *Node) AbortFailover() error {
 	return nil
 }
 
-func (n *Node) runFailover(f *failover, quiesce func()) {
+func (n *Node) runFailover(f *failover) {
 	began := time.Now()
 	log := n.log.With(slog.String("target", hostPort(f.host, f.port)))
 	log.Info("FAILOVER: writes paused, waiting for the replica to catch up")
-	quiesce()
+	n.awaitWrites(0)
 	end := n.b.appendGetAck()
 	var expired <-chan time.Time
 	if f.timeout > 0 {

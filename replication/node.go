@@ -32,6 +32,11 @@ const (
 	DefaultBufferLimit = 256 << 20
 )
 
+// writesBound is how long REPLICAOF host port waits for the writes that
+// passed the gate before it closed (they take microseconds). Past it, the
+// command returns and the node follows its primary once they have ended.
+const writesBound = time.Second
+
 // noReplID is Redis's all-zero replication ID: no second ID.
 const noReplID = "0000000000000000000000000000000000000000"
 
@@ -137,9 +142,11 @@ type Node struct {
 	linkPartials   atomic.Uint64 // partial resyncs this replica received
 
 	listenPort atomic.Int32 // announced to a primary; see SetListenPort
-	started    atomic.Bool
-	stop       chan struct{}
-	done       chan struct{}
+	// quiesce waits for the writes in flight (SetQuiesce); nil: none run.
+	quiesce func(bound time.Duration) bool
+	started atomic.Bool
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // New returns a primary node with a fresh replication ID. Call Start.
@@ -181,6 +188,21 @@ func New(cfg Config) *Node {
 // SetListenPort sets the port this node announces to its primaries (a
 // server started on port 0 knows it once listening).
 func (n *Node) SetListenPort(port int) { n.listenPort.Store(int32(port)) }
+
+// SetQuiesce tells the node how to wait for the writes in flight: quiesce
+// returns true once every state-changing command that was running when it
+// was called has ended (each marks itself before it reads WriteGate), or
+// false once bound has passed first (0: no bound). FAILOVER calls it once
+// writes are paused, and a primary turned replica (ReplicaOf) once they
+// are refused, before it takes the offset it asks its new primary to
+// continue from. The command layer provides it
+// (commands.Server.AwaitWrites). Call it before Start.
+func (n *Node) SetQuiesce(quiesce func(bound time.Duration) bool) { n.quiesce = quiesce }
+
+// awaitWrites is quiesce, true at once when none was set.
+func (n *Node) awaitWrites(bound time.Duration) bool {
+	return n.quiesce == nil || n.quiesce(bound)
+}
 
 // newReplID returns 40 random hex digits, as Redis's replication IDs.
 func newReplID() string {
@@ -345,6 +367,15 @@ func (n *Node) IsReplica() bool { return n.replica.Load() }
 // primary to continue from its own stream (a demoted primary after a
 // failover resumes without a full resync when its new primary holds
 // everything it had).
+//
+// A primary turned replica refuses writes (READONLY) at once and waits
+// for those that passed the gate before to end before its stream stops
+// taking the keyspace's changes: every change it made is then in the
+// stream whose offset it offers, as in Redis, where no command runs
+// during the switch. Were one recorded later, it would stay in the state
+// but not in the stream, and a partial resync would keep it for good.
+// The wait is bounded by writesBound; past it ReplicaOf returns, logging
+// it, and the node connects to its primary only once those writes ended.
 func (n *Node) ReplicaOf(host string, port int) (already bool) {
 	n.roleMu.Lock()
 	defer n.roleMu.Unlock()
@@ -365,16 +396,12 @@ func (n *Node) ReplicaOf(host string, port int) (already bool) {
 		n.replica.Store(true)
 		n.refreshGate()
 		n.mu.Unlock()
-		n.b.setMuted(true)
-		n.mu.Lock()
-		if n.resumeID != "" && n.b.Offset() == n.resumeAt {
-			// Nothing changed since the start (read once muted: a change
-			// recorded before that moved the offset): the keyspace still
-			// holds the stream it was restarted with.
-			n.replid = n.resumeID
+		if began := time.Now(); n.awaitWrites(writesBound) {
+			n.followOnly()
+		} else {
+			n.log.Warn("replication: writes that began before this node became a replica are still running; "+
+				"it will connect to its primary once they have ended", slog.Duration("waited", time.Since(began)))
 		}
-		n.resumeID = ""
-		n.mu.Unlock()
 	}
 	n.closeLinks()
 	f = newFollower(n, host, port)
@@ -384,6 +411,22 @@ func (n *Node) ReplicaOf(host string, port int) (already bool) {
 	n.log.Info("replication: following a primary", slog.String("primary", f.addr()))
 	go f.run()
 	return false
+}
+
+// followOnly mutes the backlog for the keyspace's own changes, once no
+// write of this node's is running: from here the stream is its primary's,
+// and its end is the offset PSYNC offers.
+func (n *Node) followOnly() {
+	n.b.setMuted(true)
+	n.mu.Lock()
+	if n.resumeID != "" && n.b.Offset() == n.resumeAt {
+		// Nothing changed since the start (read once muted: a change
+		// recorded before that moved the offset): the keyspace still
+		// holds the stream it was restarted with.
+		n.replid = n.resumeID
+	}
+	n.resumeID = ""
+	n.mu.Unlock()
 }
 
 // Promote makes a replica a primary (REPLICAOF NO ONE): it stops following

@@ -91,6 +91,9 @@ func (e *authError) Unwrap() error { return e.err }
 // run follows the primary until halted.
 func (f *follower) run() {
 	defer close(f.done)
+	if !f.awaitOwnWrites() {
+		return
+	}
 	delay := time.Duration(0)
 	for {
 		streamed, err := f.session()
@@ -117,6 +120,32 @@ func (f *follower) run() {
 		case <-t.C:
 		}
 	}
+}
+
+// awaitOwnWrites is a follower's first step when ReplicaOf stopped
+// waiting for the node's own writes (its backlog still takes them): it
+// waits until they have ended, then mutes the backlog (followOnly). It
+// returns false if halted first.
+func (f *follower) awaitOwnWrites() bool {
+	n := f.n
+	if n.b.isMuted() {
+		return true
+	}
+	began := time.Now()
+	for !n.awaitWrites(writesBound) {
+		if f.ctx.Err() != nil {
+			return false
+		}
+		n.log.Warn("replication: writes of this node still running; not connecting to the primary until they end",
+			slog.String("primary", f.addr()), slog.Duration("waited", time.Since(began)))
+	}
+	if f.ctx.Err() != nil {
+		return false
+	}
+	n.followOnly()
+	n.log.Info("replication: the writes ended; connecting to the primary", slog.String("primary", f.addr()),
+		slog.Duration("waited", time.Since(began)))
+	return true
 }
 
 // session is one connection to the primary: handshake, resync, stream.

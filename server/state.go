@@ -94,6 +94,9 @@ func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, erro
 		}
 	}
 	st.cmds = commands.NewServer(cc)
+	// FAILOVER and REPLICAOF wait for the writes in flight (the etcd
+	// agent's role changes go through the same ReplicaOf).
+	st.repl.SetQuiesce(st.cmds.AwaitWrites)
 	return st, nil
 }
 
