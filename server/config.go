@@ -235,10 +235,10 @@ type Config struct {
 	TopKeys bool
 	// SlowlogLogSlowerThan logs the commands that ran at least this many
 	// microseconds in the slow log (SLOWLOG GET); 0 logs every command,
-	// -1 none. Default 10000, Redis's.
+	// -1 none. Redis's default: Default 10000.
 	SlowlogLogSlowerThan int64
 	// SlowlogMaxLen is how many slow log entries are kept, the oldest
-	// dropped first. Default 128, Redis's.
+	// dropped first. Redis's default: Default 128.
 	SlowlogMaxLen int
 	// StatusPage serves the status page at / on the metrics listener
 	// (needs MetricsAddr): to loopback clients only while no password is
