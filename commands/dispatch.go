@@ -131,8 +131,9 @@ func (s *Server) keysAllowed(u *acl.User, cmd *Command, args [][]byte) bool {
 // (replied an error), the latency histogram (one call in
 // latencySampleEvery) and the slow log.
 //
-// Timing costs one clock read per command in a pipelined batch, and the
-// handler's instant comes from it (see stamp): a command's start is the
+// Timing costs one clock read per command in a pipelined batch (two for
+// a command alone), and the handler's instant comes from the same read
+// (see clock.Settable.Stamp and Server.now): a command's start is the
 // end of the command before it on the connection when nothing was read,
 // flushed or waited for between the two (the parse of the next command is
 // all that separates them); otherwise, as for the first command of a
