@@ -30,19 +30,45 @@ func NewSystem() *System {
 }
 
 // Now returns the anchored wall time plus the monotonic time elapsed since.
-func (c *System) Now() int64 { return c.base + int64(time.Since(c.start)) }
+func (c *System) Now() int64 { return c.base + c.elapsed() }
+
+// elapsed is the monotonic time since the clock was made: one clock read.
+func (c *System) elapsed() int64 { return int64(time.Since(c.start)) }
 
 // Settable follows an underlying clock until it is frozen at a chosen
 // instant (DEBUG CLOCK SET), and follows it again after Release. It is safe
 // for concurrent use.
 type Settable struct {
 	base   Source
+	sys    *System   // base, when it is a System: Stamp then reads the clock once
+	start  time.Time // Stamp's monotonic origin for other bases
 	frozen atomic.Bool
 	at     atomic.Int64
 }
 
 // NewSettable returns a clock that follows base until frozen.
-func NewSettable(base Source) *Settable { return &Settable{base: base} }
+func NewSettable(base Source) *Settable {
+	sys, _ := base.(*System)
+	return &Settable{base: base, sys: sys, start: time.Now()}
+}
+
+// Stamp returns Now and, for measuring durations, a monotonic reading in
+// nanoseconds that freezing never stops. Over a System clock both come
+// from one read of the clock, so a caller that needs the instant and a
+// duration's end pays for one read, not two.
+func (c *Settable) Stamp() (now, mono int64) {
+	if c.sys != nil {
+		mono = c.sys.elapsed()
+		now = c.sys.base + mono
+	} else {
+		mono = int64(time.Since(c.start))
+		now = c.base.Now()
+	}
+	if c.frozen.Load() {
+		now = c.at.Load()
+	}
+	return now, mono
+}
 
 // Now returns the frozen instant, or the underlying clock's.
 func (c *Settable) Now() int64 {

@@ -27,13 +27,13 @@ func connectionCommands() []*Command {
 			Summary: "Selects database 0, the only one.", Complexity: "O(1)", Args: []Arg{{Name: "index", Type: "integer"}}, Handler: selectDB},
 		{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth | FlagLoading, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
 			Summary: "Authenticates the connection.", Complexity: "O(N) where N is the number of passwords defined for the user",
-			Args: []Arg{{Name: "username", Type: "string", Optional: true}, {Name: "password", Type: "string"}}, Handler: auth},
+			Args: []Arg{{Name: "username", Type: "string", Optional: true}, {Name: "password", Type: "string"}}, Handler: auth, Redact: redactAuth},
 		{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Categories: []string{"@fast", "@connection"}, Group: "connection", Since: "0.1.0",
 			Summary: "Handshakes: selects RESP2 or RESP3, optionally authenticates and names the connection.", Complexity: "O(1)",
 			Args: []Arg{{Name: "arguments", Type: "block", Optional: true, Args: []Arg{
 				{Name: "protover", Type: "integer"},
 				{Name: "auth", Type: "block", Token: "AUTH", Optional: true, Args: []Arg{{Name: "username", Type: "string"}, {Name: "password", Type: "string"}}},
-				{Name: "clientname", Type: "string", Token: "SETNAME", Optional: true}}}}, Handler: hello},
+				{Name: "clientname", Type: "string", Token: "SETNAME", Optional: true}}}}, Handler: hello, Redact: redactHello},
 		{Name: "client", Arity: -2, Group: "connection", Since: "0.1.0", Summary: "A container for client connection commands.", Complexity: "Depends on subcommand.",
 			Categories: []string{"@slow"}, Subs: []*Command{
 				{Name: "id", Arity: 2, Flags: clientFlags, Categories: clientCats, Group: "connection", Since: "0.1.0",

@@ -57,7 +57,7 @@ func counterIncrBy(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	now := s.clock.Now()
+	now := s.now(c)
 	st, err := s.keys.IncrBy(args[1], now, v[0], ttl, elastic)
 	if err != nil {
 		c.WriteError(errorReply(err))
@@ -68,7 +68,7 @@ func counterIncrBy(s *Server, c *resp.Conn, args [][]byte) {
 
 // counterGet serves COUNTER.GET key.
 func counterGet(s *Server, c *resp.Conn, args [][]byte) {
-	now := s.clock.Now()
+	now := s.now(c)
 	writeCounter(c, s.keys.Counter(args[1], now), now)
 }
 

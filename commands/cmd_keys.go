@@ -58,7 +58,7 @@ func keyCommands() []*Command {
 }
 
 func del(s *Server, c *resp.Conn, args [][]byte) {
-	now := s.clock.Now()
+	now := s.now(c)
 	n := int64(0)
 	for _, k := range args[1:] {
 		if s.keys.Delete(k, now) {
@@ -69,7 +69,7 @@ func del(s *Server, c *resp.Conn, args [][]byte) {
 }
 
 func exists(s *Server, c *resp.Conn, args [][]byte) {
-	now := s.clock.Now()
+	now := s.now(c)
 	n := int64(0)
 	for _, k := range args[1:] {
 		if _, ok := s.keys.Expires(k, now); ok {
@@ -169,7 +169,7 @@ func scan(s *Server, c *resp.Conn, args [][]byte) {
 			return
 		}
 	}
-	now := s.clock.Now()
+	now := s.now(c)
 	batch, next := s.keys.Scan(cursor, count, now, nil)
 	user := sessionOf(c).user.Load()
 	keep := batch[:0]
@@ -202,5 +202,5 @@ func parseCursor(b []byte) (uint64, error) {
 
 // typeCmd serves TYPE key: the kinds of state the key holds.
 func typeCmd(s *Server, c *resp.Conn, args [][]byte) {
-	c.WriteSimple(s.keys.KindsOf(args[1], s.clock.Now()).String())
+	c.WriteSimple(s.keys.KindsOf(args[1], s.now(c)).String())
 }

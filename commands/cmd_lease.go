@@ -56,7 +56,7 @@ func leaseAcquire(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	r, err := s.keys.Acquire(args[1], s.clock.Now(), v[0], ttl)
+	r, err := s.keys.Acquire(args[1], s.now(c), v[0], ttl)
 	if err != nil {
 		c.WriteError(errorReply(err))
 		return
@@ -76,7 +76,7 @@ func leaseRelease(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	ok, n := s.keys.Release(args[1], id, s.clock.Now())
+	ok, n := s.keys.Release(args[1], id, s.now(c))
 	c.WriteArray(2)
 	c.WriteInt(int64(boolInt(ok)))
 	c.WriteInt(n)
@@ -94,7 +94,7 @@ func leaseRenew(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	ok, n := s.keys.Renew(args[1], v[0], s.clock.Now(), ttl)
+	ok, n := s.keys.Renew(args[1], v[0], s.now(c), ttl)
 	c.WriteArray(2)
 	c.WriteInt(int64(boolInt(ok)))
 	c.WriteInt(n)

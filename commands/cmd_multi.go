@@ -62,7 +62,7 @@ func throttleMulti(s *Server, c *resp.Conn, args [][]byte) {
 		checks = append(checks, keyspace.Check{Key: args[i], Limit: l})
 	}
 	results := make([]gcra.Result, len(checks))
-	now := s.clock.Now()
+	now := s.now(c)
 	limited, err := s.keys.ThrottleMulti(checks, now, q, results)
 	if err != nil {
 		c.WriteError(errorReply(err))

@@ -93,7 +93,7 @@ func policyThrottle(s *Server, c *resp.Conn, args [][]byte) {
 	}
 	key := args[2]
 	tier := p.TierFor(key)
-	now := s.clock.Now()
+	now := s.now(c)
 	results := make([]gcra.Result, len(tier.Rates))
 	var limited bool
 	if p.Algorithm == policy.GCRA {

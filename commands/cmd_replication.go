@@ -116,7 +116,7 @@ func (s *Server) writeAllowed(sess *session, cmd *Command, args [][]byte, c *res
 				// A FAILOVER under a control plane ends with a new map
 				// applied: the write goes to the slot's new master.
 				if e := s.route(sess, cmd, args); e != "" {
-					s.refuseMarked(sess, true, c, e)
+					s.refuseMarked(sess, cmd, true, c, e)
 					return false
 				}
 			}
@@ -126,6 +126,7 @@ func (s *Server) writeAllowed(sess *session, cmd *Command, args [][]byte, c *res
 		default:
 			c.WriteError(errReadOnly)
 		}
+		cmd.rejected.Add(1) // refused before it ran, as Redis counts READONLY
 		return false
 	}
 }

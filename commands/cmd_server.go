@@ -49,8 +49,22 @@ func serverCommands() []*Command {
 				{Name: "get", Arity: -3, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",
 					Summary: "Returns the effective values of configuration parameters.", Complexity: "O(N) when N is the number of configuration parameters provided",
 					Args: []Arg{{Name: "parameter", Type: "string", Multiple: true}}, Handler: configGet},
+				{Name: "resetstat", Arity: 2, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",
+					Summary: "Resets the server's statistics (INFO stats and commandstats; not the slow log, not the metrics).", Complexity: "O(1)", Handler: configResetStat},
 				{Name: "help", Arity: 2, Flags: FlagLoading | FlagStale, Categories: []string{"@slow"}, Group: "server", Since: "0.1.0",
 					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: configHelp},
+			}},
+		{Name: "slowlog", Arity: -2, Group: "server", Since: "0.1.0", Summary: "A container for slow log commands.", Complexity: "Depends on subcommand.",
+			Categories: []string{"@slow"}, Subs: []*Command{
+				{Name: "get", Arity: -2, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",
+					Summary: "Returns the slow log's entries.", Complexity: "O(N) where N is the number of entries returned",
+					Args: []Arg{{Name: "count", Type: "integer", Optional: true}}, Handler: slowlogGet},
+				{Name: "len", Arity: 2, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",
+					Summary: "Returns the number of entries in the slow log.", Complexity: "O(1)", Handler: slowlogLen},
+				{Name: "reset", Arity: 2, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",
+					Summary: "Clears all entries from the slow log.", Complexity: "O(N) where N is the number of entries in the slowlog", Handler: slowlogReset},
+				{Name: "help", Arity: 2, Flags: FlagLoading | FlagStale, Categories: []string{"@slow"}, Group: "server", Since: "0.1.0",
+					Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)", Handler: slowlogHelp},
 			}},
 		{Name: "debug", Arity: -2, Flags: adminFlags, Categories: adminCats, Group: "server", Since: "0.1.0",
 			Summary:    "Test controls, refused unless the server runs with --enable-debug-command: CLOCK SET <unix-ns> | CLOCK REAL | CLOCK GET | SWEEP | DIGEST | HOLD-WRITES ON|OFF|COUNT.",
@@ -151,24 +165,26 @@ func commandHelp(_ *Server, c *resp.Conn, _ [][]byte) {
 }
 
 func timeCmd(s *Server, c *resp.Conn, _ [][]byte) {
-	now := s.clock.Now()
+	now := s.now(c)
 	c.WriteArray(2)
 	c.WriteBulkString(strconv.FormatInt(now/1e9, 10))
 	c.WriteBulkString(strconv.FormatInt(now%1e9/1e3, 10))
 }
 
 // info serves INFO [section ...]; sections are server, clients, memory,
-// persistence, replication, stats, decisionstats, config, keyspace; "all",
-// "everything" and "default" show them all.
+// persistence, replication, stats, decisionstats, commandstats, config,
+// cluster, keyspace. No section, or "default", shows all but
+// commandstats; "all" and "everything" show them all, as in Redis.
 func info(s *Server, c *resp.Conn, args [][]byte) {
 	want := map[string]bool{}
 	for _, a := range args[1:] {
 		want[strings.ToLower(string(a))] = true
 	}
-	all := len(want) == 0 || want["all"] || want["everything"] || want["default"]
+	all := want["all"] || want["everything"]
+	def := all || len(want) == 0 || want["default"]
 	var b strings.Builder
 	section := func(name string, fill func(kv func(k string, v any))) {
-		if !all && !want[name] {
+		if !def && !want[name] || name == "commandstats" && !all && !want[name] {
 			return
 		}
 		if b.Len() > 0 {
@@ -184,6 +200,7 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 	for _, d := range decided {
 		allowed, limited = allowed+d.Allowed, limited+d.Limited
 	}
+	base := s.base() // the counters at the last CONFIG RESETSTAT
 	section("server", func(kv func(string, any)) {
 		kv("redis_version", redisVersion)
 		kv("sluice_version", Version)
@@ -200,7 +217,7 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 	})
 	section("clients", func(kv func(string, any)) {
 		kv("connected_clients", net.Connected)
-		kv("rejected_connections", net.Rejected)
+		kv("rejected_connections", minus(net.Rejected, base.net.Rejected))
 		kv("query_buffer_bytes", net.QueryBufferBytes)
 	})
 	section("memory", func(kv func(string, any)) {
@@ -219,21 +236,21 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 	section("persistence", s.persistenceInfo)
 	section("replication", s.replicationInfo)
 	section("stats", func(kv func(string, any)) {
-		kv("total_connections_received", net.TotalConnections)
-		kv("total_commands_processed", s.commandsProcessed())
-		kv("rejected_calls", s.rejected.Load())
-		kv("rejected_calls_oom", s.oomRejected.Load())
-		kv("total_net_input_bytes", net.BytesIn)
-		kv("total_net_output_bytes", net.BytesOut)
-		kv("protocol_errors", net.ProtocolErrors)
-		kv("evicted_clients", net.EvictedClients)
-		kv("panics_recovered", net.PanicsRecovered)
-		kv("acl_access_denied_auth", s.authFailures.Load())
-		kv("acl_access_denied_cmd", s.deniedCmd.Load())
-		kv("acl_access_denied_key", s.deniedKey.Load())
-		kv("throttle_allowed", allowed)
-		kv("throttle_limited", limited)
-		kv("expired_keys", st.Reclaimed)
+		kv("total_connections_received", minus(net.TotalConnections, base.net.TotalConnections))
+		kv("total_commands_processed", minus(s.commandsProcessed(), base.commandsProcessed))
+		kv("rejected_calls", minus(s.rejected.Load(), base.rejected))
+		kv("rejected_calls_oom", minus(s.oomRejected.Load(), base.oomRejected))
+		kv("total_net_input_bytes", minus(net.BytesIn, base.net.BytesIn))
+		kv("total_net_output_bytes", minus(net.BytesOut, base.net.BytesOut))
+		kv("protocol_errors", minus(net.ProtocolErrors, base.net.ProtocolErrors))
+		kv("evicted_clients", minus(net.EvictedClients, base.net.EvictedClients))
+		kv("panics_recovered", minus(net.PanicsRecovered, base.net.PanicsRecovered))
+		kv("acl_access_denied_auth", minus(s.authFailures.Load(), base.authFailures))
+		kv("acl_access_denied_cmd", minus(s.deniedCmd.Load(), base.deniedCmd))
+		kv("acl_access_denied_key", minus(s.deniedKey.Load(), base.deniedKey))
+		kv("throttle_allowed", minus(allowed, base.allowed))
+		kv("throttle_limited", minus(limited, base.limited))
+		kv("expired_keys", minus(st.Reclaimed, base.expired))
 	})
 	section("decisionstats", func(kv func(string, any)) {
 		for _, d := range decided {
@@ -243,6 +260,7 @@ func info(s *Server, c *resp.Conn, args [][]byte) {
 			kv("policy_"+d.Policy, fmt.Sprintf("algorithm=%s,allowed=%d,limited=%d", d.Algorithm, d.Allowed, d.Limited))
 		}
 	})
+	section("commandstats", s.commandStatsInfo)
 	if len(s.cfg.Settings) > 0 {
 		section("config", func(kv func(string, any)) {
 			for _, set := range s.cfg.Settings {
@@ -298,7 +316,19 @@ func configGet(s *Server, c *resp.Conn, args [][]byte) {
 }
 
 func configHelp(_ *Server, c *resp.Conn, _ [][]byte) {
-	writeHelp(c, "CONFIG", []string{"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values."})
+	writeHelp(c, "CONFIG", []string{
+		"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+		"RESETSTAT", "    Reset statistics reported by the INFO command.",
+	})
+}
+
+// configResetStat serves CONFIG RESETSTAT: INFO's stats section and
+// commandstats count from zero again. The slow log is kept, as in Redis,
+// and the metrics never go backwards (see cmdstats.go).
+func configResetStat(s *Server, c *resp.Conn, _ [][]byte) {
+	s.resetStats()
+	s.log.Info("statistics reset by CONFIG RESETSTAT", "client", sessionOf(c).addr)
+	c.WriteSimple("OK")
 }
 
 // debug serves DEBUG, refused unless the server was started with

@@ -58,7 +58,7 @@ func slidingLogAcquire(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	r := s.keys.LogAcquire(args[1], s.clock.Now(), l, q)
+	r := s.keys.LogAcquire(args[1], s.now(c), l, q)
 	c.WriteArray(5)
 	c.WriteInt(int64(boolInt(r.Limited)))
 	c.WriteInt(r.Limit)
@@ -83,7 +83,7 @@ func slidingLogGet(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	w := s.keys.LogWindow(args[1], s.clock.Now(), l.Period())
+	w := s.keys.LogWindow(args[1], s.now(c), l.Period())
 	c.WriteArray(3)
 	c.WriteInt(w.Count)
 	c.WriteInt(ceilMS(w.NextLeaves))

@@ -42,7 +42,7 @@ func throttle(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	now := s.clock.Now()
+	now := s.now(c)
 	r, err := s.keys.Throttle(args[1], now, l, q)
 	if err != nil {
 		c.WriteError(errorReply(err))

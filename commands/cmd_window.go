@@ -69,7 +69,7 @@ func throttleWindow(s *Server, c *resp.Conn, args [][]byte) {
 		c.WriteError(errorReply(err))
 		return
 	}
-	now := s.clock.Now()
+	now := s.now(c)
 	r := s.keys.Take(algo, args[1], now, l, q)
 	kind := decidedWindowSliding
 	if algo == window.Fixed {

@@ -19,13 +19,16 @@
 // of THROTTLE.MULTI and of leases), routing.go cluster mode's check at
 // dispatch (-MOVED, -CROSSSLOT, -TRYAGAIN) and the background drop of the
 // keys of slots a node lost, migrate.go moving slots with their state
-// between nodes (CLUSTERX MIGRATE, IMPORT, APPLY, SETSLOT).
+// between nodes (CLUSTERX MIGRATE, IMPORT, APPLY, SETSLOT), cmdstats.go
+// the per-command counters of INFO commandstats and CONFIG RESETSTAT's
+// baseline, slowlog.go the slow log (SLOWLOG).
 //
 // [Server] implements resp.Handler: the network layer hands it one parsed
 // command at a time and it writes the reply through the connection's
 // encoders. It knows nothing of sockets; the state lives in a gcra.Table and
-// the window and lease stores, and time comes from an injected clock, read
-// once per command. Accounts and their rules belong to package acl, which
+// the window and lease stores, and time comes from an injected clock,
+// stamped once per command by dispatch (the same stamp ends one command's
+// timing and starts the next one's in a pipelined batch; see run). Accounts and their rules belong to package acl, which
 // dispatch asks.
 //
 // Error replies use Redis's wording wherever Redis has one; they are defined

@@ -131,6 +131,12 @@ func errArity(fullName string) string {
 	return "ERR wrong number of arguments for '" + fullName + "' command"
 }
 
+// errSubcommandSyntax is Redis's reply to a subcommand called with
+// arguments it does not take.
+func errSubcommandSyntax(sub []byte, parent string) string {
+	return fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try %s HELP.", clean(truncate(sub, 128)), parent)
+}
+
 func errUnknownSubcommand(sub []byte, parent string) string {
 	return fmt.Sprintf("ERR unknown subcommand '%s'. Try %s HELP.", clean(truncate(sub, 128)), strings.ToUpper(parent))
 }

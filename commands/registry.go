@@ -35,7 +35,17 @@ type Command struct {
 	parent      *Command
 	acl         acl.Command // what ACL rules see of the command, set by the registry
 
-	calls atomic.Uint64
+	// Redact, when set, names the arguments of a call that the slow log
+	// shows as "(redacted)" (passwords): those from index from to index
+	// to, exclusive.
+	Redact func(args [][]byte) (from, to int)
+
+	// The counters of INFO commandstats and sluice_commands_total, kept
+	// together: run writes them one after the other (see cmdstats.go).
+	calls    atomic.Uint64 // calls that ran
+	nanos    atomic.Uint64 // their time, in nanoseconds
+	failed   atomic.Uint64 // calls that ran and replied an error
+	rejected atomic.Uint64 // calls refused before running
 }
 
 // Arg documents one argument for COMMAND DOCS (and redis-cli's hints).

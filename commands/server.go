@@ -92,6 +92,9 @@ type Config struct {
 	// NoTopKeys records no decision by key; THROTTLE.TOP then replies an
 	// error.
 	NoTopKeys bool
+	// Slowlog configures the slow log (SLOWLOG); nil: Redis's defaults,
+	// commands of 10 ms or more, the latest 128.
+	Slowlog *SlowlogConfig
 	// Sleep waits out the delay an AUTH earns after its address failed
 	// too often (see authGuard); nil is time.Sleep. Tests pass one that
 	// records the delays and moves Clock instead.
@@ -123,6 +126,8 @@ type Server struct {
 	deniedCmd    atomic.Uint64 // NOAUTH and NOPERM for a command
 	deniedKey    atomic.Uint64 // NOPERM for a key
 	latency      Latency
+	slowlog      slowlog                   // SLOWLOG (slowlog.go)
+	statsBase    atomic.Pointer[statsBase] // CONFIG RESETSTAT's baseline (cmdstats.go)
 
 	decisions   decisions    // every rate-limit decision, by kind and policy
 	waitDurable func() error // s.waitDurableFn, bound once (no allocation per call)
@@ -210,6 +215,7 @@ func NewServer(cfg Config) *Server {
 		clusterKV: cfg.ClusterInfo,
 	}
 	s.initTopKeys()
+	s.slowlog.init(cfg.Slowlog)
 	s.waitDurable = s.waitDurableFn
 	if p := cfg.Persistence; p != nil && p.RepliesWait() {
 		s.durable = p

@@ -25,6 +25,13 @@ type session struct {
 	commands atomic.Uint64
 	scratch  [maxNameLen]byte // lower-casing buffer for dispatch
 	sample   uint32           // calls since the last latency sample
+	// now and mono are the last stamp of the clock on this connection
+	// (see run): the server clock's instant, which handlers read through
+	// Server.now, and a monotonic reading; stampSeq is the number (in
+	// commands) of the command that took it at its end. Only the
+	// connection's goroutine touches them.
+	now, mono int64
+	stampSeq  uint64
 	// listeningPort is a replica's REPLCONF listening-port, for PSYNC.
 	listeningPort int
 	// writing is set while a state-changing command is routed, gated and

@@ -99,7 +99,8 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Latency is the histogram of sampled command execution times.
+// Latency is the histogram of command execution times, one call in
+// latencySampleEvery per connection (every call is timed; see run).
 func (s *Server) Latency() *Latency { return &s.latency }
 
 // decisionKind indexes the decision counters by command and algorithm.

@@ -147,3 +147,16 @@ func appendHeader(b []byte, kind byte, n int64) []byte {
 	b = strconv.AppendInt(b, n, 10)
 	return append(b, '\r', '\n')
 }
+
+// Pending is how many reply bytes are buffered and not yet sent. Inside
+// ServeRESP it is more than zero exactly when an earlier command of the
+// same batch replied and nothing was flushed since: no read or wait came
+// between the two commands.
+func (c *Conn) Pending() int { return len(c.wbuf) }
+
+// IsError reports whether the reply written at offset off of the pending
+// replies (a Pending value taken before the command ran) is an error
+// ("-..." or RESP3's "!...").
+func (c *Conn) IsError(off int) bool {
+	return off < len(c.wbuf) && (c.wbuf[off] == '-' || c.wbuf[off] == '!')
+}

@@ -233,6 +233,13 @@ type Config struct {
 	// page (a sketch of bounded memory; busy connections sampled).
 	// Default true.
 	TopKeys bool
+	// SlowlogLogSlowerThan logs the commands that ran at least this many
+	// microseconds in the slow log (SLOWLOG GET); 0 logs every command,
+	// -1 none. Redis's default: Default 10000.
+	SlowlogLogSlowerThan int64
+	// SlowlogMaxLen is how many slow log entries are kept, the oldest
+	// dropped first. Redis's default: Default 128.
+	SlowlogMaxLen int
 	// StatusPage serves the status page at / on the metrics listener
 	// (needs MetricsAddr): to loopback clients only while no password is
 	// set, else to clients giving a user's name and password (HTTP Basic).
@@ -261,6 +268,8 @@ func Default() Config {
 		WriteTimeout:          resp.DefaultWriteTimeout,
 		ProtectedMode:         true,
 		TopKeys:               true,
+		SlowlogLogSlowerThan:  commands.DefaultSlowlogSlowerThan,
+		SlowlogMaxLen:         commands.DefaultSlowlogMaxLen,
 		StatusPage:            true,
 		TLSAuthClients:        "yes",
 		Fsync:                 persistence.EverySec.String(),
@@ -317,6 +326,8 @@ func (c Config) Validate() error {
 	check(c.MaxMemory < 0, "--maxmemory %d: must not be negative", c.MaxMemory)
 	check(c.MaxMultiLimits < 1 || c.MaxMultiLimits > maxMultiLimits, "--max-multi-limits %d: must be 1..%d", c.MaxMultiLimits, maxMultiLimits)
 	check(c.MaxLeasesPerKey < 1 || c.MaxLeasesPerKey > maxLeasesPerKey, "--max-leases-per-key %d: must be 1..%d", c.MaxLeasesPerKey, maxLeasesPerKey)
+	check(c.SlowlogLogSlowerThan < -1, "--slowlog-log-slower-than %d: must be -1 (off), 0 (every command) or more", c.SlowlogLogSlowerThan)
+	check(c.SlowlogMaxLen < 0 || c.SlowlogMaxLen > maxSlowlogLen, "--slowlog-max-len %d: must be 0..%d", c.SlowlogMaxLen, maxSlowlogLen)
 	check(c.RequirePass != "" && c.RequirePassFile != "", "--requirepass and --requirepass-file: set one")
 	check(c.TLSPort < 0 || c.TLSPort > 65535, "--tls-port %d: must be 0..65535", c.TLSPort)
 	check(c.TLSPort != 0 && (c.TLSCertFile == "" || c.TLSKeyFile == ""), "--tls-port needs --tls-cert-file and --tls-key-file")
@@ -386,10 +397,13 @@ func (c Config) replicaOf() (string, int, error) {
 }
 
 // The largest bounds Validate accepts: a THROTTLE.MULTI of 16384 limits
-// is all proto-max-args allows, and 2^20 leases journal 16 MiB a change.
+// is all proto-max-args allows, 2^20 leases journal 16 MiB a change, and
+// 2^16 slow log entries hold at most about 350 MiB (32 arguments of 128
+// bytes and their strings' headers each).
 const (
 	maxMultiLimits  = 16384
 	maxLeasesPerKey = 1 << 20
+	maxSlowlogLen   = 1 << 16
 )
 
 // bindAddrs splits Bind into its addresses.

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -170,4 +173,39 @@ func TestValidateClusterEtcd(t *testing.T) {
 	assert.EqualError(t, c.Validate(), "--cluster-etcd with --port 0 (TLS only) needs --tls-replication: the nodes dial each other's TLS port")
 	c.TLSReplication = true
 	require.NoError(t, c.Validate())
+}
+
+// TestSlowlogSettings: the slow log's settings under Redis's names, their
+// bounds, and the server wired to them (a command logged with 0).
+func TestSlowlogSettings(t *testing.T) {
+	c := Default()
+	got := map[string]string{}
+	for _, s := range c.shown() {
+		got[s.Name] = s.Value
+	}
+	assert.Equal(t, "10000", got["slowlog-log-slower-than"])
+	assert.Equal(t, "128", got["slowlog-max-len"])
+
+	c.SlowlogLogSlowerThan, c.SlowlogMaxLen = -2, -1
+	err := c.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--slowlog-log-slower-than -2")
+	assert.Contains(t, err.Error(), "--slowlog-max-len -1")
+
+	cfg := testConfig()
+	cfg.SlowlogLogSlowerThan, cfg.SlowlogMaxLen = 0, 2
+	s := start(t, cfg, &bytes.Buffer{})
+	go func() { _ = s.Serve() }()
+	rc := redis.NewClient(&redis.Options{Addr: s.Addr().String(), MaxRetries: -1})
+	t.Cleanup(func() { _ = rc.Close() })
+	ctx := context.Background()
+	shown, err := rc.ConfigGet(ctx, "slowlog-*").Result()
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"slowlog-log-slower-than": "0", "slowlog-max-len": "2"}, shown)
+	for range 3 {
+		require.NoError(t, rc.Ping(ctx).Err())
+	}
+	n, err := rc.Do(ctx, "SLOWLOG", "LEN").Int64()
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), n, "every command logged, two kept")
 }

@@ -48,7 +48,7 @@ func newCollector(st *state, rs *resp.Server) *collector {
 		decisions: d("throttle_decisions_total", "Rate-limit decisions (INFO decisionstats), by command, algorithm and decision.",
 			"command", "algorithm", "decision"),
 		policies:    d("policy_decisions_total", "POLICY.THROTTLE decisions (INFO decisionstats), by policy, algorithm and decision.", "policy", "algorithm", "decision"),
-		latency:     d("command_duration_seconds", "Command execution time inside the server (one call in 16 is timed)."),
+		latency:     d("command_duration_seconds", "Command execution time inside the server, as INFO commandstats times it (one call in 16 is added)."),
 		keys:        d("keys", "Keys holding throttle state (including expired ones not yet swept)."),
 		expired:     d("expired_keys_total", "Keys reclaimed by the expiry sweep."),
 		connected:   d("connected_clients", "Open client connections."),

@@ -106,6 +106,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		MaxMultiLimits:  cfg.MaxMultiLimits,
 		MaxLeasesPerKey: cfg.MaxLeasesPerKey,
 		NoTopKeys:       !cfg.TopKeys,
+		Slowlog:         &commands.SlowlogConfig{SlowerThan: cfg.SlowlogLogSlowerThan, MaxLen: cfg.SlowlogMaxLen},
 	}, replTLS)
 	if err != nil {
 		closeAll(s.lns)
