@@ -184,6 +184,7 @@ const maxWrite = 4 << 20
 // send streams the backlog to the replica until the link closes, writing
 // straight from the backlog's blocks.
 func (l *link) send() error {
+	out := newSink(l.nc)
 	var parts [][]byte
 	var dlSet, drainUntil, lastWrite time.Time
 	draining := l.draining
@@ -227,8 +228,7 @@ func (l *link) send() error {
 				_ = l.nc.SetWriteDeadline(now.Add(l.n.cfg.Timeout))
 				dlSet = now
 			}
-			bufs := net.Buffers(parts)
-			_, werr := bufs.WriteTo(l.nc)
+			werr := out.write(parts)
 			l.r.advance(n)
 			if werr != nil {
 				return errOrNil(l, werr)

@@ -1,0 +1,146 @@
+package replication
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// tcpPair returns both ends of a loopback TCP connection, with socket
+// buffers small enough that a megabyte fills them (the receiving one
+// still above the loopback's segment size: below it, the receiver would
+// announce room only on its delayed-ACK timer).
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	dialed, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	srv := <-accepted
+	require.NotNil(t, srv)
+	w, r := srv.(*net.TCPConn), dialed.(*net.TCPConn)
+	require.NoError(t, w.SetWriteBuffer(4096))
+	require.NoError(t, r.SetReadBuffer(256<<10))
+	t.Cleanup(func() { w.Close(); r.Close() })
+	return w, r
+}
+
+// TestSinkWritesEveryByteInOrder writes more buffers than one writev
+// takes and more bytes than the socket holds, to a reader reading in small
+// pieces, so that writes are partial and wait for room: every byte
+// arrives, in order, on a TCP socket (written by the raw writev on Linux)
+// and on a connection without a raw socket (written by net.Buffers).
+func TestSinkWritesEveryByteInOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var parts [][]byte
+	var want []byte
+	for i := range 3*maxIov + 17 {
+		p := make([]byte, rng.IntN(1000)) // some empty; 1.5 MB in all
+		for j := range p {
+			p[j] = byte(i + j)
+		}
+		parts = append(parts, p)
+		want = append(want, p...)
+	}
+	want = append(want, bytes.Join(parts[:5], nil)...) // written again, below
+	w, r := tcpPair(t)
+	pw, pr := net.Pipe()
+	t.Cleanup(func() { pw.Close(); pr.Close() })
+	for _, tc := range []struct {
+		name string
+		w, r net.Conn
+		raw  bool
+	}{
+		{"tcp", w, r, haveRawWritev},
+		{"pipe", pw, pr, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSink(tc.w)
+			require.Equal(t, tc.raw, s.rc != nil, "raw writev used")
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(tc.r)
+				got <- b
+			}()
+			require.NoError(t, tc.w.SetWriteDeadline(time.Now().Add(30*time.Second)))
+			// Copies: net.Buffers empties the slices it wrote.
+			require.NoError(t, s.write(slices.Clone(parts)))
+			require.NoError(t, s.write(slices.Clone(parts[:5]))) // the sink is reused
+			require.NoError(t, tc.w.Close())
+			b := <-got
+			require.Equal(t, len(want), len(b))
+			assert.True(t, bytes.Equal(want, b), "bytes differ")
+			for _, v := range s.iov {
+				assert.Nil(t, v.Base, "the sink keeps a pointer into the written buffers")
+			}
+		})
+	}
+}
+
+// TestSinkWriteDeadline: a replica that reads nothing makes the write
+// fail once its deadline passes, instead of blocking the link for ever.
+func TestSinkWriteDeadline(t *testing.T) {
+	w, _ := tcpPair(t)
+	s := newSink(w)
+	big := make([]byte, 16<<20) // far more than both sockets' buffers
+	require.NoError(t, w.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
+	err := s.write([][]byte{big[:1], big})
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, os.ErrDeadlineExceeded), "err: %v", err)
+}
+
+// TestSinkWriteClosed: writing to a connection the replica closed fails.
+func TestSinkWriteClosed(t *testing.T) {
+	w, r := tcpPair(t)
+	require.NoError(t, r.Close())
+	s := newSink(w)
+	big := make([]byte, 1<<20)
+	var err error
+	for range 100 { // the first writes may land before the reset is seen
+		if err = s.write([][]byte{big}); err != nil {
+			break
+		}
+	}
+	require.Error(t, err)
+	assert.False(t, errors.Is(err, io.EOF))
+}
+
+func TestConsume(t *testing.T) {
+	a, b, c := []byte("abc"), []byte("defgh"), []byte("ij")
+	for _, tc := range []struct {
+		n    int
+		want string
+	}{
+		{0, "abcdefghij"}, {2, "cdefghij"}, {3, "defghij"}, {4, "efghij"},
+		{8, "ij"}, {9, "j"}, {10, ""},
+	} {
+		var iov []syscall.Iovec
+		for _, p := range [][]byte{a, b, c} {
+			v := syscall.Iovec{Base: &p[0]}
+			v.SetLen(len(p))
+			iov = append(iov, v)
+		}
+		var got []byte
+		for _, v := range consume(iov, tc.n) {
+			got = append(got, unsafe.Slice(v.Base, v.Len)...)
+		}
+		assert.Equal(t, tc.want, string(got), "consume %d", tc.n)
+	}
+}
