@@ -46,6 +46,7 @@ const (
 type link struct {
 	n       *Node
 	nc      net.Conn
+	sock    *sock // nc, read and written without waking the runtime's monitor
 	ip      string
 	port    int
 	r       *Reader
@@ -90,7 +91,7 @@ func (n *Node) ServeReplica(nc net.Conn, buffered []byte, h Hello) {
 	if err != nil {
 		ip = h.Addr
 	}
-	l := &link{n: n, nc: nc, ip: ip, port: h.ListeningPort, closed: make(chan struct{}), draining: make(chan struct{})}
+	l := &link{n: n, nc: nc, sock: newSock(nc), ip: ip, port: h.ListeningPort, closed: make(chan struct{}), draining: make(chan struct{})}
 	l.lastAck.Store(time.Now().UnixNano())
 	l.ack.Store(-1)
 	l.setState(stateSnapshot) // before Status or FAILOVER can see the link
@@ -184,7 +185,6 @@ const maxWrite = 4 << 20
 // send streams the backlog to the replica until the link closes, writing
 // straight from the backlog's blocks.
 func (l *link) send() error {
-	out := newSink(l.nc)
 	var parts [][]byte
 	var dlSet, drainUntil, lastWrite time.Time
 	draining := l.draining
@@ -228,7 +228,7 @@ func (l *link) send() error {
 				_ = l.nc.SetWriteDeadline(now.Add(l.n.cfg.Timeout))
 				dlSet = now
 			}
-			werr := out.write(parts)
+			werr := l.sock.write(parts)
 			l.r.advance(n)
 			if werr != nil {
 				return errOrNil(l, werr)
@@ -275,7 +275,7 @@ func errOrNil(l *link, err error) error {
 // read deadline in the past (the server shutting down: this code sets
 // none) makes the link drain instead of closing at once.
 func (l *link) readAcks(buffered []byte) {
-	br := bufio.NewReader(io.MultiReader(bytes.NewReader(buffered), l.nc))
+	br := bufio.NewReader(io.MultiReader(bytes.NewReader(buffered), l.sock))
 	for {
 		args, err := readCommand(br)
 		if errors.Is(err, os.ErrDeadlineExceeded) {

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -8,33 +9,35 @@ import (
 	"unsafe"
 )
 
-// sink writes the stream to a replica's connection. On a plain TCP or Unix
-// socket (Linux) it calls writev(2) itself inside syscall.RawConn.Write:
-// the call cannot block (the socket is non-blocking; when it is full the
-// runtime's poller waits for room, under the write deadline), so it is
-// made without telling the scheduler (rawWritev). net.Conn's Write tells
-// it (entersyscall), and that wakes the runtime's monitor thread whenever
-// it sleeps deeply, which it does each time the primary's CPU goes idle
-// between requests: the thread then polls every 20 µs again, a
+// sock is a replica's connection as its primary's link uses it: the
+// stream is written to it and the replica's acknowledgements read from
+// it. On a plain TCP or Unix socket (Linux) it calls writev(2) and read(2)
+// itself inside syscall.RawConn's Write and Read: the calls cannot block
+// (the socket is non-blocking; when it is full, or empty, the runtime's
+// poller waits, under the connection's deadlines), so they are made
+// without telling the scheduler (rawWritev, rawRead). net.Conn's Write and
+// Read tell it (entersyscall), and that wakes the runtime's monitor thread
+// whenever it sleeps deeply, which it does each time the primary's CPU
+// goes idle between requests: the thread then polls every 20 µs again, a
 // nanosleep(2) and a context switch each time on the primary's CPU. One
-// such write per coalesced batch cost the primary about 0.05 nanosleeps
-// and 0.1 context switches per request (docs/replication.md). Any other
-// connection (TLS) is written with net.Buffers.
-type sink struct {
+// such write per coalesced batch cost the primary about 0.04 nanosleeps
+// and 0.1 context switches per unpipelined request (docs/replication.md).
+// Any other connection (TLS) is used through net.Conn.
+type sock struct {
 	nc  net.Conn
-	rc  syscall.RawConn // nil: write with nc
-	iov []syscall.Iovec // reused
+	rc  syscall.RawConn // nil: use nc
+	iov []syscall.Iovec // write's, reused
 }
 
 // maxIov is how many buffers one writev takes at most (IOV_MAX on Linux).
 const maxIov = 1024
 
-func newSink(nc net.Conn) *sink { return &sink{nc: nc, rc: rawConnOf(nc)} }
+func newSock(nc net.Conn) *sock { return &sock{nc: nc, rc: rawConnOf(nc)} }
 
 // rawConnOf returns the raw socket of a plain TCP or Unix connection on a
-// platform with rawWritev, or nil.
+// platform with rawWritev and rawRead, or nil.
 func rawConnOf(nc net.Conn) syscall.RawConn {
-	if !haveRawWritev {
+	if !haveRawIO {
 		return nil
 	}
 	var (
@@ -58,7 +61,7 @@ func rawConnOf(nc net.Conn) syscall.RawConn {
 // write writes every byte of parts, in order, or returns why it could
 // not (the write deadline passing, the connection closing or failing).
 // It may empty the slices of parts (net.Buffers does).
-func (s *sink) write(parts [][]byte) error {
+func (s *sock) write(parts [][]byte) error {
 	if s.rc == nil {
 		bufs := net.Buffers(parts)
 		_, err := bufs.WriteTo(s.nc)
@@ -96,6 +99,44 @@ func (s *sink) write(parts [][]byte) error {
 		return err
 	}
 	return werr
+}
+
+// Read reads what the replica sent into p, waiting until it sends
+// something; io.EOF once it closed the connection.
+func (s *sock) Read(p []byte) (int, error) {
+	if s.rc == nil {
+		return s.nc.Read(p)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var rerr error
+	err := s.rc.Read(func(fd uintptr) bool {
+		for {
+			m, errno := rawRead(fd, p)
+			switch errno {
+			case 0:
+				n = m
+				return true
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false // wait until the replica sends more
+			default:
+				rerr = os.NewSyscallError("read", errno)
+				return true
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // consume drops the first n bytes of iov.

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -42,12 +44,12 @@ func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
 	return w, r
 }
 
-// TestSinkWritesEveryByteInOrder writes more buffers than one writev
+// TestSockWritesEveryByteInOrder writes more buffers than one writev
 // takes and more bytes than the socket holds, to a reader reading in small
 // pieces, so that writes are partial and wait for room: every byte
 // arrives, in order, on a TCP socket (written by the raw writev on Linux)
 // and on a connection without a raw socket (written by net.Buffers).
-func TestSinkWritesEveryByteInOrder(t *testing.T) {
+func TestSockWritesEveryByteInOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var parts [][]byte
 	var want []byte
@@ -68,11 +70,11 @@ func TestSinkWritesEveryByteInOrder(t *testing.T) {
 		w, r net.Conn
 		raw  bool
 	}{
-		{"tcp", w, r, haveRawWritev},
+		{"tcp", w, r, haveRawIO},
 		{"pipe", pw, pr, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSink(tc.w)
+			s := newSock(tc.w)
 			require.Equal(t, tc.raw, s.rc != nil, "raw writev used")
 			got := make(chan []byte, 1)
 			go func() {
@@ -82,23 +84,23 @@ func TestSinkWritesEveryByteInOrder(t *testing.T) {
 			require.NoError(t, tc.w.SetWriteDeadline(time.Now().Add(30*time.Second)))
 			// Copies: net.Buffers empties the slices it wrote.
 			require.NoError(t, s.write(slices.Clone(parts)))
-			require.NoError(t, s.write(slices.Clone(parts[:5]))) // the sink is reused
+			require.NoError(t, s.write(slices.Clone(parts[:5]))) // the sock is reused
 			require.NoError(t, tc.w.Close())
 			b := <-got
 			require.Equal(t, len(want), len(b))
 			assert.True(t, bytes.Equal(want, b), "bytes differ")
 			for _, v := range s.iov {
-				assert.Nil(t, v.Base, "the sink keeps a pointer into the written buffers")
+				assert.Nil(t, v.Base, "the sock keeps a pointer into the written buffers")
 			}
 		})
 	}
 }
 
-// TestSinkWriteDeadline: a replica that reads nothing makes the write
+// TestSockWriteDeadline: a replica that reads nothing makes the write
 // fail once its deadline passes, instead of blocking the link for ever.
-func TestSinkWriteDeadline(t *testing.T) {
+func TestSockWriteDeadline(t *testing.T) {
 	w, _ := tcpPair(t)
-	s := newSink(w)
+	s := newSock(w)
 	big := make([]byte, 16<<20) // far more than both sockets' buffers
 	require.NoError(t, w.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
 	err := s.write([][]byte{big[:1], big})
@@ -106,11 +108,11 @@ func TestSinkWriteDeadline(t *testing.T) {
 	assert.True(t, errors.Is(err, os.ErrDeadlineExceeded), "err: %v", err)
 }
 
-// TestSinkWriteClosed: writing to a connection the replica closed fails.
-func TestSinkWriteClosed(t *testing.T) {
+// TestSockWriteClosed: writing to a connection the replica closed fails.
+func TestSockWriteClosed(t *testing.T) {
 	w, r := tcpPair(t)
 	require.NoError(t, r.Close())
-	s := newSink(w)
+	s := newSock(w)
 	big := make([]byte, 1<<20)
 	var err error
 	for range 100 { // the first writes may land before the reset is seen
@@ -120,6 +122,65 @@ func TestSinkWriteClosed(t *testing.T) {
 	}
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, io.EOF))
+}
+
+// TestSockReads reads a replica's acknowledgements as the link does
+// (through bufio and readCommand), then io.EOF once the replica closes;
+// on a TCP socket (raw read on Linux) and a connection without one.
+func TestSockReads(t *testing.T) {
+	w, r := tcpPair(t)
+	pw, pr := net.Pipe()
+	t.Cleanup(func() { pw.Close(); pr.Close() })
+	for _, tc := range []struct {
+		name    string
+		primary net.Conn
+		replica net.Conn
+		raw     bool
+	}{
+		{"tcp", w, r, haveRawIO},
+		{"pipe", pw, pr, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSock(tc.primary)
+			require.Equal(t, tc.raw, s.rc != nil, "raw read used")
+			go func() {
+				for i := range 1000 {
+					if _, err := tc.replica.Write(appendCommand(nil, "REPLCONF", "ACK", strconv.Itoa(i))); err != nil {
+						return
+					}
+				}
+				tc.replica.Close()
+			}()
+			br := bufio.NewReaderSize(s, 16) // many short reads
+			for i := range 1000 {
+				args, err := readCommand(br)
+				require.NoError(t, err)
+				require.Equal(t, []string{"REPLCONF", "ACK", strconv.Itoa(i)}, args)
+			}
+			_, err := readCommand(br)
+			assert.ErrorIs(t, err, io.EOF)
+		})
+	}
+}
+
+// TestSockReadDeadline: a read deadline set while the link waits for the
+// replica (the server shutting down) ends the read with
+// os.ErrDeadlineExceeded, which makes the link drain.
+func TestSockReadDeadline(t *testing.T) {
+	w, _ := tcpPair(t)
+	s := newSock(w)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Read(make([]byte, 64))
+		done <- err
+	}()
+	require.NoError(t, w.SetReadDeadline(time.Now()))
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Read still waiting 10 s after its deadline passed")
+	}
 }
 
 func TestConsume(t *testing.T) {
