@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,6 +214,7 @@ func (l *link) send() error {
 					if !hold.Stop() {
 						<-hold.C
 					}
+					yield()
 				}
 			}
 		}
@@ -251,6 +253,7 @@ func (l *link) send() error {
 		lastWrite = time.Time{} // idle: the next change goes at once
 		select {
 		case <-l.r.Wake():
+			yield()
 		case <-l.closed:
 			return nil
 		case <-draining:
@@ -259,6 +262,18 @@ func (l *link) send() error {
 		}
 	}
 }
+
+// yield lets the goroutines already runnable run before a link writes
+// what woke it. Connections the poller found readable together are queued
+// together; the change (and, with --min-replicas-ack, the GETACK) of the
+// first one wakes the link, which the scheduler would otherwise run next,
+// before the others: one write and one acknowledgement per request. Run
+// after them, the link sends all their changes and GETACKs in one write
+// (with --min-replicas-ack 1, unpipelined: 0.21 writes per request instead
+// of 1.0; docs/replication.md). The first request's acknowledgement then
+// waits for the queued requests to be served (microseconds each); the
+// others' come sooner, without a write each ahead of them.
+func yield() { runtime.Gosched() }
 
 // errOrNil is err unless the link was closed on purpose.
 func errOrNil(l *link, err error) error {
