@@ -1,12 +1,8 @@
 package replication
 
 import (
-	"io"
 	"net"
-	"os"
-	"runtime"
 	"syscall"
-	"unsafe"
 )
 
 // sock is a replica's connection as its primary's link uses it: the
@@ -20,17 +16,15 @@ import (
 // whenever it sleeps deeply, which it does each time the primary's CPU
 // goes idle between requests: the thread then polls every 20 µs again, a
 // nanosleep(2) and a context switch each time on the primary's CPU. One
-// such write per coalesced batch cost the primary about 0.04 nanosleeps
-// and 0.1 context switches per unpipelined request (docs/replication.md).
+// such write per coalesced batch cost the primary 0.02-0.04 nanosleeps and
+// up to 0.06 extra context switches per unpipelined request
+// (docs/replication.md).
 // Any other connection (TLS) is used through net.Conn.
 type sock struct {
 	nc  net.Conn
 	rc  syscall.RawConn // nil: use nc
-	iov []syscall.Iovec // write's, reused
+	iov iovecs          // writeRaw's, reused
 }
-
-// maxIov is how many buffers one writev takes at most (IOV_MAX on Linux).
-const maxIov = 1024
 
 func newSock(nc net.Conn) *sock { return &sock{nc: nc, rc: rawConnOf(nc)} }
 
@@ -67,38 +61,7 @@ func (s *sock) write(parts [][]byte) error {
 		_, err := bufs.WriteTo(s.nc)
 		return err
 	}
-	s.iov = s.iov[:0]
-	for _, p := range parts {
-		if len(p) > 0 {
-			v := syscall.Iovec{Base: &p[0]}
-			v.SetLen(len(p))
-			s.iov = append(s.iov, v)
-		}
-	}
-	iov := s.iov
-	var werr error
-	err := s.rc.Write(func(fd uintptr) bool {
-		for len(iov) > 0 {
-			n, errno := rawWritev(fd, iov[:min(len(iov), maxIov)])
-			switch {
-			case errno == syscall.EINTR:
-			case errno == syscall.EAGAIN || (errno == 0 && n == 0):
-				return false // wait until the socket takes more
-			case errno != 0:
-				werr = os.NewSyscallError("writev", errno)
-				return true
-			default:
-				iov = consume(iov, n)
-			}
-		}
-		return true
-	})
-	runtime.KeepAlive(parts)
-	clear(s.iov) // keep no pointers into the backlog's blocks
-	if err != nil {
-		return err
-	}
-	return werr
+	return s.writeRaw(parts)
 }
 
 // Read reads what the replica sent into p, waiting until it sends
@@ -107,49 +70,5 @@ func (s *sock) Read(p []byte) (int, error) {
 	if s.rc == nil {
 		return s.nc.Read(p)
 	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	var n int
-	var rerr error
-	err := s.rc.Read(func(fd uintptr) bool {
-		for {
-			m, errno := rawRead(fd, p)
-			switch errno {
-			case 0:
-				n = m
-				return true
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait until the replica sends more
-			default:
-				rerr = os.NewSyscallError("read", errno)
-				return true
-			}
-		}
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case rerr != nil:
-		return 0, rerr
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-// consume drops the first n bytes of iov.
-func consume(iov []syscall.Iovec, n int) []syscall.Iovec {
-	for n > 0 {
-		l := int(iov[0].Len)
-		if n < l {
-			iov[0].Base = (*byte)(unsafe.Add(unsafe.Pointer(iov[0].Base), n))
-			iov[0].SetLen(l - n)
-			return iov
-		}
-		n -= l
-		iov = iov[1:]
-	}
-	return iov
+	return s.readRaw(p)
 }

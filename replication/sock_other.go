@@ -2,11 +2,14 @@
 
 package replication
 
-import "syscall"
+import "errors"
 
-// haveRawIO says whether rawWritev and rawRead are implemented here: not
-// on this platform, where a replica's connection is used through net.Conn.
+// haveRawIO says whether writeRaw and readRaw are implemented here: not on
+// this platform, where a replica's connection is used through net.Conn
+// (sock.rc is always nil).
 const haveRawIO = false
 
-func rawWritev(uintptr, []syscall.Iovec) (int, syscall.Errno) { return 0, syscall.ENOSYS }
-func rawRead(uintptr, []byte) (int, syscall.Errno)            { return 0, syscall.ENOSYS }
+type iovecs struct{}
+
+func (s *sock) writeRaw([][]byte) error     { return errors.ErrUnsupported }
+func (s *sock) readRaw([]byte) (int, error) { return 0, errors.ErrUnsupported }
