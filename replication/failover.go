@@ -148,14 +148,23 @@ func (n *Node) runFailover(f *failover) {
 	began := time.Now()
 	log := n.log.With(slog.String("target", hostPort(f.host, f.port)))
 	log.Info("FAILOVER: writes paused, waiting for the replica to catch up")
-	n.awaitWrites(0)
-	end := n.b.appendGetAck()
 	var expired <-chan time.Time
 	if f.timeout > 0 {
 		t := time.NewTimer(f.timeout)
 		defer t.Stop()
 		expired = t.C
 	}
+	// The writes already past the gate must end before the stream's end is
+	// taken. Writes take microseconds; one that outlives TIMEOUT (a stalled
+	// journal) aborts the handover, FORCE or not: handing over while it
+	// runs would change this node's state after its stream ended.
+	if !n.awaitWrites(f.timeout) {
+		n.endFailover(f)
+		log.Warn("FAILOVER aborted: writes in flight did not end within TIMEOUT; writes resume here",
+			slog.Duration("paused", time.Since(began)))
+		return
+	}
+	end := n.b.appendGetAck()
 	caughtUp := false
 	for {
 		_, acked := n.countAcked(end)

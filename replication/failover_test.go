@@ -164,3 +164,39 @@ func TestMinReplicasToWrite(t *testing.T) {
 		return err != nil && errors.Is(err, err) && strings.HasPrefix(err.Error(), "NOREPLICAS")
 	}, "refused again once the replica is gone")
 }
+
+// TestFailoverTimeoutCoversWritesInFlight: a write that passed the gate
+// and does not end (held by DEBUG HOLD-WRITES, as a stalled journal would
+// hold it) must not keep FAILOVER ... TIMEOUT paused past its timeout: the
+// handover is aborted and writes resume on the primary, which stays one.
+// Before, FAILOVER waited for such a write without bound, with every write
+// paused meanwhile.
+func TestFailoverTimeoutCoversWritesInFlight(t *testing.T) {
+	a, b := startNode(t, nil), startNode(t, nil)
+	setClock(t, epoch, a, b)
+	follow(t, b, a.host, a.port)
+
+	require.Equal(t, "OK", a.must("DEBUG", "HOLD-WRITES", "ON"))
+	t.Cleanup(func() { _, _ = a.do("DEBUG", "HOLD-WRITES", "OFF") })
+	held := make(chan error, 1)
+	go func() {
+		_, err := a.do("THROTTLE", "held", 0, 1, 3600)
+		held <- err
+	}()
+	eventually(t, func() bool { return a.must("DEBUG", "HOLD-WRITES", "COUNT") == int64(1) }, "the write is held")
+
+	require.Equal(t, "OK", a.must("FAILOVER", "TO", b.host, b.port, "TIMEOUT", 200))
+	eventually(t, func() bool { return a.info("replication")["master_failover_state"] == "no-failover" },
+		"FAILOVER gave up while the write was still in flight:\n"+a.logs.String())
+	assert.EqualValues(t, 1, a.must("DEBUG", "HOLD-WRITES", "COUNT"), "the write is still held")
+	assert.Equal(t, "master", a.info("replication")["role"])
+	assert.Equal(t, "slave", b.info("replication")["role"])
+	assert.Contains(t, a.logs.String(), "writes in flight did not end within TIMEOUT")
+
+	require.Equal(t, "OK", a.must("DEBUG", "HOLD-WRITES", "OFF"))
+	require.NoError(t, <-held, "the held write completes")
+	v, err := a.do("THROTTLE", "after", 0, 1, 3600)
+	require.NoError(t, err, "writes resume on the primary")
+	assert.Equal(t, int64(0), v.([]any)[0])
+	waitReplicas(t, a, 1)
+}
