@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -268,9 +269,11 @@ func waitCmd(s *Server, c *resp.Conn, args [][]byte) {
 	c.WriteInt(int64(s.repl.Wait(int(min(n, 1<<31)), timeout)))
 }
 
-// replconf serves REPLCONF option value ...: listening-port is kept for
-// PSYNC; ip-address, capa and the rest of the handshake are accepted; ACK
-// and GETACK outside a replication link are ignored, as Redis does.
+// replconf serves REPLCONF option value ...: listening-port and
+// ip-address (an IP address or a host name, as a Redis replica may
+// announce) are kept for PSYNC; capa and the rest of the handshake are
+// accepted; ACK and GETACK outside a replication link are ignored, as
+// Redis does.
 func replconf(s *Server, c *resp.Conn, args [][]byte) {
 	if (len(args)-1)%2 != 0 {
 		c.WriteError(errSyntax)
@@ -287,13 +290,38 @@ func replconf(s *Server, c *resp.Conn, args [][]byte) {
 			sessionOf(c).listeningPort = int(port)
 		case "ack", "getack":
 			return // no reply, as on a replication link
-		case "ip-address", "capa", "rdb-only", "rdb-filter-only", "rdb-channel":
+		case "ip-address":
+			if !announceable(args[i+1]) {
+				c.WriteError(errReplconfIPAddress(args[i+1]))
+				return
+			}
+			sessionOf(c).ipAddress = string(args[i+1])
+		case "capa", "rdb-only", "rdb-filter-only", "rdb-channel":
 		default:
 			c.WriteError(errReplconfOption(args[i]))
 			return
 		}
 	}
 	c.WriteSimple("OK")
+}
+
+// announceable reports whether a replica's REPLCONF ip-address can name
+// it: an IP address, or a host name (letters, digits, '-' and '.'; Redis
+// 7 replicas may announce one). Anything else would garble INFO's
+// slaveN:ip=...,port=... line.
+func announceable(v []byte) bool {
+	if len(v) == 0 || len(v) > 255 {
+		return false
+	}
+	if _, err := netip.ParseAddr(string(v)); err == nil {
+		return true
+	}
+	for _, b := range v {
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // psync serves PSYNC replid offset: the connection becomes a replication
@@ -327,7 +355,8 @@ func psync(s *Server, c *resp.Conn, args [][]byte) {
 		return
 	}
 	sess := sessionOf(c)
-	h := replication.Hello{ReplID: string(args[1]), Offset: offset, ListeningPort: sess.listeningPort, Addr: sess.addr}
+	h := replication.Hello{ReplID: string(args[1]), Offset: offset, ListeningPort: sess.listeningPort,
+		IPAddress: sess.ipAddress, Addr: sess.addr}
 	repl := s.repl
 	c.Detach(func(nc net.Conn, buffered []byte) { repl.ServeReplica(nc, buffered, h) })
 }

@@ -204,6 +204,10 @@ func errReplconfOption(opt []byte) string {
 	return fmt.Sprintf("ERR Unrecognized REPLCONF option: %s", clean(truncate(opt, 128)))
 }
 
+func errReplconfIPAddress(v []byte) string {
+	return fmt.Sprintf("ERR REPLCONF ip-address '%s': must be an IP address or a host name", clean(truncate(v, 128)))
+}
+
 // Cluster replies, as Redis words them (CLUSTERX's as Kvrocks does).
 const (
 	errClusterDisabled = "ERR This instance has cluster support disabled"

@@ -34,6 +34,8 @@ type session struct {
 	stampSeq  uint64
 	// listeningPort is a replica's REPLCONF listening-port, for PSYNC.
 	listeningPort int
+	// ipAddress is a replica's REPLCONF ip-address, for PSYNC.
+	ipAddress string
 	// writing is set while a state-changing command is routed, gated and
 	// run (see ServeRESP, writeAllowed and AwaitWrites).
 	writing atomic.Bool

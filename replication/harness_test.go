@@ -170,6 +170,13 @@ func startProxy(t testing.TB, target string) *proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	return startProxyOn(t, ln, target)
+}
+
+// startProxyOn is startProxy on a listener of the caller's (whose port a
+// node may need to know before target starts).
+func startProxyOn(t testing.TB, ln net.Listener, target string) *proxy {
+	t.Helper()
 	p := &proxy{ln: ln, target: target}
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.setStalled(false); p.cut() })

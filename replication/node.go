@@ -56,6 +56,14 @@ type Config struct {
 	// (REPLCONF listening-port), shown by the primary's INFO and ROLE;
 	// SetListenPort changes it once the listener has bound.
 	ListenPort int
+	// AnnouncePort, when not 0, is announced instead of ListenPort
+	// (Redis's replica-announce-port: behind NAT or port mapping).
+	AnnouncePort int
+	// AnnounceIP, when set, is the address this node gives its primary
+	// for itself (REPLCONF ip-address; Redis's replica-announce-ip),
+	// which the primary shows and matches instead of the one the node
+	// connects from.
+	AnnounceIP string
 	// MasterUser and MasterAuth authenticate this node to its primary
 	// (AUTH [user] password); empty MasterAuth sends no AUTH.
 	MasterUser, MasterAuth string

@@ -19,11 +19,12 @@ import (
 )
 
 // Hello is what a replica said before PSYNC: the command's arguments and
-// its REPLCONF listening-port.
+// its REPLCONF listening-port and ip-address.
 type Hello struct {
 	ReplID        string // PSYNC's replication ID; "?" asks for a full resync
 	Offset        int64  // PSYNC's offset: the first byte the replica lacks
 	ListeningPort int    // REPLCONF listening-port; 0 when not sent
+	IPAddress     string // REPLCONF ip-address; empty: Addr's host
 	Addr          string // the connection's remote address, host:port
 }
 
@@ -91,6 +92,9 @@ func (n *Node) ServeReplica(nc net.Conn, buffered []byte, h Hello) {
 	ip, _, err := net.SplitHostPort(h.Addr)
 	if err != nil {
 		ip = h.Addr
+	}
+	if h.IPAddress != "" {
+		ip = h.IPAddress // INFO, ROLE and FAILOVER TO name the replica by it
 	}
 	l := &link{n: n, nc: nc, sock: newSock(nc), ip: ip, port: h.ListeningPort, closed: make(chan struct{}), draining: make(chan struct{})}
 	l.lastAck.Store(time.Now().UnixNano())

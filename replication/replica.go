@@ -198,8 +198,24 @@ func (f *follower) session() (streamed bool, err error) {
 		}
 		return false, err
 	}
-	if _, err := call("REPLCONF", "listening-port", strconv.Itoa(int(f.n.listenPort.Load()))); err != nil {
+	port := int(f.n.listenPort.Load())
+	if cfg.AnnouncePort != 0 {
+		port = cfg.AnnouncePort
+	}
+	if _, err := call("REPLCONF", "listening-port", strconv.Itoa(port)); err != nil {
 		return false, fmt.Errorf("REPLCONF listening-port: %w", err)
+	}
+	if cfg.AnnounceIP != "" {
+		// As Redis: a primary that refuses it still serves this replica,
+		// under the address it sees.
+		if _, err := call("REPLCONF", "ip-address", cfg.AnnounceIP); err != nil {
+			var re *replyError
+			if !errors.As(err, &re) {
+				return false, err
+			}
+			f.n.log.Warn("replication: the primary refused REPLCONF ip-address (--replica-announce-ip); it shows this replica at the address it connects from",
+				slog.String("primary", f.addr()), slog.String("error", re.text))
+		}
 	}
 	if _, err := call("REPLCONF", "capa", "psync2"); err != nil {
 		var re *replyError

@@ -150,6 +150,16 @@ type Config struct {
 	// MasterUser is the ACL user a replica authenticates as (with
 	// MasterAuth); empty: the default user. Default "".
 	MasterUser string
+	// ReplicaAnnounceIP is the address a replica gives its primary for
+	// itself (REPLCONF ip-address), shown by the primary's INFO
+	// replication and ROLE and matched by its FAILOVER TO, instead of the
+	// address it connects from (behind NAT or Docker port mapping); an IP
+	// address, empty: not sent. Default "".
+	ReplicaAnnounceIP string
+	// ReplicaAnnouncePort is the port a replica gives its primary for
+	// itself (REPLCONF listening-port); 0: the port it listens on.
+	// Default 0.
+	ReplicaAnnouncePort int
 	// ReplBacklogSize is how many bytes of the replication stream are kept
 	// for replicas to resume from after a disconnection (a partial
 	// resync); at least 16384. Default 1048576.
@@ -337,6 +347,9 @@ func (c Config) Validate() error {
 		"--tls-auth-clients optional or yes needs --tls-ca-cert-file")
 	check(c.Pprof && c.MetricsAddr == "", "--pprof needs --metrics-addr")
 	check(c.ClusterNodeID != "" && !cluster.ValidID(c.ClusterNodeID), "--cluster-node-id %q: must be 40 hex digits", c.ClusterNodeID)
+	check(c.ReplicaAnnounceIP != "" && net.ParseIP(c.ReplicaAnnounceIP) == nil,
+		"--replica-announce-ip %q: must be an IP address", c.ReplicaAnnounceIP)
+	check(c.ReplicaAnnouncePort < 0 || c.ReplicaAnnouncePort > 65535, "--replica-announce-port %d: must be 0..65535", c.ReplicaAnnouncePort)
 	check(c.ClusterAnnouncePort < 0 || c.ClusterAnnouncePort > 65535, "--cluster-announce-port %d: must be 0..65535", c.ClusterAnnouncePort)
 	check(!c.ClusterEnabled && (c.ClusterNodeID != "" || c.ClusterAnnounceIP != "" || c.ClusterAnnouncePort != 0 || c.ClusterAnnounceHostname != ""),
 		"--cluster-node-id and --cluster-announce-* need --cluster-enabled")

@@ -80,6 +80,7 @@ func TestShown(t *testing.T) {
 	c.IdleTimeout = 90 * time.Second
 	c.RequirePassFile = "/run/secret"
 	c.TLSKeyFile = "/etc/key.pem"
+	c.ReplicaAnnounceIP, c.ReplicaAnnouncePort = "203.0.113.7", 16379
 	got := map[string]string{}
 	var order []string
 	for _, s := range c.shown() {
@@ -97,6 +98,8 @@ func TestShown(t *testing.T) {
 	assert.Equal(t, "yes", got["journal-load-truncated"])
 	assert.Equal(t, "no", got["journal-accept-corruption"])
 	assert.Equal(t, "1", got["databases"])
+	assert.Equal(t, "203.0.113.7", got["replica-announce-ip"])
+	assert.Equal(t, "16379", got["replica-announce-port"])
 	assert.NotContains(t, got, "tls-key-file")
 	assert.NotContains(t, got, "requirepass-file")
 	assert.Equal(t, []string{"bind", "port", "maxclients"}, order[:3])
@@ -118,12 +121,14 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Pprof = true
 	c.FoldBytes = 1
 	c.Fsync = "sometimes"
+	c.ReplicaAnnounceIP, c.ReplicaAnnouncePort = "replica-1", 65536
 	err := c.Validate()
 	require.Error(t, err)
 	want := []string{
 		"--port 70000", "--bind: no address", "--shards 0", "--client-query-buffer-limit 1048576: must exceed",
 		"--timeout -1s", "--requirepass and --requirepass-file", "--tls-port needs --tls-cert-file",
 		`--tls-auth-clients "maybe"`, "needs --tls-ca-cert-file", "--pprof needs --metrics-addr", "--fold-bytes 1", `--fsync: fsync mode "sometimes"`,
+		`--replica-announce-ip "replica-1": must be an IP address`, "--replica-announce-port 65536: must be 0..65535",
 	}
 	for _, w := range want {
 		assert.Contains(t, err.Error(), w)

@@ -70,6 +70,7 @@ func newState(cfg Config, cc commands.Config, replTLS *tls.Config) (*state, erro
 	host, port, _ := cfg.replicaOf() // validated
 	st.repl = replication.New(replication.Config{
 		Keys: st.keys, Backlog: backlog, Now: st.clock.Now, Logger: cc.Logger, ListenPort: cfg.Port,
+		AnnounceIP: cfg.ReplicaAnnounceIP, AnnouncePort: cfg.ReplicaAnnouncePort,
 		MasterUser: cfg.MasterUser, MasterAuth: cfg.MasterAuth, Timeout: cfg.ReplTimeout, TLS: replTLS,
 		PrimaryHost: host, PrimaryPort: port,
 		MinReplicas: cfg.MinReplicasToWrite, MinReplicasMaxLag: cfg.MinReplicasMaxLag,
