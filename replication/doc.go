@@ -17,7 +17,9 @@
 //
 // A replica connects to the ordinary RESP port and speaks Redis's
 // handshake: AUTH (--masterauth, --masteruser), PING, REPLCONF
-// listening-port, REPLCONF capa psync2, PSYNC replid offset. The command
+// listening-port, REPLCONF ip-address (with --replica-announce-ip; the
+// primary then names the replica by it), REPLCONF capa psync2, PSYNC
+// replid offset. The command
 // layer hands the connection to [Node.ServeReplica], which answers
 // +CONTINUE and streams from the backlog when the backlog still holds what
 // the replica lacks (a partial resync), and +FULLRESYNC replid offset, a
