@@ -31,21 +31,11 @@ func newSock(nc net.Conn) *sock { return &sock{nc: nc, rc: rawConnOf(nc)} }
 // rawConnOf returns the raw socket of a plain TCP or Unix connection on a
 // platform with rawWritev and rawRead, or nil.
 func rawConnOf(nc net.Conn) syscall.RawConn {
-	if !haveRawIO {
+	sc, ok := nc.(syscall.Conn) // *net.TCPConn, *net.UnixConn; not TLS or net.Pipe
+	if !haveRawIO || !ok {
 		return nil
 	}
-	var (
-		rc  syscall.RawConn
-		err error
-	)
-	switch t := nc.(type) {
-	case *net.TCPConn:
-		rc, err = t.SyscallConn()
-	case *net.UnixConn:
-		rc, err = t.SyscallConn()
-	default:
-		return nil
-	}
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return nil
 	}

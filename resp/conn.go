@@ -191,18 +191,11 @@ func (c *Conn) serve() {
 // reads can wait on the runtime's poller for readability, or nil for any
 // other net.Conn (TLS, a test pipe), which is read with Read.
 func rawConnOf(nc net.Conn) syscall.RawConn {
-	var (
-		rc  syscall.RawConn
-		err error
-	)
-	switch t := nc.(type) {
-	case *net.TCPConn:
-		rc, err = t.SyscallConn()
-	case *net.UnixConn:
-		rc, err = t.SyscallConn()
-	default:
+	sc, ok := nc.(syscall.Conn) // *net.TCPConn, *net.UnixConn; not TLS or a pipe
+	if !ok {
 		return nil
 	}
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return nil
 	}
