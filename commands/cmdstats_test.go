@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sluicehq/sluice/acl"
@@ -365,49 +362,11 @@ func TestStampChainsWithinBatch(t *testing.T) {
 	assert.Equal(t, []any{strconv.FormatInt(epoch/1e9+7, 10), "0"}, t3.Val())
 }
 
-// startRedis runs redis-server on a free loopback port with args for the
-// length of the test, or skips the test when it is not installed (fails
-// with SLUICE_COMPAT_STRICT set).
-func startRedis(t *testing.T, args ...string) *redis.Client {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("SLUICE_COMPAT_STRICT") != "" {
-			t.Fatal("SLUICE_COMPAT_STRICT: redis-server is not installed")
-		}
-		t.Skip("redis-server is not on PATH (apt-get install redis-server; see compat/ci-deps.sh)")
-	}
-	for range 5 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-		ln.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		cmd := exec.CommandContext(ctx, bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--dir", t.TempDir()}, args...)...)
-		require.NoError(t, cmd.Start())
-		c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port, Protocol: 2, MaxRetries: -1, DisableIdentity: true, PoolSize: 1})
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) && c.Ping(context.Background()).Err() != nil {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if c.Ping(context.Background()).Err() == nil {
-			t.Cleanup(func() { _ = c.Close(); cancel(); _ = cmd.Wait() })
-			return c
-		}
-		_ = c.Close()
-		cancel()
-		_ = cmd.Wait() // the port was taken meanwhile: another one
-	}
-	t.Fatal("redis-server did not start")
-	return nil
-}
-
-// TestSlowlogAndCommandstatsMatchRedis sends the same calls to Sluice and
-// to redis-server, both logging every command, and compares the slow log
 // entries (but for ids, times and ports) and the commandstats counts.
 func TestSlowlogAndCommandstatsMatchRedis(t *testing.T) {
-	rc := startRedis(t, "--slowlog-log-slower-than", "0", "--slowlog-max-len", "128")
+	rc := startRedisServer(t, freePort, func(string) []string {
+		return []string{"--slowlog-log-slower-than", "0", "--slowlog-max-len", "128"}
+	}, redis.Options{Protocol: 2, MaxRetries: -1, DisableIdentity: true, PoolSize: 1})
 	ts := startServerWith(t, Config{Slowlog: &SlowlogConfig{SlowerThan: 0, MaxLen: 128}})
 	sc := redis.NewClient(&redis.Options{Addr: ts.addr, Protocol: 2, MaxRetries: -1, DisableIdentity: true, PoolSize: 1})
 	t.Cleanup(func() { _ = sc.Close() })

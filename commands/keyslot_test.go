@@ -18,9 +18,21 @@ import (
 
 // startRedisCluster runs redis-server with cluster-enabled on a free
 // loopback port (its bus port, +10000, free too) for the length of the
-// test, or skips the test when redis-server is not installed (fails with
-// SLUICE_COMPAT_STRICT set).
+// test (see startRedisServer).
 func startRedisCluster(t *testing.T) *redis.Client {
+	t.Helper()
+	return startRedisServer(t, freePortPair, func(dir string) []string {
+		return []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf")}
+	}, redis.Options{MaxRetries: -1})
+}
+
+// startRedisServer runs redis-server on 127.0.0.1, on a port from port,
+// with its data in a temporary dir and the arguments args(dir) added, for
+// the length of the test, and returns a client with opt's settings for it.
+// It skips the test when redis-server is not installed (fails with
+// SLUICE_COMPAT_STRICT set), and tries another port when the one it chose
+// was taken before redis-server bound it.
+func startRedisServer(t *testing.T, port func(*testing.T) int, args func(dir string) []string, opt redis.Options) *redis.Client {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -30,16 +42,17 @@ func startRedisCluster(t *testing.T) *redis.Client {
 		t.Skip("redis-server is not on PATH (apt-get install redis-server; see compat/ci-deps.sh)")
 	}
 	for attempt := 0; attempt < 5; attempt++ {
-		port := freePortPair(t)
+		p := strconv.Itoa(port(t))
 		dir := t.TempDir()
 		ctx, cancel := context.WithCancel(context.Background())
-		cmd := exec.CommandContext(ctx, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--dir", dir, "--save", "", "--appendonly", "no")
+		cmd := exec.CommandContext(ctx, bin, append([]string{"--port", p, "--bind", "127.0.0.1", "--dir", dir,
+			"--save", "", "--appendonly", "no"}, args(dir)...)...)
 		require.NoError(t, cmd.Start())
-		c := redis.NewClient(&redis.Options{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), MaxRetries: -1})
+		opt.Addr = net.JoinHostPort("127.0.0.1", p)
+		c := redis.NewClient(&opt)
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) && c.Ping(context.Background()).Err() != nil {
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // pace the polling; the deadline bounds the wait
 		}
 		if c.Ping(context.Background()).Err() == nil {
 			t.Cleanup(func() { _ = c.Close(); cancel(); _ = cmd.Wait() })
@@ -51,6 +64,15 @@ func startRedisCluster(t *testing.T) *redis.Client {
 	}
 	t.Fatal("redis-server did not start")
 	return nil
+}
+
+// freePort finds a free loopback port.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // freePortPair finds a loopback port p below 55536 with p+10000 free too.
