@@ -248,33 +248,31 @@ func (c *Conn) serveReady() {
 		if err == nil {
 			err = c.stop
 		}
-		if c.killed.Load() || errors.Is(err, errStopped) {
+		if c.killed.Load() || errors.Is(err, errStopped) || !c.readStopped(err) {
 			return
 		}
-		var perr *protocolError
-		if errors.As(err, &perr) {
-			c.protocolError(perr)
-			return
-		}
-		if errors.Is(err, errQueryBudget) {
-			c.evict()
-			return
-		}
-		if errors.Is(err, errShutdown) || c.srv.shutting.Load() {
-			c.linger()
-			return
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if c.deadlineFired() {
-				continue
-			}
-			return
-		}
-		if !isClosedError(err) {
-			c.srv.logger().Debug("resp: read failed", "id", c.id, "remote", c.remote, "err", err)
-		}
-		return
 	}
+}
+
+// readStopped ends what stopped a read loop: a malformed request or the
+// query buffer budget (answered, then closed), Shutdown (lingered), a
+// deadline, or a failed or closed socket. It returns true when the loop
+// reads on: a deadline fired that only shrank buffers.
+func (c *Conn) readStopped(err error) bool {
+	var perr *protocolError
+	switch {
+	case errors.As(err, &perr):
+		c.protocolError(perr)
+	case errors.Is(err, errQueryBudget):
+		c.evict()
+	case errors.Is(err, errShutdown) || c.srv.shutting.Load():
+		c.linger()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return c.deadlineFired()
+	case !isClosedError(err):
+		c.srv.logger().Debug("resp: read failed", "id", c.id, "remote", c.remote, "err", err)
+	}
+	return false
 }
 
 // onReadable is serveReady's RawConn.Read callback: it returns false to
@@ -347,32 +345,12 @@ func (c *Conn) servePlain() {
 		if err == nil {
 			continue
 		}
-		var perr *protocolError
-		if errors.As(err, &perr) {
-			c.protocolError(perr)
+		// Bytes come with a read error only (a protocol error or the
+		// budget come from making room, before any byte is read): answer
+		// what they complete before ending the read.
+		if (n > 0 && !c.process()) || !c.readStopped(err) {
 			return
 		}
-		if errors.Is(err, errQueryBudget) {
-			c.evict()
-			return
-		}
-		if n > 0 && !c.process() {
-			return
-		}
-		if c.srv.shutting.Load() {
-			c.linger()
-			return
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if c.deadlineFired() {
-				continue
-			}
-			return
-		}
-		if !isClosedError(err) {
-			c.srv.logger().Debug("resp: read failed", "id", c.id, "remote", c.remote, "err", err)
-		}
-		return
 	}
 }
 
