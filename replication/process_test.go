@@ -173,6 +173,25 @@ func TestNoLossAfterWaitThenKill9(t *testing.T) {
 	assert.Contains(t, replica.Logs(), "replication: promoted to primary")
 }
 
+// journalWritten waits until every change the process recorded (at least
+// one) has been written to its journal, where the operating system keeps
+// it through a kill -9.
+func (p *proc) journalWritten(t testing.TB) {
+	t.Helper()
+	recorded := regexp.MustCompile(`persistence_changes_recorded:(\d+)`)
+	written := regexp.MustCompile(`persistence_changes_written:(\d+)`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := p.must(t, "INFO", "persistence").(string)
+		rec, wr := recorded.FindStringSubmatch(st), written.FindStringSubmatch(st)
+		if rec != nil && wr != nil && rec[1] == wr[1] && rec[1] != "0" {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "the journal written:\n%s", st)
+		time.Sleep(5 * time.Millisecond) // pace the polling; the deadline bounds the wait
+	}
+}
+
 // infoField reads one field of INFO replication.
 func (p *proc) infoField(t testing.TB, name string) string {
 	t.Helper()
@@ -204,17 +223,7 @@ func TestReplicaKill9ThenRestart(t *testing.T) {
 	require.EqualValues(t, 1, primary.must(t, "WAIT", 1, 20000))
 	// What it applied so far has reached its journal (the operating
 	// system holds it: a kill -9 keeps it).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st := replica.must(t, "INFO", "persistence").(string)
-		rec, wr := regexp.MustCompile(`persistence_changes_recorded:(\d+)`).FindStringSubmatch(st),
-			regexp.MustCompile(`persistence_changes_written:(\d+)`).FindStringSubmatch(st)
-		if rec != nil && wr != nil && rec[1] == wr[1] && rec[1] != "0" {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the replica's journal written:\n%s", st)
-		time.Sleep(5 * time.Millisecond)
-	}
+	replica.journalWritten(t)
 
 	// Killed between two batches of a stream of 2,000 commands.
 	killed := make(chan error, 1)
@@ -290,17 +299,7 @@ func TestPrimarySigtermThenKill9(t *testing.T) {
 	require.EqualValues(t, 1, again.must(t, "WAIT", 1, 20000))
 	// These changes, and so the withdrawal journaled before them, have
 	// reached the journal (the operating system keeps them on a kill -9).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st := again.must(t, "INFO", "persistence").(string)
-		rec, wr := regexp.MustCompile(`persistence_changes_recorded:(\d+)`).FindStringSubmatch(st),
-			regexp.MustCompile(`persistence_changes_written:(\d+)`).FindStringSubmatch(st)
-		if rec != nil && wr != nil && rec[1] == wr[1] && rec[1] != "0" {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the journal written:\n%s", st)
-		time.Sleep(5 * time.Millisecond)
-	}
+	again.journalWritten(t)
 	w.runOn(t, again.rdb, 200)
 	again.kill9(t) // no WAIT: the near replica and the journal may each lack the last changes
 
